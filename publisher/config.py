@@ -1,0 +1,821 @@
+"""``sources.toml``: read with tomllib into frozen, typed objects.
+
+Every problem found is reported at once, one line each, naming the key path
+and what to do, e.g. ``sources[2].every: "5 minutes" is not a duration; use
+e.g. "5m"``. Sources are counted from 1, as a person counts the
+``[[sources]]`` tables in the file. Unknown keys are errors: a typo must not
+be silently ignored.
+
+The auth token is never part of the config: ``[viber] token_env`` names an
+environment variable and ``token_file`` a file (a Docker secret, say);
+:func:`resolve_token` reads it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from publisher.errors import ConfigError
+
+DEFAULT_CONFIG = "sources.toml"
+CONFIG_ENV = "PUBLISHER_CONFIG"
+DEFAULT_API_URL = "https://chatapi.viber.com/pa"
+LOCAL_API_URL = "local"
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# --------------------------------------------------------------------------
+# value parsers
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """``"30s"``, ``"10m"``, ``"2h"``, ``"1h30m"``, ``"90d"``; a bare number is seconds.
+
+    Raises ValueError for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(value)
+        return timedelta(seconds=value)
+    text = value.strip().lower().replace(" ", "")
+    if not text:
+        raise ValueError(value)
+    pos = 0
+    total = 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            raise ValueError(value)
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        raise ValueError(value)
+    return timedelta(seconds=total)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The inverse of :func:`parse_duration`, for messages: ``"1h30m"``."""
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
+        ms = int(delta.total_seconds() * 1000)
+        return f"{ms}ms" if ms else "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?")
+_SIZE_UNITS = {
+    None: 1,
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+
+
+def parse_size(value: str | int) -> int:
+    """``20000000``, ``"20MB"``, ``"512KiB"`` → bytes. Raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(value)
+        return value
+    match = _SIZE.fullmatch(value.strip().lower())
+    if not match:
+        raise ValueError(value)
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if size <= 0:
+        raise ValueError(value)
+    return size
+
+
+def parse_clock(value: str) -> time:
+    """``"08:00"`` or ``"22:30"``; ``"24:00"`` means the end of the day."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    if not match:
+        raise ValueError(value)
+    hour, minute = int(match.group(1)), int(match.group(2))
+    if (hour, minute) == (24, 0):
+        return time(23, 59, 59, 999999)
+    return time(hour, minute)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:8080"``, ``"0.0.0.0:80"``, ``"[::1]:8080"``, ``":8080"``."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(value)
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+# --------------------------------------------------------------------------
+# the config objects
+
+
+@dataclass(frozen=True)
+class ViberConfig:
+    token_env: str = "VIBER_AUTH_TOKEN"
+    token_file: Path | None = None
+    #: ``"local"`` posts to the embedded local channel instead of Viber.
+    api_url: str = DEFAULT_API_URL
+    sender_id: str | None = None
+    timeout: timedelta = timedelta(seconds=15)
+
+    @property
+    def is_local(self) -> bool:
+        return self.api_url == LOCAL_API_URL
+
+    def token_source(self) -> str:
+        """Where the token is read from, for messages (never the token)."""
+        if self.token_file is not None:
+            return f"the file {self.token_file} (viber.token_file)"
+        return f"the environment variable {self.token_env} (viber.token_env)"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: str = "127.0.0.1:8080"
+    #: The address Viber reaches for webhook and media; None when not public.
+    public_url: str | None = None
+    webhook_path: str = "/viber/webhook"
+    #: Webhook request bodies larger than this are refused.
+    max_body: int = 64 * 1024
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+    @property
+    def webhook_url(self) -> str | None:
+        if self.public_url is None:
+            return None
+        return self.public_url.rstrip("/") + self.webhook_path
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: Path = Path("data/publisher.sqlite3")
+    media_dir: Path = Path("data/media")
+    #: Media files of finished posts are deleted after this long.
+    media_retention: timedelta = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    timeout: timedelta = timedelta(seconds=20)
+    max_bytes: int = 20 * 1000 * 1000
+    user_agent: str = "viber-publisher/0.1 (+https://github.com/viber-publisher/viber-publisher)"
+    #: Allow URLs found in feed content that resolve to loopback/private/link-local.
+    allow_private: bool = False
+    #: At most this many connections to one host at a time.
+    max_per_host: int = 2
+    #: A failing source is retried after every*2^n, at most this long.
+    max_backoff: timedelta = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    #: The longest side of a posted picture, in pixels.
+    max_side: int = 2560
+    #: Images with more pixels than this are refused as decompression bombs.
+    max_pixels: int = 64_000_000
+    #: ``"crop"`` (centre crop to 400x400) or ``"fit"`` (letterbox on white).
+    thumbnail: Literal["crop", "fit"] = "crop"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Posting hours, in the policy's timezone; may cross midnight."""
+
+    days: tuple[str, ...] = DAYS
+    start: time = time(0, 0)
+    end: time = time(23, 59, 59, 999999)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Delivery limits. ``None`` means "no limit of this kind".
+
+    The channel has one (``[delivery]``); a source may add its own, which
+    applies to that source's posts on top of the channel's.
+    """
+
+    max_per_hour: int | None = None
+    max_per_day: int | None = None
+    min_interval: timedelta | None = None
+    window: Window | None = None
+    timezone: str = "UTC"
+    max_age: timedelta | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    policy: Policy = field(default_factory=lambda: Policy(min_interval=timedelta(seconds=2)))
+    #: What to do with posts whose fate is unknown after a crash or timeout.
+    on_unknown: Literal["hold", "retry"] = "hold"
+    #: Attempts for a retryable failure before the post is marked failed.
+    max_attempts: int = 5
+    #: First retry delay; doubled each attempt, with jitter.
+    retry_backoff: timedelta = timedelta(seconds=30)
+    #: How long the channel slows down after Viber says "too many requests".
+    rate_limit_cooldown: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    webhook_url: str | None = None
+    #: At most one alert of the same kind and subject per this long.
+    min_interval: timedelta = timedelta(hours=1)
+    #: A source is paused (and alerted on) after this many failed polls in a row.
+    source_failures: int = 5
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    type: Literal["rss", "folder"]
+    url: str | None = None
+    path: Path | None = None
+    every: timedelta = timedelta(minutes=10)
+    enabled: bool = True
+    #: On the very first poll, queue only the newest N items.
+    backfill: int = 0
+    #: Seen item keys are remembered this long.
+    remember: timedelta = timedelta(days=90)
+    on_update: Literal["ignore", "repost"] = "ignore"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    #: Python ``str.format`` template over title, text, link, author, published, source.
+    template: str | None = None
+    caption_overflow: Literal["split", "truncate"] = "split"
+    #: Post pictures found in items (else text only).
+    images: bool = True
+    #: This source's own limits on top of the channel's.
+    policy: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True)
+class Config:
+    viber: ViberConfig = field(default_factory=ViberConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    sources: tuple[SourceConfig, ...] = ()
+    #: The file this was read from (relative paths in it are resolved against its folder).
+    path: Path | None = None
+    #: Non-fatal remarks for ``check`` (e.g. a public_url that is not HTTPS).
+    warnings: tuple[str, ...] = ()
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+    @property
+    def public_url(self) -> str | None:
+        """Where media are served from for the channel.
+
+        With the local channel and no ``public_url``, the built-in server's own
+        address: the local channel fetches media from it as Viber would.
+        """
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        if self.viber.is_local:
+            host, port = parse_listen(self.server.listen)
+            if host in ("0.0.0.0", "::", ""):
+                host = "127.0.0.1"
+            if ":" in host:
+                host = f"[{host}]"
+            return f"http://{host}:{port}"
+        return None
+
+
+# --------------------------------------------------------------------------
+# loading
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.warnings: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.lines.append(f"{path}: {message}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+class _Table:
+    """A TOML table being read: typed getters that record problems, and a
+    final check that every key was known."""
+
+    def __init__(self, data: Mapping[str, Any], path: str, problems: _Problems) -> None:
+        self.data = data
+        self.path = path
+        self.problems = problems
+        self.known: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def raw(self, name: str) -> Any:
+        self.known.add(name)
+        return self.data.get(name)
+
+    def get(
+        self,
+        name: str,
+        kind: type | tuple[type, ...],
+        default: Any,
+        hint: str,
+    ) -> Any:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            self.problems.add(self.key(name), f"{_show(value)} is not valid; {hint}")
+            return default
+        if not isinstance(value, kind):
+            self.problems.add(self.key(name), f"{_show(value)} is not valid; {hint}")
+            return default
+        return value
+
+    def string(self, name: str, default: Any = None, hint: str = "use a quoted string") -> Any:
+        return self.get(name, str, default, hint)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        return bool(self.get(name, bool, default, "use true or false"))
+
+    def integer(self, name: str, default: Any, minimum: int = 0) -> Any:
+        value = self.get(name, int, default, f"use a whole number of at least {minimum}")
+        if value is not None and value is not default and value < minimum:
+            self.problems.add(
+                self.key(name), f"{value} is too small; use a whole number of at least {minimum}"
+            )
+            return default
+        return value
+
+    def convert(
+        self, name: str, parse: Callable[[Any], Any], default: Any, hint: str
+    ) -> Any:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            return parse(value)
+        except (ValueError, TypeError, AttributeError):
+            self.problems.add(self.key(name), f"{_show(value)} {hint}")
+            return default
+
+    def duration(self, name: str, default: Any) -> Any:
+        return self.convert(
+            name, parse_duration, default, 'is not a duration; use e.g. "30s", "10m", "2h" or "7d"'
+        )
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> Any:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value not in choices:
+            options = ", ".join(f'"{c}"' for c in choices)
+            self.problems.add(self.key(name), f"{_show(value)} is not one of {options}")
+            return default
+        return value
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problems.add(self.key(name), "use a list of strings, e.g. [\"word\", \"re:^Ad\"]")
+            return ()
+        return tuple(value)
+
+    def table(self, name: str) -> _Table:
+        value = self.raw(name)
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            self.problems.add(self.key(name), f"must be a table, e.g. [{self.key(name)}]")
+            value = {}
+        return _Table(value, self.key(name), self.problems)
+
+    def finish(self, suggestions: Mapping[str, str] | None = None) -> None:
+        for name in self.data:
+            if name in self.known:
+                continue
+            hint = (suggestions or {}).get(name)
+            if hint is None:
+                close = _closest(name, self.known)
+                hint = f'did you mean "{close}"?' if close else "remove it"
+                known = ", ".join(sorted(self.known))
+                hint = f"{hint} (known keys: {known})"
+            self.problems.add(self.key(name), f"unknown key; {hint}")
+
+
+def _closest(name: str, known: set[str]) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _resolve(base: Path | None, value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return path
+
+
+def _check_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError(value)
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(value) from exc
+    return value
+
+
+def _read_policy(table: _Table, base: Policy | None) -> Policy:
+    """The delivery keys; shared by ``[delivery]`` and each source."""
+    defaults = base or Policy()
+    window = defaults.window
+    raw_window = table.raw("window")
+    if raw_window is not None:
+        wt = table.table("window")
+        days = wt.strings("days") or DAYS
+        bad = [d for d in days if d.lower()[:3] not in DAYS]
+        if bad:
+            table.problems.add(
+                wt.key("days"), f"{_show(bad[0])} is not a day; use e.g. [\"mon\", \"tue\"]"
+            )
+        days = tuple(dict.fromkeys(d.lower()[:3] for d in days if d.lower()[:3] in DAYS))
+        clock_hint = 'is not a time of day; use "HH:MM", e.g. "08:00"'
+        start = wt.convert("start", parse_clock, time(0, 0), clock_hint)
+        end = wt.convert("end", parse_clock, time(23, 59, 59, 999999), clock_hint)
+        if start == end:
+            table.problems.add(wt.key("end"), "equals start; the window would be empty")
+        wt.finish()
+        window = Window(days=days, start=start, end=end)
+    min_interval = table.duration("min_interval", defaults.min_interval)
+    return Policy(
+        max_per_hour=table.integer("max_per_hour", defaults.max_per_hour, minimum=1),
+        max_per_day=table.integer("max_per_day", defaults.max_per_day, minimum=1),
+        min_interval=min_interval,
+        window=window,
+        timezone=table.convert(
+            "timezone",
+            _check_timezone,
+            defaults.timezone,
+            'is not a known IANA timezone; use e.g. "Europe/Berlin" or "UTC"',
+        ),
+        max_age=table.duration("max_age", defaults.max_age),
+    )
+
+
+_SOURCE_TYPES = ("rss", "folder")
+
+
+def _read_source(
+    data: Any, index: int, base: Path | None, problems: _Problems
+) -> SourceConfig | None:
+    path = f"sources[{index}]"
+    if not isinstance(data, dict):
+        problems.add(path, "must be a table; write it as [[sources]]")
+        return None
+    t = _Table(data, path, problems)
+    name = t.string("name", hint='give every source a unique name, e.g. name = "blog"')
+    if name is None:
+        problems.add(t.key("name"), 'missing; give every source a unique name, e.g. name = "blog"')
+    elif not name.strip():
+        problems.add(t.key("name"), "is empty; give the source a name")
+    kind = t.choice("type", _SOURCE_TYPES, "")
+    if t.raw("type") is None:
+        problems.add(t.key("type"), 'missing; use type = "rss" (feeds) or type = "folder"')
+    url = t.string("url")
+    raw_path = t.string("path")
+    folder: Path | None = None
+    if kind == "rss":
+        if url is None:
+            problems.add(t.key("url"), "missing; an rss source needs the feed's url")
+        elif not re.match(r"^(https?|file):", url) and not Path(url).suffix:
+            problems.add(t.key("url"), f"{_show(url)} is not an http(s) URL, file: URL or path")
+        if raw_path is not None:
+            problems.add(t.key("path"), 'only folder sources take a path; use url for "rss"')
+        if url is not None and not re.match(r"^(https?|file):", url):
+            url = str(_resolve(base, url))
+    elif kind == "folder":
+        if raw_path is None:
+            problems.add(t.key("path"), "missing; a folder source needs the folder's path")
+        else:
+            folder = _resolve(base, raw_path)
+        if url is not None:
+            problems.add(t.key("url"), 'only rss sources take a url; use path for "folder"')
+    every = t.duration("every", timedelta(minutes=10))
+    if every < timedelta(seconds=1):
+        problems.add(t.key("every"), "is shorter than 1s; poll at most once a second")
+    template = t.string("template")
+    if template is not None:
+        try:
+            template.format(
+                title="", text="", link="", author="", published="", source="", summary=""
+            )
+        except (KeyError, IndexError, ValueError) as exc:
+            problems.add(
+                t.key("template"),
+                f"{exc!s} is not a field; use {{title}}, {{text}}, {{link}}, {{author}}, "
+                "{published} or {source}",
+            )
+            template = None
+    include = t.strings("include")
+    exclude = t.strings("exclude")
+    for key, patterns in (("include", include), ("exclude", exclude)):
+        for pattern in patterns:
+            if pattern.startswith("re:"):
+                try:
+                    re.compile(pattern[3:])
+                except re.error as exc:
+                    problems.add(
+                        t.key(key), f"{_show(pattern)} is not a valid regular expression ({exc})"
+                    )
+    source = SourceConfig(
+        name=name or f"#{index}",
+        type=kind or "rss",
+        url=url,
+        path=folder,
+        every=every,
+        enabled=t.boolean("enabled", True),
+        backfill=t.integer("backfill", 0),
+        remember=t.duration("remember", timedelta(days=90)),
+        on_update=t.choice("on_update", ("ignore", "repost"), "ignore"),
+        include=include,
+        exclude=exclude,
+        template=template,
+        caption_overflow=t.choice("caption_overflow", ("split", "truncate"), "split"),
+        images=t.boolean("images", True),
+        policy=_read_policy(t, None),
+    )
+    t.finish()
+    return source
+
+
+def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
+    """Turn parsed TOML into a :class:`Config`; raise ConfigError listing every problem."""
+    problems = _Problems()
+    base = path.parent if path is not None else None
+    top = _Table(data, "", problems)
+
+    v = top.table("viber")
+    api_url = v.convert(
+        "api_url",
+        lambda s: s if s == LOCAL_API_URL else _check_url(s),
+        DEFAULT_API_URL,
+        'is not a URL; use "https://chatapi.viber.com/pa" or "local"',
+    )
+    token_file = v.string("token_file")
+    viber = ViberConfig(
+        token_env=v.string("token_env", "VIBER_AUTH_TOKEN"),
+        token_file=_resolve(base, token_file) if token_file else None,
+        api_url=api_url,
+        sender_id=v.string("sender_id"),
+        timeout=v.duration("timeout", timedelta(seconds=15)),
+    )
+    v.finish(
+        {
+            "token": "the token is never written in sources.toml; put it in the environment "
+            "variable named by viber.token_env (default VIBER_AUTH_TOKEN) or in a file named "
+            "by viber.token_file",
+            "auth_token": "the token is never written in sources.toml; use viber.token_env "
+            "or viber.token_file",
+        }
+    )
+
+    s = top.table("server")
+    listen = s.convert(
+        "listen", lambda x: (parse_listen(x), x)[1], "127.0.0.1:8080",
+        'is not an address; use "HOST:PORT", e.g. "0.0.0.0:8080"',
+    )
+    public_url = s.convert(
+        "public_url", _check_url, None, 'is not an http(s) URL; use e.g. "https://bot.example.org"'
+    )
+    if public_url and not public_url.startswith("https://"):
+        problems.warnings.append(
+            f"server.public_url: {public_url} is not HTTPS; Viber refuses webhooks and media "
+            "that are not served over HTTPS with a valid certificate"
+        )
+    webhook_path = s.string("webhook_path", "/viber/webhook")
+    if not webhook_path.startswith("/"):
+        problems.add(s.key("webhook_path"), f'{_show(webhook_path)} must start with "/"')
+    server = ServerConfig(
+        listen=listen,
+        public_url=public_url.rstrip("/") if public_url else None,
+        webhook_path=webhook_path,
+        max_body=s.convert(
+            "max_body", parse_size, 64 * 1024, 'is not a size; use e.g. "64KiB"'
+        ),
+    )
+    s.finish()
+
+    st = top.table("storage")
+    storage = StorageConfig(
+        path=_resolve(base, st.string("path", "data/publisher.sqlite3")),
+        media_dir=_resolve(base, st.string("media_dir", "data/media")),
+        media_retention=st.duration("media_retention", timedelta(days=14)),
+    )
+    st.finish()
+
+    f = top.table("fetch")
+    fetch = FetchConfig(
+        timeout=f.duration("timeout", timedelta(seconds=20)),
+        max_bytes=f.convert(
+            "max_bytes", parse_size, 20 * 1000 * 1000, 'is not a size; use e.g. "20MB"'
+        ),
+        user_agent=f.string("user_agent", FetchConfig.user_agent),
+        allow_private=f.boolean("allow_private", False),
+        max_per_host=f.integer("max_per_host", 2, minimum=1),
+        max_backoff=f.duration("max_backoff", timedelta(hours=6)),
+    )
+    f.finish()
+
+    m = top.table("media")
+    media = MediaConfig(
+        max_side=m.integer("max_side", 2560, minimum=400),
+        max_pixels=m.integer("max_pixels", 64_000_000, minimum=1_000_000),
+        thumbnail=m.choice("thumbnail", ("crop", "fit"), "crop"),
+    )
+    m.finish()
+
+    d = top.table("delivery")
+    delivery = DeliveryConfig(
+        policy=_read_policy(d, DeliveryConfig().policy),
+        on_unknown=d.choice("on_unknown", ("hold", "retry"), "hold"),
+        max_attempts=d.integer("max_attempts", 5, minimum=1),
+        retry_backoff=d.duration("retry_backoff", timedelta(seconds=30)),
+        rate_limit_cooldown=d.duration("rate_limit_cooldown", timedelta(minutes=5)),
+    )
+    d.finish()
+
+    a = top.table("alerts")
+    alerts = AlertsConfig(
+        webhook_url=a.convert(
+            "webhook_url", _check_url, None, 'is not an http(s) URL; use e.g. "https://hooks.example.org/x"'
+        ),
+        min_interval=a.duration("min_interval", timedelta(hours=1)),
+        source_failures=a.integer("source_failures", 5, minimum=1),
+    )
+    a.finish()
+
+    raw_sources = top.raw("sources")
+    sources: list[SourceConfig] = []
+    if raw_sources is None:
+        pass
+    elif not isinstance(raw_sources, list):
+        problems.add("sources", "must be a list of tables; write each as [[sources]]")
+    else:
+        seen: dict[str, int] = {}
+        for index, raw in enumerate(raw_sources, start=1):
+            source = _read_source(raw, index, base, problems)
+            if source is None:
+                continue
+            if source.name in seen:
+                problems.add(
+                    f"sources[{index}].name",
+                    f"{_show(source.name)} is already the name of sources[{seen[source.name]}]; "
+                    "source names must be unique",
+                )
+            else:
+                seen[source.name] = index
+            sources.append(source)
+
+    top.finish(
+        {
+            "source": 'write sources as [[sources]] (plural)',
+        }
+    )
+    if problems.lines:
+        raise ConfigError(problems.lines)
+    return Config(
+        viber=viber,
+        server=server,
+        storage=storage,
+        fetch=fetch,
+        media=media,
+        delivery=delivery,
+        alerts=alerts,
+        sources=tuple(sources),
+        path=path,
+        warnings=tuple(problems.warnings),
+    )
+
+
+def config_path(given: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:
+    """``--config``, else ``$PUBLISHER_CONFIG``, else ``./sources.toml``."""
+    env = os.environ if env is None else env
+    if given:
+        return Path(given)
+    return Path(env.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and check a ``sources.toml``; raise ConfigError with every problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file; pass --config PATH or set {CONFIG_ENV}"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: is not UTF-8 text ({exc.reason})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: is not valid TOML: {exc}") from exc
+    return parse_config(data, path.resolve())
+
+
+def resolve_token(viber: ViberConfig, env: Mapping[str, str] | None = None) -> str:
+    """Read the auth token from where the config says; ConfigError if absent.
+
+    The message says where the token was looked for, never the token.
+    """
+    env = os.environ if env is None else env
+    if viber.token_file is not None:
+        try:
+            token = viber.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"viber.token_file: {viber.token_file} cannot be read ({exc.strerror}); "
+                "put the channel's auth token in that file"
+            ) from exc
+        if not token:
+            raise ConfigError(
+                f"viber.token_file: {viber.token_file} is empty; put the channel's auth token in it"
+            )
+        return token
+    token = env.get(viber.token_env, "").strip()
+    if not token:
+        raise ConfigError(
+            f"viber: no auth token; set the environment variable {viber.token_env} "
+            "(viber.token_env) to the channel's token (Viber app: channel → Settings → "
+            "Developer Tools), or name a file with viber.token_file"
+        )
+    return token
+
+
+def is_private_address(host: str) -> bool:
+    """True for loopback, private, link-local and other non-public IP literals."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global

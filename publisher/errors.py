@@ -1,0 +1,134 @@
+"""Every exception viber-publisher raises on purpose, in one small tree.
+
+::
+
+    PublisherError
+    ├── ConfigError                 sources.toml or the environment is wrong (exit 2)
+    ├── ViberError                  anything about talking to Viber
+    │   ├── ViberTransportError     could not talk to Viber (retryable)
+    │   │   ├── ViberConnectError   the request never left: safe to retry
+    │   │   ├── ViberAmbiguousError sent, but no answer: the post may be out
+    │   │   └── ViberHTTPError      an HTTP error status (5xx etc.) instead of JSON
+    │   ├── ViberAPIError           Viber answered with a non-zero ``status``
+    │   │   ├── ViberFatalError     2, 7, 8, 9: stop posting, tell the operator
+    │   │   ├── ViberRejectedError  3, 4 (and bot-only codes): never retry unchanged
+    │   │   ├── WebhookRefusedError 1: the webhook URL was refused
+    │   │   ├── WebhookNotSetError  10: set the webhook, then retry
+    │   │   ├── RateLimitedError    12: back off
+    │   │   └── ViberGeneralError   any other status: retry a few times
+    │   └── SenderError             no superadmin / configured sender is not one
+    ├── MessageError                a message breaks a documented limit (before sending)
+    ├── SourceError                 a source could not be fetched or parsed
+    └── MediaError                  media could not be fetched or made compliant
+
+Errors a user can cause carry a message that says what to do.
+``MessageError`` is also a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+
+class PublisherError(Exception):
+    """Root of every exception raised on purpose by viber-publisher."""
+
+
+class ConfigError(PublisherError):
+    """The configuration is wrong. ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems: list[str] = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class ViberError(PublisherError):
+    """Something went wrong while talking to Viber."""
+
+    #: True when sending the same request again later may succeed.
+    retryable: bool = False
+
+
+class ViberTransportError(ViberError):
+    """Viber could not be reached, or its answer could not be read."""
+
+    retryable = True
+
+
+class ViberConnectError(ViberTransportError):
+    """The request was not sent (DNS, refused connection, connect timeout)."""
+
+
+class ViberAmbiguousError(ViberTransportError):
+    """The request was sent but no answer came back (read timeout, dropped
+    connection): the post may or may not have been published."""
+
+
+class ViberHTTPError(ViberTransportError):
+    """Viber answered with an HTTP error status instead of a JSON body."""
+
+    def __init__(self, message: str, http_status: int) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.retryable = http_status >= 500 or http_status == 429
+
+
+class ViberAPIError(ViberError):
+    """Viber answered with a non-zero ``status`` in the body."""
+
+    def __init__(self, status: int, status_message: str | None, hint: str = "") -> None:
+        self.status = status
+        self.status_message = status_message or ""
+        self.hint = hint
+        text = f"Viber status {status}"
+        if self.status_message:
+            text += f" ({self.status_message})"
+        if hint:
+            text += f": {hint}"
+        super().__init__(text)
+
+
+class ViberFatalError(ViberAPIError):
+    """Token refused or account blocked/not found/suspended: stop posting."""
+
+
+class ViberRejectedError(ViberAPIError):
+    """Viber refused this payload: do not send it again unchanged."""
+
+
+class WebhookRefusedError(ViberAPIError):
+    """Viber refused the webhook URL (status 1)."""
+
+
+class WebhookNotSetError(ViberAPIError):
+    """Posting needs a webhook to be set first (status 10)."""
+
+    retryable = True
+
+
+class RateLimitedError(ViberAPIError):
+    """Too many requests (status 12): back off and retry later."""
+
+    retryable = True
+
+
+class ViberGeneralError(ViberAPIError):
+    """Any other non-zero status: retry a few times, then fail."""
+
+    retryable = True
+
+
+class SenderError(ViberError):
+    """No usable superadmin sender for the channel."""
+
+
+class MessageError(PublisherError, ValueError):
+    """A message breaks one of the Post API's documented limits."""
+
+
+class SourceError(PublisherError):
+    """A source could not be fetched or parsed."""
+
+
+class MediaError(PublisherError):
+    """Media could not be fetched, decoded or made to fit Viber's limits."""

@@ -1,0 +1,1 @@
+"""The Viber Channels Post API: client, message builders, signature."""
