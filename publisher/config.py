@@ -448,9 +448,10 @@ class _Table:
             hint = (suggestions or {}).get(name)
             if hint is None:
                 close = _closest(name, self.known)
-                hint = f'did you mean "{close}"?' if close else "remove it"
-                known = ", ".join(sorted(self.known))
-                hint = f"{hint} (known keys: {known})"
+                if close:
+                    hint = f'did you mean "{close}"?'
+                else:
+                    hint = "remove it (known keys: " + ", ".join(sorted(self.known)) + ")"
             self.problems.add(self.key(name), f"unknown key; {hint}")
 
 
