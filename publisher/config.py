@@ -525,7 +525,7 @@ _SOURCE_TYPES = ("rss", "folder")
 
 
 def _read_source(
-    data: Any, index: int, base: Path | None, problems: _Problems
+    data: Any, index: int, base: Path | None, problems: _Problems, timezone: str = "UTC"
 ) -> SourceConfig | None:
     path = f"sources[{index}]"
     if not isinstance(data, dict):
@@ -601,7 +601,9 @@ def _read_source(
         template=template,
         caption_overflow=t.choice("caption_overflow", ("split", "truncate"), "split"),
         images=t.boolean("images", True),
-        policy=_read_policy(t, None),
+        # A source's own limits; its window is read in the channel's timezone
+        # unless it names its own.
+        policy=_read_policy(t, Policy(timezone=timezone)),
     )
     t.finish()
     return source
@@ -722,7 +724,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     else:
         seen: dict[str, int] = {}
         for index, raw in enumerate(raw_sources, start=1):
-            source = _read_source(raw, index, base, problems)
+            source = _read_source(raw, index, base, problems, delivery.policy.timezone)
             if source is None:
                 continue
             if source.name in seen:
