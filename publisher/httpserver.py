@@ -15,6 +15,8 @@ class HTTPServer:
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
         self.app = app
         self._server = wsgi.Server((host, port), app, numthreads=threads, shutdown_timeout=5)
+        # Check for expired connections often, so stop() returns quickly.
+        self._server.expiration_interval = 0.05
         self._thread: threading.Thread | None = None
 
     @property
