@@ -15,6 +15,8 @@ $(BIN)/viber-publisher: pyproject.toml
 	touch $@
 
 run: $(BIN)/viber-publisher          ## run the service with the example sources.toml
+	@# The example folder source reads data/inbox; seed it with the bundled samples once.
+	@[ -e data/inbox ] || { mkdir -p data && cp -R samples/inbox data/inbox; }
 	$(BIN)/viber-publisher --config $(CONFIG) run
 
 test: $(BIN)/viber-publisher         ## the whole test suite

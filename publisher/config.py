@@ -394,9 +394,7 @@ class _Table:
             return default
         return value
 
-    def convert(
-        self, name: str, parse: Callable[[Any], Any], default: Any, hint: str
-    ) -> Any:
+    def convert(self, name: str, parse: Callable[[Any], Any], default: Any, hint: str) -> Any:
         value = self.raw(name)
         if value is None:
             return default
@@ -428,7 +426,7 @@ class _Table:
         if isinstance(value, str):
             return (value,)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problems.add(self.key(name), "use a list of strings, e.g. [\"word\", \"re:^Ad\"]")
+            self.problems.add(self.key(name), 'use a list of strings, e.g. ["word", "re:^Ad"]')
             return ()
         return tuple(value)
 
@@ -495,7 +493,7 @@ def _read_policy(table: _Table, base: Policy | None) -> Policy:
         bad = [d for d in days if d.lower()[:3] not in DAYS]
         if bad:
             table.problems.add(
-                wt.key("days"), f"{_show(bad[0])} is not a day; use e.g. [\"mon\", \"tue\"]"
+                wt.key("days"), f'{_show(bad[0])} is not a day; use e.g. ["mon", "tue"]'
             )
         days = tuple(dict.fromkeys(d.lower()[:3] for d in days if d.lower()[:3] in DAYS))
         clock_hint = 'is not a time of day; use "HH:MM", e.g. "08:00"'
@@ -642,7 +640,9 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
 
     s = top.table("server")
     listen = s.convert(
-        "listen", lambda x: (parse_listen(x), x)[1], "127.0.0.1:8080",
+        "listen",
+        lambda x: (parse_listen(x), x)[1],
+        "127.0.0.1:8080",
         'is not an address; use "HOST:PORT", e.g. "0.0.0.0:8080"',
     )
     public_url = s.convert(
@@ -660,9 +660,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         listen=listen,
         public_url=public_url.rstrip("/") if public_url else None,
         webhook_path=webhook_path,
-        max_body=s.convert(
-            "max_body", parse_size, 64 * 1024, 'is not a size; use e.g. "64KiB"'
-        ),
+        max_body=s.convert("max_body", parse_size, 64 * 1024, 'is not a size; use e.g. "64KiB"'),
     )
     s.finish()
 
@@ -708,7 +706,10 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     a = top.table("alerts")
     alerts = AlertsConfig(
         webhook_url=a.convert(
-            "webhook_url", _check_url, None, 'is not an http(s) URL; use e.g. "https://hooks.example.org/x"'
+            "webhook_url",
+            _check_url,
+            None,
+            'is not an http(s) URL; use e.g. "https://hooks.example.org/x"',
         ),
         min_interval=a.duration("min_interval", timedelta(hours=1)),
         source_failures=a.integer("source_failures", 5, minimum=1),
@@ -739,7 +740,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
 
     top.finish(
         {
-            "source": 'write sources as [[sources]] (plural)',
+            "source": "write sources as [[sources]] (plural)",
         }
     )
     if problems.lines:
@@ -772,9 +773,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such file; pass --config PATH or set {CONFIG_ENV}"
-        ) from None
+        raise ConfigError(f"{path}: no such file; pass --config PATH or set {CONFIG_ENV}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
     try:

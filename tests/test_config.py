@@ -190,8 +190,8 @@ caption_overflow = "truncate"
         ),
         ('[viber]\ntoken = "x"\n', "viber.token: unknown key; the token is never written"),
         ('[server]\npublic_url = "ftp://x"\n', 'server.public_url: "ftp://x" is not an http(s)'),
-        ('[delivery]\ntimezone = "Mars/Olympus"\n', "delivery.timezone: \"Mars/Olympus\" is not"),
-        ('[delivery]\nmax_per_hour = 0\n', "delivery.max_per_hour: 0 is too small"),
+        ('[delivery]\ntimezone = "Mars/Olympus"\n', 'delivery.timezone: "Mars/Olympus" is not'),
+        ("[delivery]\nmax_per_hour = 0\n", "delivery.max_per_hour: 0 is too small"),
         ('[delivery]\nwindow = { start = "9" }\n', 'delivery.window.start: "9" is not a time'),
         ('[delivery]\nwindow = { days = ["funday"] }\n', 'delivery.window.days: "funday"'),
         ('[[sources]]\nname = "a"\ntype = "ftp"\n', 'sources[1].type: "ftp" is not one of'),
@@ -208,7 +208,7 @@ caption_overflow = "truncate"
         ),
         ('[[source]]\nname = "a"\n', "source: unknown key; write sources as [[sources]]"),
         ("[fetch]\nallow_private = 1\n", "fetch.allow_private: 1 is not valid; use true or false"),
-        ('[mystery]\n', "mystery: unknown key; remove it"),
+        ("[mystery]\n", "mystery: unknown key; remove it"),
     ],
 )
 def test_one_precise_line_per_problem(text: str, expected: str) -> None:

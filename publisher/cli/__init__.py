@@ -29,6 +29,8 @@ EXIT_VIBER_REFUSED = 3
 COMMAND_MODULES = (
     "publisher.cli.check",
     "publisher.cli.channel",
+    "publisher.cli.run",
+    "publisher.cli.opml",
 )
 
 log = logging.getLogger("publisher")

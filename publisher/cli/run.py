@@ -1,0 +1,73 @@
+"""``viber-publisher run``: the service (or one pass of it with ``--once``)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from publisher.cli import EXIT_FAILURE, EXIT_VIBER_REFUSED, State, fail, fail_config, pass_state
+from publisher.config import Config, resolve_token
+from publisher.errors import ConfigError, PublisherError
+from publisher.logs import register_secret
+
+log = logging.getLogger("publisher")
+
+
+def token_for(config: Config) -> str | None:
+    """The token (registered as a secret), None on the local channel; exit 2 if missing."""
+    if config.viber.is_local:
+        return None
+    try:
+        token = resolve_token(config.viber)
+    except ConfigError as exc:
+        fail_config(exc)
+    register_secret(token)
+    return token
+
+
+@click.command()
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Poll every source once, post everything that is due now, and exit (for cron and tests).",
+)
+@pass_state
+def run(state: State, once: bool) -> None:
+    """Run the service: poll sources, queue new items, post them.
+
+    Serves media, the webhook, /healthz, /readyz and /metrics on [server]
+    listen (and the local channel at /channel with api_url = "local").
+    SIGINT and SIGTERM stop it after the post in flight.
+    """
+    from publisher.runner import Service
+
+    config = state.load()
+    token = token_for(config)
+    try:
+        service = Service(config, token=token)
+    except PublisherError as exc:
+        fail(str(exc), EXIT_FAILURE)
+    try:
+        try:
+            service.start()
+        except OSError as exc:
+            fail(
+                f"cannot listen on {config.server.listen}: {exc.strerror or exc}; "
+                "is another instance running? change [server] listen",
+                EXIT_FAILURE,
+            )
+        except ConfigError as exc:
+            fail_config(exc)
+        if once:
+            service.run_once()
+        else:
+            service.run()
+    finally:
+        service.close()
+    stopped = service.stopped_reason
+    if stopped:
+        fail(f"posting is stopped: {stopped}", EXIT_VIBER_REFUSED)
+
+
+COMMANDS = [run]
