@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
@@ -210,3 +211,68 @@ def select_backfill(items: Sequence[Item], n: int) -> tuple[list[Item], list[Ite
     to_queue = [item for _, item in reversed(chosen)]
     to_mark_seen = [item for index, item in indexed if index not in chosen_ids]
     return to_queue, to_mark_seen
+
+
+# --------------------------------------------------------------------------
+# the planning decision for one poll
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What to do with one item of a poll.
+
+    ``action``: ``queue`` (render and post it), ``update`` (an edited item
+    reposted under ``on_update = "repost"``), ``seen`` (already known: nothing
+    to do), ``filtered`` or ``backfill`` (remember it as seen, do not post).
+    """
+
+    item: Item
+    action: str
+    detail: str = ""
+
+
+def plan_items(
+    items: Sequence[Item],
+    known_hash: Callable[[str], str | None],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    backfill: int | None = None,
+    on_update: str = "ignore",
+) -> list[Planned]:
+    """Decide, for every item of one poll, whether it is posted.
+
+    ``known_hash(key)`` gives the content hash of an item already seen (""
+    when unknown), or None for a new item. ``backfill`` is set only on a
+    feed's very first poll: just the newest ``backfill`` new items are
+    queued, the rest remembered. Pure: the caller records the outcome.
+    """
+    planned: list[Planned] = []
+    fresh: list[Item] = []
+    for item in items:
+        previous = known_hash(item.key)
+        if previous is not None:
+            edited = bool(item.content_hash and previous and previous != item.content_hash)
+            if edited and on_update == "repost":
+                planned.append(Planned(item, "update", "edited since it was posted; reposted"))
+            else:
+                planned.append(Planned(item, "seen", "already seen"))
+            continue
+        held = matches_filters(item, include, exclude)
+        if held is not None:
+            planned.append(Planned(item, "filtered", held.detail))
+            continue
+        fresh.append(item)
+    if backfill is not None:
+        to_queue, to_skip = select_backfill(fresh, backfill)
+        for item in to_skip:
+            planned.append(
+                Planned(
+                    item,
+                    "backfill",
+                    f"first poll: only the newest {backfill} item(s) are posted (backfill)",
+                )
+            )
+        fresh = list(to_queue)
+    planned.extend(Planned(item, "queue") for item in fresh)
+    return planned

@@ -25,7 +25,7 @@ import logging
 import random
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,7 +43,7 @@ from publisher.fetch import Fetcher
 from publisher.items import Decision, Item
 from publisher.mediastore import MediaStore
 from publisher.metrics import Metrics
-from publisher.plan import matches_filters, select_backfill
+from publisher.plan import plan_items
 from publisher.sources.feed import parse_feed
 from publisher.sources.folder import move_done, scan_folder
 from publisher.store import Store
@@ -282,45 +282,42 @@ class Service:
         return outcome
 
     def _plan_and_queue(
-        self, source: SourceConfig, items: Iterable[Item], now: datetime, *, first_run: bool
+        self, source: SourceConfig, items: Sequence[Item], now: datetime, *, first_run: bool
     ) -> PollOutcome:
         outcome = PollOutcome(source.name, ok=True)
-        new: list[Item] = []
-        for item in items:
-            seen = self.store.seen(source.name, item.key)
-            if seen is not None:
-                if (
-                    source.on_update == "repost"
-                    and item.content_hash
-                    and seen.content_hash
-                    and seen.content_hash != item.content_hash
-                ):
-                    new.append(item)
+
+        def known_hash(key: str) -> str | None:
+            seen = self.store.seen(source.name, key)
+            return None if seen is None else seen.content_hash
+
+        planned = plan_items(
+            items,
+            known_hash,
+            include=source.include,
+            exclude=source.exclude,
+            backfill=source.backfill if first_run and source.type == "rss" else None,
+            on_update=source.on_update,
+        )
+        for plan in planned:
+            item = plan.item
+            if plan.action == "seen":
                 continue
-            outcome.seen += 1
-            self.metrics.item(source.name, "seen")
-            held = matches_filters(item, source.include, source.exclude)
-            if held is not None:
-                self.store.mark_seen(
-                    source.name, item.key, item.content_hash, now, "filtered", held.detail
-                )
-                self.metrics.item(source.name, "skipped", "filtered")
-                outcome.filtered += 1
-                continue
-            new.append(item)
-        if first_run and source.type == "rss":
-            to_queue, to_skip = select_backfill(new, source.backfill)
-            for item in to_skip:
+            if plan.action != "update":
+                outcome.seen += 1
+                self.metrics.item(source.name, "seen")
+            if plan.action in ("filtered", "backfill"):
                 self.store.mark_seen(
                     source.name,
                     item.key,
                     item.content_hash,
                     now,
-                    "backfill-skipped",
-                    f"first poll: only the newest {source.backfill} item(s) are posted (backfill)",
+                    "filtered" if plan.action == "filtered" else "backfill-skipped",
+                    plan.detail,
                 )
-            new = list(to_queue)
-        for item in new:
+                if plan.action == "filtered":
+                    self.metrics.item(source.name, "skipped", "filtered")
+                    outcome.filtered += 1
+                continue
             rendered = self.transformer.render(item, source)
             outcome.decisions.extend(rendered.decisions)
             if rendered.refused:
