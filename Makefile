@@ -11,7 +11,7 @@ CONFIG ?= sources.toml
 $(BIN)/viber-publisher: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,video]'
 	touch $@
 
 run: $(BIN)/viber-publisher          ## run the service with the example sources.toml
