@@ -561,6 +561,13 @@ def prepare_picture(
         max_quality=max_quality,
         shrink=True,
     )
+    return _result(found, im, source, decisions, count)
+
+
+def _result(
+    found: _Search, im: Image.Image, source: _Source, decisions: list[str], count: int
+) -> ImageResult:
+    """The result of an encode search: ``found`` (data, quality) of ``im``."""
     decisions.append(f"JPEG quality {found.quality}")
     return ImageResult(
         data=found.data,
@@ -610,16 +617,4 @@ def make_thumbnail(
         max_quality=MAX_QUALITY,
         shrink=False,
     )
-    decisions.append(f"JPEG quality {found.quality}")
-    return ImageResult(
-        data=found.data,
-        width=thumb.width,
-        height=thumb.height,
-        quality=found.quality,
-        source_format=source.format,
-        source_width=source.width,
-        source_height=source.height,
-        source_size=source.size,
-        decisions=tuple(decisions),
-        encodes=count,
-    )
+    return _result(found, thumb, source, decisions, count)
