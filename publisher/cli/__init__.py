@@ -31,6 +31,12 @@ COMMAND_MODULES = (
     "publisher.cli.channel",
     "publisher.cli.run",
     "publisher.cli.opml",
+    "publisher.cli.post",
+    "publisher.cli.status",
+    "publisher.cli.health",
+    "publisher.cli.reload",
+    "publisher.cli.preview",
+    "publisher.cli.outbox",
 )
 
 log = logging.getLogger("publisher")

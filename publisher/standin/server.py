@@ -154,6 +154,9 @@ class ViberStandIn:
         self._wake = threading.Event()
         self._initial = (channel_name, [dict(m) for m in self.members])
         self._posts: list[PostRecord] = []
+        #: Called with each accepted post, under the stand-in's lock (the
+        #: local channel persists posts this way).
+        self.on_post: list[Callable[[PostRecord], None]] = []
         self._requests: list[RequestRecord] = []
         self._faults: deque[Fault] = deque()
         self._counts: Counter[str] = Counter()
@@ -379,6 +382,11 @@ class ViberStandIn:
         with self._lock:
             if outcome.post is not None:
                 self._posts.append(outcome.post)
+                for hook in self.on_post:
+                    try:
+                        hook(outcome.post)
+                    except Exception:  # an accepted post stays accepted
+                        log.exception("stand-in: an on_post hook failed")
             if outcome.answer.get("status") == 0:
                 self._counts[endpoint] += 1
         record(200, outcome.answer)
