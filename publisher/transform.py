@@ -1,32 +1,42 @@
 """Render stage: one :class:`~publisher.items.Item` → Viber messages that pass
 every limit, with the media made compliant and stored for hosting.
 
-The choice, in order, for an item with media:
+The choice, in order, for an item with media (pictures first, then video,
+then files; the kind of a local file is sniffed from its bytes):
 
 - a picture (first usable image candidate): re-encoded JPEG under 1 MB and a
-  400x400 thumbnail under 100 KB, hosted under ``public_url``; the caption
-  fits 768, the rest follows as a text post (``caption_overflow = "split"``)
-  or is cut (``"truncate"``);
-- a video: MP4/H.264 within 50 MB and 180 s, with a thumbnail when a decoder
-  is available; its text follows as a text post (video posts carry no text);
+  400x400 thumbnail under 100 KB, hosted at ``{public_url}/media/<hash>.jpg``;
+  the caption fits 768, the rest follows as a text post
+  (``caption_overflow = "split"``) or is cut (``"truncate"``);
+- a video: MP4/H.264 within 50 MB and 180 s (``duration`` in whole seconds,
+  rounded up), with a thumbnail when a decoder is available; its text
+  follows as a text post (video posts carry no text);
 - a file: kept with its extension, never a forbidden one; text follows.
 
 Fallbacks instead of failures: picture unusable → text post with the link;
-video unusable → url post to the item's link, else text; nothing usable →
-a refusal with the reason. Every fallback is a :class:`Decision`.
+video unusable → url post to the item's link (then the body as a text post,
+when there is one), else text; nothing usable → a refusal with the reasons.
+Every fallback is a :class:`Decision` (code ``fallback``).
 
 Without a ``public_url`` (and not on the local channel) nothing can be
 hosted: a picture is posted from its source URL only when that is already
-compliant (a JPEG under 1 MB at a ``.jpg``/``.jpeg`` URL), else text.
+compliant (an ``https`` URL ending ``.jpg``/``.jpeg`` whose bytes are a JPEG
+under 1 MB: it is fetched once to check, since Viber would refuse anything
+else), else text. Local files, videos and other files are not even read then.
+
+Every payload is checked with :func:`publisher.viber.messages.validate_payload`
+before it leaves; one that fails (a bug) degrades to the text post.
 
 The text and image work is pure (``publisher.render``, ``publisher.media``);
 this module only adds reading the media (fetcher, local files) and storing
-the results (media store).
+the results (media store; large local files are copied with ``put_file``,
+never read whole into memory).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from publisher.config import Config, SourceConfig
-from publisher.errors import MediaError, SourceError
+from publisher.errors import MediaError, MessageError, SourceError
 from publisher.items import (
     Decision,
     Item,
@@ -47,7 +57,14 @@ from publisher.media.files import check_file
 from publisher.media.images import make_thumbnail, prepare_picture, sniff
 from publisher.media.video import check_video, inspect_video, video_thumbnail
 from publisher.mediastore import MediaStore
-from publisher.render import render_caption, render_text, utf16_len
+from publisher.render import (
+    CaptionResult,
+    item_body,
+    item_title,
+    render_caption,
+    render_text,
+    truncate,
+)
 from publisher.viber.messages import (
     CAPTION_MAX,
     PICTURE_MAX_BYTES,
@@ -55,6 +72,9 @@ from publisher.viber.messages import (
     URL_MAX,
     URL_TEXT_MAX,
     VIDEO_MAX_BYTES,
+    VIDEO_MAX_SECONDS,
+    utf16_len,
+    validate_payload,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +84,12 @@ FetchMedia = Callable[[str], tuple[bytes, str | None]]
 
 _IMAGE_EXT = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".avif"}
 _VIDEO_EXT = {".mp4", ".m4v", ".mov"}
+#: Sniffed types that are videos Viber may play (checked further by check_video).
+_VIDEO_MIMES = ("video/mp4", "video/quicktime")
+#: How much of a local file is read to sniff its type.
+_SNIFF_BYTES = 4096
+#: Candidates tried per item, at most (each may be a download).
+_MAX_CANDIDATES = 3
 
 
 @dataclass
@@ -92,103 +118,149 @@ class Transformer:
         self.fetch_media = fetch_media
         self.public_url = public_url if public_url is not None else config.public_url
 
-    # -- entry point -------------------------------------------------------
+    # -- entry points ------------------------------------------------------
 
     def render(self, item: Item, source: SourceConfig) -> RenderedItem:
+        """The posts for ``item``: media with its text, or a fallback, or a refusal."""
         decisions: list[Decision] = []
-        candidates = self._candidates(item, source, decisions)
-        for candidate in candidates:
-            try:
-                media = self._load(candidate)
-            except MediaError as exc:
-                decisions.append(Decision("fallback", f"media {candidate.location}: {exc}"))
-                log.info(
-                    "%s/%s: media %s unusable: %s", item.source, item.key, candidate.location, exc
-                )
+        video_unusable = False
+        for candidate in self._candidates(item, source):
+            kind = _candidate_kind(candidate)
+            reason = self._cannot_host(candidate, kind)
+            if reason is not None:
+                decisions.append(Decision("fallback", f"{kind} {candidate.location}: {reason}"))
+                video_unusable = video_unusable or kind == "video"
                 continue
             try:
+                media = self._load(candidate)
                 if media.kind == "image":
-                    return self._picture(item, source, media, candidate, decisions)
+                    return self._checked(
+                        self._picture(item, source, media, candidate, decisions), source
+                    )
                 if media.kind == "video":
-                    return self._video(item, source, media, decisions)
-                return self._file(item, source, media, decisions)
+                    return self._checked(self._video(item, source, media, decisions), source)
+                return self._checked(self._file(item, source, media, decisions), source)
             except MediaError as exc:
-                decisions.append(Decision("fallback", f"{media.kind} {candidate.location}: {exc}"))
-                log.info("%s/%s: %s unusable: %s", item.source, item.key, media.kind, exc)
-                if media.kind == "video" and item.link:
-                    return self._url_post(item, source, decisions)
+                decisions.append(Decision("fallback", f"{kind} {candidate.location}: {exc}"))
+                log.info("%s/%s: %s unusable: %s", item.source, item.key, candidate.location, exc)
+                video_unusable = video_unusable or kind == "video"
+        if video_unusable and item.link:
+            return self._checked(self._url_post(item, source, decisions), source)
         return self._text_only(item, source, decisions)
+
+    def render_url(self, item: Item, source: SourceConfig) -> RenderedItem:
+        """A ``url`` post to ``item.link`` with the item's words as its text
+        (at most 120); longer words make a text post with the link instead."""
+        decisions: list[Decision] = []
+        link = (item.link or "").strip()
+        problem = _url_problem(link)
+        if problem is not None:
+            reason = f"cannot post {link[:100]!r} as a link: {problem}"
+            decisions.append(Decision("refused", reason))
+            return RenderedItem(item, (), tuple(decisions), refused=reason)
+        words = "\n\n".join(p for p in (item_title(item), item_body(item)) if p)
+        if utf16_len(words) > URL_TEXT_MAX:
+            decisions.append(
+                Decision(
+                    "fallback",
+                    f"text of {utf16_len(words)} characters is over the {URL_TEXT_MAX}-character "
+                    "limit of a url post: posted as a text post with the link",
+                )
+            )
+            return self._text_only(item, source, decisions)
+        payload: dict[str, Any] = {"type": "url", "media": link}
+        if words:
+            payload["text"] = words
+        return self._checked(RenderedItem(item, (RenderedMessage(payload),), ()), source)
 
     # -- choosing and loading media ---------------------------------------
 
-    def _candidates(
-        self, item: Item, source: SourceConfig, decisions: list[Decision]
-    ) -> list[MediaCandidate]:
+    def _candidates(self, item: Item, source: SourceConfig) -> list[MediaCandidate]:
         chosen: list[MediaCandidate] = []
+        seen: set[str] = set()
         for candidate in item.media:
-            kind: str = candidate.kind
-            if kind == "unknown":
-                kind = _guess_kind(candidate.location, candidate.mime)
+            kind = _candidate_kind(candidate)
             if kind == "image" and not source.images:
                 continue
-            if (
-                kind in ("video", "file")
-                and candidate.path is None
-                and candidate.origin
-                not in (
-                    "enclosure",
-                    "media:content",
-                )
-            ):
+            if candidate.path is None and kind in ("video", "file"):
+                if candidate.origin not in ("enclosure", "media:content"):
+                    continue
+                if kind == "file":
+                    # Feed enclosures that are neither image nor video (podcasts,
+                    # PDFs): the text post with the link serves readers better.
+                    continue
+            if candidate.location in seen:
                 continue
-            if kind == "file" and candidate.path is None:
-                # Feed enclosures that are neither image nor video (podcasts,
-                # PDFs): the text post with the link serves readers better.
-                continue
+            seen.add(candidate.location)
             chosen.append(candidate)
         # Pictures first (a post can carry one), then video, then files.
-        order = {"image": 0, "video": 1, "file": 2, "unknown": 3}
-        chosen.sort(
-            key=lambda c: order[c.kind if c.kind != "unknown" else _guess_kind(c.location, c.mime)]
-        )
-        return chosen[:3]
+        order = {"image": 0, "video": 1, "file": 2}
+        chosen.sort(key=lambda c: order[_candidate_kind(c)])
+        return chosen[:_MAX_CANDIDATES]
+
+    def _cannot_host(self, candidate: MediaCandidate, kind: str) -> str | None:
+        """Why ``candidate`` is useless without downloading it, or None."""
+        limit = self.config.fetch.max_bytes
+        if candidate.url is not None and candidate.length is not None and candidate.length > limit:
+            return (
+                f"the source says it is {candidate.length} bytes, over [fetch] max_bytes ({limit})"
+            )
+        if self.public_url is not None:
+            return None
+        if kind == "image" and candidate.url is not None and _compliant_picture_url(candidate.url):
+            return None  # may be posted from its source URL: fetched to check
+        what = "converted picture" if kind == "image" else kind
+        return f"no [server] public_url to host the {what}"
 
     def _load(self, candidate: MediaCandidate) -> _Media:
         limit = self.config.fetch.max_bytes
         if candidate.path is not None:
-            path = candidate.path
-            try:
-                size = path.stat().st_size
-            except OSError as exc:
-                raise MediaError(f"cannot read {path.name}: {exc.strerror}") from exc
-            kind = _guess_kind(path.name, candidate.mime)
-            if kind in ("video", "file"):
-                with path.open("rb") as fh:
-                    head = fh.read(64)
-                mime = sniff(head)
-                if kind == "video" and mime not in (None, "video/mp4", "video/quicktime"):
-                    kind = "file"
-                return _Media(kind, None, path, path.name, size, mime)
-            if size > limit:
-                raise MediaError(
-                    f"{path.name} is {size} bytes, over [fetch] max_bytes ({limit}); "
-                    "make it smaller or raise max_bytes"
-                )
-            data = path.read_bytes()
-            return _Media("image", data, path, path.name, len(data), sniff(data))
+            return self._load_path(candidate.path, candidate.mime, limit)
         assert candidate.url is not None
         data, mime = self.fetch_media(candidate.url)
         mime = mime or sniff(data)
         name = Path(urlsplit(candidate.url).path).name or "media"
         if mime and mime.startswith("video/"):
             kind = "video"
-        elif mime and mime.startswith("image/"):
+        elif mime and mime.startswith("image/") and mime != "image/svg+xml":
             kind = "image"
         else:
             kind = _guess_kind(name, candidate.mime)
         return _Media(kind, data, None, name, len(data), mime)
 
+    @staticmethod
+    def _load_path(path: Path, claimed: str | None, limit: int) -> _Media:
+        try:
+            size = path.stat().st_size
+            with path.open("rb") as fh:
+                head = fh.read(_SNIFF_BYTES)
+        except OSError as exc:
+            raise MediaError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+        mime = sniff(head)
+        kind = _sniffed_kind(mime) or _guess_kind(path.name, claimed)
+        if kind != "image":
+            return _Media(kind, None, path, path.name, size, mime)
+        if size > limit:
+            raise MediaError(
+                f"{path.name} is {size} bytes, over [fetch] max_bytes ({limit}); "
+                "make it smaller or raise max_bytes"
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise MediaError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+        return _Media("image", data, path, path.name, len(data), mime)
+
     # -- message kinds -----------------------------------------------------
+
+    def _caption(self, item: Item, source: SourceConfig) -> CaptionResult:
+        return render_caption(
+            item,
+            source.template,
+            overflow=source.caption_overflow,
+            caption_limit=CAPTION_MAX,
+            text_limit=TEXT_MAX,
+        )
 
     def _picture(
         self,
@@ -198,17 +270,9 @@ class Transformer:
         candidate: MediaCandidate,
         decisions: list[Decision],
     ) -> RenderedItem:
-        data = media.data if media.data is not None else b""
-        caption = render_caption(
-            item,
-            source.template,
-            overflow=source.caption_overflow,
-            caption_limit=CAPTION_MAX,
-            text_limit=TEXT_MAX,
-        )
-        decisions.extend(caption.decisions)
         if self.public_url is None:
-            return self._picture_unhosted(item, source, media, candidate, caption, decisions)
+            return self._picture_unhosted(item, source, media, candidate, decisions)
+        data = media.data if media.data is not None else b""
         picture = prepare_picture(
             data,
             max_side=self.config.media.max_side,
@@ -216,6 +280,8 @@ class Transformer:
             max_bytes=PICTURE_MAX_BYTES,
         )
         thumb = make_thumbnail(picture, mode=self.config.media.thumbnail)
+        caption = self._caption(item, source)
+        decisions.extend(caption.decisions)
         picture_name = self.store.put(picture.data, ".jpg")
         thumb_name = self.store.put(thumb.data, ".jpg")
         decisions.append(
@@ -269,25 +335,17 @@ class Transformer:
         source: SourceConfig,
         media: _Media,
         candidate: MediaCandidate,
-        caption: Any,
         decisions: list[Decision],
     ) -> RenderedItem:
         url = candidate.url or ""
-        compliant = (
-            url.startswith("https://")
-            and urlsplit(url).path.lower().endswith((".jpg", ".jpeg"))
-            and media.mime == "image/jpeg"
-            and media.size <= PICTURE_MAX_BYTES
-        )
-        if not compliant:
-            decisions.append(
-                Decision(
-                    "fallback",
-                    "no [server] public_url to host the converted picture, and the source "
-                    "image is not a JPEG under 1 MB at an https .jpg URL: posted as text",
-                )
+        if media.mime != "image/jpeg" or media.size > PICTURE_MAX_BYTES:
+            what = media.mime or "unknown data"
+            raise MediaError(
+                f"no [server] public_url to host a converted picture, and the source is "
+                f"{what} of {media.size} bytes, not a JPEG under {PICTURE_MAX_BYTES} bytes"
             )
-            return self._text_only(item, source, decisions, drop_caption_decisions=True)
+        caption = self._caption(item, source)
+        decisions.extend(caption.decisions)
         decisions.append(Decision("image", "posted from its source URL (no public_url)"))
         messages = [RenderedMessage({"type": "picture", "text": caption.caption, "media": url})]
         if caption.follow_up:
@@ -297,41 +355,50 @@ class Transformer:
     def _video(
         self, item: Item, source: SourceConfig, media: _Media, decisions: list[Decision]
     ) -> RenderedItem:
-        if self.public_url is None:
-            raise MediaError("no [server] public_url to host the video")
+        assert self.public_url is not None  # _cannot_host said so
         if media.path is not None:
             info = inspect_video(media.path)
         else:
             assert media.data is not None
             info = inspect_video(media.data)
         check_video(info)
+        if info.size > VIDEO_MAX_BYTES:
+            raise MediaError(f"video is {info.size} bytes, over 50 MB")
+        # Viber wants whole seconds; rounding down would understate the length.
+        seconds = math.ceil(info.duration) if info.duration else None
+        if seconds is not None and seconds > VIDEO_MAX_SECONDS:
+            raise MediaError(
+                f"video lasts {info.duration:.2f} s, {seconds} s in whole seconds, over "
+                f"Viber's limit of {VIDEO_MAX_SECONDS} s: cut it shorter"
+            )
         if media.path is not None:
-            if info.size > VIDEO_MAX_BYTES:
-                raise MediaError(f"video is {info.size} bytes, over 50 MB")
-            data = media.path.read_bytes()
+            try:
+                name = self.store.put_file(media.path, ".mp4")
+            except OSError as exc:
+                raise MediaError(f"cannot store {media.name}: {exc.strerror or exc}") from exc
         else:
             assert media.data is not None
-            data = media.data
-        name = self.store.put(data, ".mp4")
+            name = self.store.put(media.data, ".mp4")
+        size = self.store.path(name).stat().st_size
         payload: dict[str, Any] = {
             "type": "video",
             "media": self.store.url(self.public_url, name),
-            "size": len(data),
+            "size": size,
         }
-        if info.duration:
-            payload["duration"] = max(1, round(info.duration))
+        if seconds is not None:
+            payload["duration"] = max(1, seconds)
         infos = [
             MediaInfo(
                 kind="video",
                 name=name,
-                size=len(data),
+                size=size,
                 mime="video/mp4",
                 width=info.width,
                 height=info.height,
                 duration=info.duration,
             )
         ]
-        thumb_bytes = video_thumbnail(self.store.path(name))
+        thumb_bytes = video_thumbnail(self.store.path(name), mode=self.config.media.thumbnail)
         if thumb_bytes:
             thumb_name = self.store.put(thumb_bytes, ".jpg")
             payload["thumbnail"] = self.store.url(self.public_url, thumb_name)
@@ -340,30 +407,35 @@ class Transformer:
             )
         else:
             decisions.append(Decision("video", "no thumbnail: no video decoder installed"))
-        decisions.append(
-            Decision("video", f"MP4 {info.codec} {info.duration or 0:.0f}s {len(data)} B")
-        )
+        decisions.append(Decision("video", f"MP4 {info.codec} {info.duration or 0:.1f} s {size} B"))
         return self._with_text(item, source, RenderedMessage(payload, tuple(infos)), decisions)
 
     def _file(
         self, item: Item, source: SourceConfig, media: _Media, decisions: list[Decision]
     ) -> RenderedItem:
-        if self.public_url is None:
-            raise MediaError("no [server] public_url to host the file")
+        assert self.public_url is not None  # _cannot_host said so
         file_name = check_file(media.name, media.size)
-        data = media.path.read_bytes() if media.path is not None else (media.data or b"")
-        ext = Path(file_name).suffix.lower()
-        name = self.store.put(data, ext)
+        ext = Path(file_name).suffix
+        try:
+            if media.path is not None:
+                name = self.store.put_file(media.path, ext)
+            else:
+                name = self.store.put(media.data or b"", ext)
+        except ValueError as exc:  # an extension the store cannot name
+            raise MediaError(f"file {file_name!r}: {exc}") from exc
+        except OSError as exc:
+            raise MediaError(f"cannot store {media.name}: {exc.strerror or exc}") from exc
+        size = self.store.path(name).stat().st_size
         payload = {
             "type": "file",
             "media": self.store.url(self.public_url, name),
-            "size": len(data),
+            "size": size,
             "file_name": file_name,
         }
         info = MediaInfo(
-            kind="file", name=name, size=len(data), mime=media.mime or "application/octet-stream"
+            kind="file", name=name, size=size, mime=media.mime or "application/octet-stream"
         )
-        decisions.append(Decision("file", f"{file_name} {len(data)} B"))
+        decisions.append(Decision("file", f"{file_name} {size} B"))
         return self._with_text(item, source, RenderedMessage(payload, (info,)), decisions)
 
     def _with_text(
@@ -385,46 +457,105 @@ class Transformer:
     def _url_post(
         self, item: Item, source: SourceConfig, decisions: list[Decision]
     ) -> RenderedItem:
-        assert item.link is not None
-        if len(item.link) > URL_MAX:
+        link = (item.link or "").strip()
+        if _url_problem(link) is not None:
             return self._text_only(item, source, decisions)
-        payload: dict[str, Any] = {"type": "url", "media": item.link}
-        title = item.title.strip()
+        payload: dict[str, Any] = {"type": "url", "media": link}
+        title = item_title(item)
         if title:
-            from publisher.render import truncate
-
             payload["text"] = truncate(title, URL_TEXT_MAX)
         decisions.append(Decision("fallback", "video unusable: posted a link to the item instead"))
-        return RenderedItem(item, (RenderedMessage(payload),), tuple(decisions))
+        message = RenderedMessage(payload)
+        if item_body(item):
+            # The body would be lost in a url post: it follows as a text post.
+            return self._with_text(item, source, message, decisions)
+        return RenderedItem(item, (message,), tuple(decisions))
 
     def _text_only(
-        self,
-        item: Item,
-        source: SourceConfig,
-        decisions: list[Decision],
-        drop_caption_decisions: bool = False,
+        self, item: Item, source: SourceConfig, decisions: list[Decision]
     ) -> RenderedItem:
-        if drop_caption_decisions:
-            decisions = [d for d in decisions if d.code not in ("truncated", "split")]
         rendered = render_text(item, source.template, limit=TEXT_MAX)
         decisions.extend(rendered.decisions)
         if not rendered.text.strip():
+            fallbacks = [d.detail for d in decisions if d.code == "fallback"]
             reason = "nothing to post: no text, no link and no usable media"
+            if fallbacks:
+                reason += " (" + "; ".join(fallbacks) + ")"
             decisions.append(Decision("refused", reason))
             return RenderedItem(item, (), tuple(decisions), refused=reason)
-        assert utf16_len(rendered.text) <= TEXT_MAX
         return RenderedItem(
             item, (RenderedMessage({"type": "text", "text": rendered.text}),), tuple(decisions)
         )
 
+    def _checked(self, rendered: RenderedItem, source: SourceConfig) -> RenderedItem:
+        """``rendered`` if every payload passes Viber's limits, else the text post."""
+        for message in rendered.messages:
+            try:
+                validate_payload(message.payload)
+            except MessageError as exc:
+                log.error(
+                    "%s/%s: a %s payload breaks a limit (%s); posting the text instead",
+                    rendered.item.source,
+                    rendered.item.key,
+                    message.type,
+                    exc,
+                )
+                decisions = [
+                    d
+                    for d in rendered.decisions
+                    if d.code not in ("image", "video", "file", "split")
+                ]
+                decisions.append(Decision("fallback", f"{message.type} post: {exc}"))
+                return self._text_only(rendered.item, source, decisions)
+        return rendered
+
 
 def _only_link(text: str, item: Item) -> bool:
-    return bool(item.link) and text.strip() == item.link
+    return bool(item.link) and text.strip() == (item.link or "").strip()
+
+
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a url post's ``media``, or None."""
+    if utf16_len(url) > URL_MAX:
+        return f"longer than {URL_MAX} characters"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) URL"
+    return None
+
+
+def _compliant_picture_url(url: str) -> bool:
+    """An https URL whose path ends .jpg/.jpeg (what Viber takes as it is)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and parts.path.lower().endswith((".jpg", ".jpeg"))
+
+
+def _sniffed_kind(mime: str | None) -> str | None:
+    """The kind sniffed bytes say, or None when they say nothing."""
+    if mime is None:
+        return None
+    if mime.startswith("image/") and mime != "image/svg+xml":
+        return "image"
+    if mime in _VIDEO_MIMES:
+        return "video"
+    return "file"
+
+
+def _candidate_kind(candidate: MediaCandidate) -> str:
+    if candidate.kind != "unknown":
+        return candidate.kind
+    return _guess_kind(candidate.location, candidate.mime)
 
 
 def _guess_kind(location: str, mime: str | None) -> str:
     if mime:
-        if mime.startswith("image/"):
+        if mime.startswith("image/") and mime != "image/svg+xml":
             return "image"
         if mime.startswith("video/"):
             return "video"
@@ -437,7 +568,9 @@ def _guess_kind(location: str, mime: str | None) -> str:
 
 
 def fetch_media_with(fetcher: Any) -> FetchMedia:
-    """Adapt a :class:`publisher.fetch.Fetcher` to :data:`FetchMedia`."""
+    """Adapt a :class:`publisher.fetch.Fetcher` to :data:`FetchMedia`: every
+    media URL of a feed goes through ``Fetcher.fetch_media`` (timeouts, size
+    cap, content sniffing, private addresses refused)."""
 
     def fetch(url: str) -> tuple[bytes, str | None]:
         try:

@@ -20,6 +20,9 @@ import unicodedata
 from functools import lru_cache
 from itertools import pairwise
 
+# The project's one UTF-16 length lives with Viber's limits; re-exported here.
+from publisher.viber.messages import utf16_len
+
 __all__ = [
     "clean_plain_text",
     "grapheme_boundaries",
@@ -28,11 +31,6 @@ __all__ = [
     "truncate",
     "utf16_len",
 ]
-
-
-def utf16_len(s: str) -> int:
-    """Length of ``s`` in UTF-16 code units (astral characters count 2)."""
-    return len(s.encode("utf-16-le", "surrogatepass")) // 2
 
 
 # --------------------------------------------------------------------------

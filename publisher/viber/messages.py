@@ -113,8 +113,9 @@ ENVELOPE_KEYS = frozenset({"auth_token", "from", "min_api_version"})
 
 
 def utf16_len(text: str) -> int:
-    """The length of ``text`` in UTF-16 code units (an emoji may count 2)."""
-    return len(text.encode("utf-16-le")) // 2
+    """The length of ``text`` in UTF-16 code units (an emoji may count 2; a lone
+    surrogate counts 1). The one implementation: ``publisher.render`` re-exports it."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def payload_json(payload: Mapping[str, Any]) -> bytes:

@@ -1,0 +1,156 @@
+"""``viber-publisher post``: usage, text and url posts, exit codes, a running
+service serving the media, and the local channel — against the stand-in."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import STANDIN_TOKEN
+
+from publisher.cli import cli
+from publisher.httpserver import HTTPServer
+from publisher.mediastore import MediaStore
+from publisher.standin import ViberStandIn
+from publisher.store import Store
+from publisher.web import make_app
+
+ENV = "TEST_POST_TOKEN"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_config(tmp_path: Path, api_url: str, port: int, public: bool = True) -> Path:
+    public_line = f'public_url = "http://127.0.0.1:{port}"' if public else ""
+    path = tmp_path / "sources.toml"
+    path.write_text(
+        f'[viber]\napi_url = "{api_url}"\ntoken_env = "{ENV}"\ntimeout = "5s"\n'
+        f'[server]\nlisten = "127.0.0.1:{port}"\n{public_line}\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(config: Path, *args: str, token: str = STANDIN_TOKEN) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(config), "post", *args], env={ENV: token})
+
+
+def listen_port(config: Path) -> int:
+    found = re.search(r'listen = "127\.0\.0\.1:(\d+)"', config.read_text())
+    assert found is not None
+    return int(found.group(1))
+
+
+@pytest.fixture
+def config(tmp_path: Path, standin: ViberStandIn) -> Path:
+    return write_config(tmp_path, standin.api_url, free_port())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--text", "   "],
+        ["--caption", "no file"],
+        ["--url", "https://example.org/", "x.png"],
+        ["--text", "a", "x.png"],
+    ],
+)
+def test_usage_errors_exit_2(config: Path, standin: ViberStandIn, args: list[str]) -> None:
+    Path(config.parent / "x.png").write_bytes(b"\x89PNG")
+    result = run(config, *args)
+    assert result.exit_code == 2, result.output
+    assert standin.requests == []
+
+
+def test_text_post_is_recorded_as_source_cli(config: Path, standin: ViberStandIn) -> None:
+    result = run(config, "--text", "Hello, channel")
+    assert result.exit_code == 0, result.output
+    assert [p.payload["type"] for p in standin.posts] == ["text"]
+    assert standin.posts[0].payload["text"] == "Hello, channel"
+    with Store.open(config.parent / "data" / "publisher.sqlite3") as store:
+        rows = store.outbox()
+    assert [(r.source, r.status) for r in rows] == [("cli", "posted")]
+
+
+def test_url_post(config: Path, standin: ViberStandIn) -> None:
+    result = run(config, "--url", "https://example.org/a?b=1", "--text", "Read")
+    assert result.exit_code == 0, result.output
+    assert standin.posts[0].payload["type"] == "url"
+    assert standin.posts[0].payload["media"] == "https://example.org/a?b=1"
+
+
+def test_wrong_token_exits_3(config: Path, standin: ViberStandIn) -> None:
+    result = run(config, "--text", "Hello", token="0000-wrong-0000")
+    assert result.exit_code == 3, result.output
+    assert standin.posts == [] and "0000-wrong-0000" not in result.output
+
+
+def test_viber_refusal_exits_1_with_its_message(config: Path, standin: ViberStandIn) -> None:
+    standin.fail_next("status", status=3, status_message="badData: nope")
+    result = run(config, "--text", "Hello")
+    assert result.exit_code == 1
+    assert "badData: nope" in result.stderr
+    with Store.open(config.parent / "data" / "publisher.sqlite3") as store:
+        assert [r.status for r in store.outbox()] == ["failed"]
+
+
+def test_file_without_public_url_is_a_config_error(
+    tmp_path: Path, standin: ViberStandIn, png_bytes: bytes
+) -> None:
+    config = write_config(tmp_path, standin.api_url, free_port(), public=False)
+    (tmp_path / "p.png").write_bytes(png_bytes)
+    result = run(config, str(tmp_path / "p.png"))
+    assert result.exit_code == 2 and "public_url" in result.stderr
+
+
+def test_a_running_service_serves_the_media(
+    config: Path, standin: ViberStandIn, png_bytes: bytes
+) -> None:
+    """The address is taken by a service on the same media_dir: it serves the
+    picture the stand-in fetches."""
+    port = listen_port(config)
+    media = MediaStore(config.parent / "data" / "media")
+    app = make_app(media=media, webhook_path="/viber/webhook", token_provider=lambda: None)
+    (config.parent / "p.png").write_bytes(png_bytes)
+    with HTTPServer(app, port=port):
+        result = run(config, str(config.parent / "p.png"), "--caption", "Served")
+    assert result.exit_code == 0, result.output
+    assert [p.payload["type"] for p in standin.posts] == ["picture"]
+
+
+def test_something_else_on_the_address_exits_1(config: Path, standin: ViberStandIn) -> None:
+    port = listen_port(config)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        squatter.settimeout(0.1)
+        result = run(config, "--text", "Hello")
+    assert result.exit_code == 1 and "cannot listen" in result.stderr
+    assert standin.posts == []
+
+
+def test_local_channel_posts_through_a_temporary_local_channel(
+    tmp_path: Path, png_bytes: bytes
+) -> None:
+    config = tmp_path / "sources.toml"
+    config.write_text(
+        f'[viber]\napi_url = "local"\n[server]\nlisten = "127.0.0.1:{free_port()}"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "p.png").write_bytes(png_bytes)
+    result = CliRunner().invoke(cli, ["--config", str(config), "post", str(tmp_path / "p.png")])
+    assert result.exit_code == 0, result.output
+    assert "posted #1 (picture)" in result.stdout
+
+
+def test_help() -> None:
+    result = CliRunner().invoke(cli, ["post", "--help"])
+    assert result.exit_code == 0 and "--dry-run" in result.output and '"cli"' in result.output
