@@ -16,9 +16,13 @@ which post may go now, and then:
   HTTP 5xx, status 12, other    retried likewise, ``max_attempts`` in all,
                                 then ``failed``; 12 also slows the channel
                                 down for ``rate_limit_cooldown``
-  sent but no answer            ``unknown`` (the post may be out)
+  sent but no answer            ``unknown`` (the post may be out), held for
+  (read timeout, dropped)       the operator (``retry ID`` / ``skip ID``); with
+                                ``on_unknown = "retry"`` retried like a 5xx
   3, 4, bot-only codes          ``failed`` at once, Viber's message kept
-  10 (webhook not set)          the webhook is set once, then retried
+  10 (webhook not set)          the webhook is set once (``public_url``
+                                needed), then retried at once; again 10:
+                                retried with back-off
   2, 7, 8, 9                    posting stops; the service stays up, health
                                 turns red, the token or account is checked
                                 again every few minutes and posting resumes
@@ -64,6 +68,10 @@ RECHECK_EVERY = timedelta(minutes=5)
 NAG_EVERY = timedelta(minutes=30)
 #: How long to sleep when there is nothing to do (new items wake us).
 IDLE_WAIT = timedelta(seconds=30)
+#: How long to wait when the channel's account cannot be read (not a refusal).
+ACCOUNT_RETRY = timedelta(seconds=30)
+#: The longest wait between two attempts of one post.
+MAX_RETRY_DELAY = timedelta(hours=6)
 
 
 class Deliverer:
@@ -92,6 +100,8 @@ class Deliverer:
         self._sender: str | None = None
         self._last_check: datetime | None = None
         self._last_nag: datetime | None = None
+        #: Set once the webhook was set again after a status 10, until a post succeeds.
+        self._webhook_forced = False
         self.last_verdict: Any = None
 
     # -- state shown by status and health -----------------------------------
@@ -140,7 +150,7 @@ class Deliverer:
         try:
             self.client.set_webhook(url)
         except ViberFatalError as exc:
-            self._stop_posting(f"{exc} — {self._token_hint()}")
+            self._stop_posting(self._fatal_reason(exc))
             return False
         except ViberError as exc:
             log.error(
@@ -154,10 +164,17 @@ class Deliverer:
         log.info("webhook set to %s", url)
         return True
 
-    def _token_hint(self) -> str:
+    def _fatal_reason(self, exc: ViberFatalError) -> str:
+        """What the operator reads while posting is stopped: what to check."""
+        where = self.config.viber.token_source()
+        if exc.status in (2, 8):
+            return (
+                f"{exc}. The token is read from {where}; once Viber accepts it, posting "
+                "resumes by itself (checked every few minutes)"
+            )
         return (
-            f"check the token in {self.config.viber.token_source()} and that the channel "
-            "exists and is active, then the service resumes by itself"
+            f"{exc}. Posting resumes by itself once Viber accepts the channel again "
+            f"(checked every few minutes; the token is read from {where})"
         )
 
     # -- one step ----------------------------------------------------------
@@ -167,6 +184,14 @@ class Deliverer:
             # The client checks a configured sender_id is a superadmin.
             self._sender = self.client.sender()
         return self._sender
+
+    def _check_account(self) -> None:
+        """Ask Viber now (not a remembered answer) whom posts come from."""
+        check = getattr(self.client, "superadmin", None)
+        if callable(check) and hasattr(self.client, "get_account_info"):
+            self._sender = str(check(self.client.get_account_info()).id)
+        else:
+            self._sender = self.client.sender()
 
     def _recheck(self, now: datetime) -> bool:
         """While stopped: check the account every few minutes; True if resumed."""
@@ -178,9 +203,9 @@ class Deliverer:
         self._last_check = now
         try:
             self._sender = None
-            self.sender()
+            self._check_account()
         except ViberFatalError as exc:
-            self._stop_posting(f"{exc} — {self._token_hint()}")
+            self._stop_posting(self._fatal_reason(exc))
             return False
         except SenderError as exc:
             self._stop_posting(str(exc))
@@ -251,14 +276,14 @@ class Deliverer:
         try:
             sender = self.sender()
         except ViberFatalError as exc:
-            self._stop_posting(f"{exc} — {self._token_hint()}")
+            self._stop_posting(self._fatal_reason(exc))
             return
         except SenderError as exc:
             self._stop_posting(str(exc))
             return
         except ViberError as exc:
             log.warning("delivery: cannot read the channel's account yet: %s", exc)
-            self.store.kv_set_time(KV_COOLDOWN, now + timedelta(seconds=30))
+            self._cool_down(now + ACCOUNT_RETRY)
             return
         if not self.store.claim(row.id, now):
             return
@@ -266,26 +291,21 @@ class Deliverer:
         try:
             result = self.client.post(row.payload, sender=sender)
         except ViberAmbiguousError as exc:
-            self.store.mark_unknown(
-                row.id,
-                f"sent, but no answer came ({exc}); it may have been posted — check the "
-                f"channel, then `viber-publisher retry {row.id}` or `skip {row.id}`",
-                self.clock(),
-            )
-            self._count("ambiguous", row)
-            log.warning("post %s: fate unknown: %s", row.id, exc)
-            if self.config.delivery.on_unknown == "retry":
-                self.store.requeue(row.id, self.clock(), detail="on_unknown = retry")
+            self._ambiguous(row, str(exc))
             return
         except ViberFatalError as exc:
-            self.store.mark_retry(row.id, str(exc), now, self.clock())
-            self._stop_posting(f"{exc} — {self._token_hint()}")
+            # Not the post's fault: it goes again, unchanged, once posting resumes.
+            self.store.mark_retry(row.id, str(exc), now, self.clock(), refund=True)
+            self._stop_posting(self._fatal_reason(exc))
             return
         except WebhookNotSetError as exc:
-            if self.ensure_webhook(force=True):
-                self.store.mark_retry(row.id, str(exc), self.clock(), self.clock())
-            else:
+            if not self._webhook_forced and self.ensure_webhook(force=True):
+                self._webhook_forced = True
+                self.store.mark_retry(row.id, str(exc), self.clock(), self.clock(), refund=True)
+            elif self.webhook_url() is None:
                 self._retry_or_fail(row, f"{exc}; set [server] public_url so it can be set")
+            else:
+                self._retry_or_fail(row, str(exc))
             return
         except (ViberRejectedError, MessageError) as exc:
             reason = f"refused by Viber: {exc}"
@@ -298,13 +318,18 @@ class Deliverer:
             return
         except RateLimitedError as exc:
             cooldown = self.config.delivery.rate_limit_cooldown
-            self.store.kv_set_time(KV_COOLDOWN, self.clock() + cooldown)
+            self._cool_down(self.clock() + cooldown)
             log.warning("Viber says too many requests; slowing down for %s", cooldown)
             self._retry_or_fail(row, str(exc))
             return
-        except ViberError as exc:  # transport, HTTP 5xx, general status: retryable
+        except ViberError as exc:  # not sent, HTTP 5xx, general status: retryable
             self._retry_or_fail(row, str(exc))
             return
+        except BaseException as exc:
+            # A bug or an interruption mid-request: the post may be out.
+            self._ambiguous(row, f"interrupted while sending ({type(exc).__name__}: {exc})")
+            raise
+        self._webhook_forced = False
         finished = self.clock()
         self.store.mark_posted(row.id, result.message_token, finished)
         self.store.kv_set_time(KV_LAST_POST, finished)
@@ -313,6 +338,34 @@ class Deliverer:
             "posted %s (%s/%s) token=%s", row.id, row.source, row.item_key, result.message_token
         )
         self._finish_item(row, ok=True, reason=None)
+
+    def _ambiguous(self, row: OutboxRow, detail: str) -> None:
+        """Sent, but no answer: ``unknown`` (hold), or retried (``on_unknown = "retry"``)."""
+        self._count("ambiguous", row)
+        if self.config.delivery.on_unknown == "retry":
+            log.warning(
+                "post %s: fate unknown (%s); on_unknown = retry: sending again", row.id, detail
+            )
+            self._retry_or_fail(row, f"fate unknown, sent again (on_unknown = retry): {detail}")
+            return
+        self.store.mark_unknown(
+            row.id,
+            f"sent, but no answer came ({detail}); it may have been posted — check the "
+            f"channel, then `viber-publisher retry {row.id}` or `viber-publisher skip {row.id}`",
+            self.clock(),
+        )
+        log.warning(
+            "post %s: fate unknown: %s; held until `viber-publisher retry %s` or `skip %s`",
+            row.id,
+            detail,
+            row.id,
+            row.id,
+        )
+
+    def _cool_down(self, until: datetime) -> None:
+        current = self.store.kv_get_time(KV_COOLDOWN)
+        if current is None or current < until:
+            self.store.kv_set_time(KV_COOLDOWN, until)
 
     def _retry_or_fail(self, row: OutboxRow, reason: str) -> None:
         now = self.clock()
@@ -328,7 +381,8 @@ class Deliverer:
             self._finish_item(row, ok=False, reason=reason, also=also)
             return
         base = self.config.delivery.retry_backoff.total_seconds()
-        delay = base * (2 ** (attempts - 1)) * self.rng.uniform(0.8, 1.2)
+        delay = min(base * (2 ** (attempts - 1)), MAX_RETRY_DELAY.total_seconds())
+        delay *= self.rng.uniform(0.8, 1.2)
         next_at = now + timedelta(seconds=delay)
         self.store.mark_retry(row.id, reason, next_at, now)
         log.warning(
@@ -362,4 +416,7 @@ class Deliverer:
         all_ok = all(r.status == "posted" for r in rows)
         if not all_ok and reason is None:
             reason = next((r.reason for r in rows if r.reason), "not posted")
-        self.on_done(row.source, list(row.files), all_ok, reason)
+        try:
+            self.on_done(row.source, list(row.files), all_ok, reason)
+        except Exception as exc:  # the post is recorded; a file move must not undo that
+            log.error("source %s: moving the item's files failed: %s", row.source, exc)

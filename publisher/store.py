@@ -793,15 +793,24 @@ class Store:
             return self._hold_rest(db, row, now, f"failed ({reason})")
 
     def mark_retry(
-        self, outbox_id: int, reason: str, next_attempt_at: datetime, now: datetime
+        self,
+        outbox_id: int,
+        reason: str,
+        next_attempt_at: datetime,
+        now: datetime,
+        *,
+        refund: bool = False,
     ) -> None:
-        """sending → queued, not to be tried before ``next_attempt_at``."""
+        """sending → queued, not to be tried before ``next_attempt_at``.
+        ``refund``: the attempt does not count (it failed for a reason
+        outside the post: token refused, webhook not set)."""
         with self._tx() as db:
             row = self._fetch(db, outbox_id)
             self._check(row, ("sending",), "retried")
             db.execute(
-                "UPDATE outbox SET status = 'queued', reason = ?, next_attempt_at = ? WHERE id = ?",
-                (reason, to_text(next_attempt_at), outbox_id),
+                "UPDATE outbox SET status = 'queued', reason = ?, next_attempt_at = ?,"
+                " attempts = max(attempts - ?, 0) WHERE id = ?",
+                (reason, to_text(next_attempt_at), int(refund), outbox_id),
             )
             detail = f"{reason}; next attempt after {to_text(next_attempt_at)}"
             self._event(db, now, row.source, row.item_key, "retry", detail, outbox_id)

@@ -1,0 +1,122 @@
+"""``viber-publisher retry ID`` and ``viber-publisher skip ID``: the operator's
+say over one post of the outbox (``status`` lists the posts and their ids).
+
+Both work on the state file while the service runs: each is one short
+SQLite transaction (WAL), and the running service picks the change up on its
+next delivery step.
+
+Exit codes: 0 done; 1 no such post, or a post in a state the command does
+not apply to (the message names the state); 2 config error.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from publisher.cli import EXIT_FAILURE, State, fail, pass_state
+from publisher.config import Config
+from publisher.errors import SourceError
+from publisher.sources.folder import move_done
+from publisher.store import FINISHED, OutboxRow, Store, StoreError, TransitionError
+
+#: The reason recorded (and written beside a folder item's files in failed/).
+SKIP_REASON = "skipped by the operator"
+
+
+def _open(config: Config) -> Store:
+    path = Path(config.storage.path)
+    if not path.exists():
+        fail(f"{path}: no state file yet; it is created when the service first runs")
+    try:
+        return Store.open(path)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def _row(store: Store, post_id: int) -> OutboxRow:
+    row = store.get(post_id)
+    if row is None:
+        fail(f"no post #{post_id}; `viber-publisher status` lists the posts and their ids")
+    return row
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(f"#{i}" for i in ids)
+
+
+@click.command()
+@click.argument("post_id", metavar="ID", type=int)
+@pass_state
+def retry(state: State, post_id: int) -> None:
+    """Queue post ID again: one whose fate is unknown or that failed.
+
+    Its attempts start from zero, and the later messages of the same item
+    that were skipped because of it come back too. Check the channel first
+    when the post is unknown: it may already be out.
+    """
+    config = state.load()
+    with _open(config) as store:
+        row = _row(store, post_id)
+        if row.status == "skipped" and row.held_by is not None:
+            fail(
+                f"post #{post_id} is skipped because post #{row.held_by} of the same item "
+                f"was not sent; `viber-publisher retry {row.held_by}` brings both back"
+            )
+        try:
+            queued = store.requeue(post_id, datetime.now(UTC))
+        except TransitionError:
+            fail(
+                f"post #{post_id} is {row.status}; only unknown or failed posts can be retried"
+                + (" (it is already queued)" if row.status in ("queued", "sending") else "")
+            )
+    click.echo(f"queued again: {_ids(queued)} ({row.source}/{row.item_key})")
+    if row.status == "failed" and row.files:
+        click.echo("note: the item's files stay in failed/ of its folder; the post uses its media")
+
+
+@click.command()
+@click.argument("post_id", metavar="ID", type=int)
+@pass_state
+def skip(state: State, post_id: int) -> None:
+    """Drop post ID: it will not be sent (queued, unknown or failed posts).
+
+    The later messages of the same item are dropped too. A folder item's
+    files move to failed/ with the reason "skipped by the operator".
+    """
+    config = state.load()
+    now = datetime.now(UTC)
+    with _open(config) as store:
+        row = _row(store, post_id)
+        try:
+            also = store.mark_skipped(post_id, SKIP_REASON, now)
+        except TransitionError:
+            fail(
+                f"post #{post_id} is {row.status}; only queued, unknown or failed posts "
+                "can be skipped"
+            )
+        rows = store.item_rows(row.group_id)
+    click.echo(f"skipped: {_ids([post_id, *also])} ({row.source}/{row.item_key})")
+    if row.files and all(r.status in FINISHED for r in rows):
+        _move_files(config, row, rows)
+
+
+def _move_files(config: Config, row: OutboxRow, rows: list[OutboxRow]) -> None:
+    try:
+        source = config.source(row.source)
+    except KeyError:
+        return
+    if source.type != "folder" or source.path is None:
+        return
+    ok = all(r.status == "posted" for r in rows)
+    try:
+        moved = move_done(source.path, [Path(f) for f in row.files], ok=ok, reason=SKIP_REASON)
+    except SourceError as exc:
+        fail(f"the post is skipped, but its files were not moved: {exc}", EXIT_FAILURE)
+    if moved:
+        click.echo(f"moved {len(moved)} file(s) to {moved[0].parent}")
+
+
+COMMANDS = [retry, skip]
