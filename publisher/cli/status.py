@@ -1,0 +1,509 @@
+"""``viber-publisher status``: what the service is doing, from the state file.
+
+The state file is opened read-only (never written), so ``status`` works
+while the service runs. It shows, in the delivery timezone:
+
+- each source: last and next poll, last error, failures in a row, paused,
+  and how many items were seen / queued / posted / failed / skipped;
+- whether posting is stopped and why;
+- when the next post may go and why it waits (the delivery policy's own
+  words: ``rate limit: 2 per hour reached; next at 14:05 Europe/Berlin``);
+- the head of the queue, posts whose fate is unknown (with the ``retry`` /
+  ``skip`` hint) and the latest posts with their message tokens.
+
+``status --item KEY`` tells one item's story from the events table.
+``--json`` prints a stable document instead (``"format": 1``; keys are only
+ever added). The token is never read.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from publisher.cli import EXIT_FAILURE, EXIT_OK, State, pass_state
+from publisher.config import Config, Policy
+from publisher.policy import Idle, Post, Skip, Wait, explain, history_horizon, next_post
+from publisher.reload import pid_path, process_alive, read_pid
+from publisher.store import OutboxRow, Store, StoreError
+
+FORMAT = 1
+COUNT_KEYS = ("seen", "queued", "posted", "failed", "skipped", "unknown")
+NOTHING_YET = "nothing has run yet"
+#: Columns of the tables when the output is not a terminal (a pipe, a file).
+WIDTH = 160
+
+
+# --------------------------------------------------------------------------
+# the document (plain data, the same for --json and for people)
+
+
+def _iso(value: datetime | None, tz: ZoneInfo) -> str | None:
+    return None if value is None else value.astimezone(tz).isoformat(timespec="seconds")
+
+
+def _summary(payload: Mapping[str, Any], width: int = 60) -> str:
+    kind = str(payload.get("type", "?"))
+    text = " ".join(str(payload.get("text") or "").split())
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return f"{kind}: {text}" if text else kind
+
+
+def _source_policies(config: Config) -> dict[str, Policy]:
+    return {source.name: source.policy for source in config.sources}
+
+
+def _service(config: Config) -> dict[str, Any]:
+    pid = read_pid(pid_path(config))
+    running = pid is not None and process_alive(pid)
+    return {"running": running, "pid": pid if running else None}
+
+
+def _sources(config: Config, store: Store, tz: ZoneInfo) -> list[dict[str, Any]]:
+    counts = store.counts_by_source()
+    configured = {source.name: source for source in config.sources}
+    names = list(configured) + sorted(n for n in counts if n not in configured)
+    result = []
+    for name in names:
+        state = store.get_source(name)
+        source = configured.get(name)
+        count = counts.get(name, {})
+        result.append(
+            {
+                "name": name,
+                "type": source.type if source else None,
+                "configured": source is not None,
+                "enabled": bool(source and source.enabled),
+                "every": int(source.every.total_seconds()) if source else None,
+                "paused": state.paused,
+                "last_poll": _iso(state.last_poll, tz),
+                "last_success": _iso(state.last_success, tz),
+                "next_poll": _iso(state.next_poll, tz),
+                "last_error": state.last_error,
+                "consecutive_failures": state.consecutive_failures,
+                "counts": {key: int(count.get(key, 0)) for key in COUNT_KEYS}
+                | {"sending": int(count.get("sending", 0))},
+            }
+        )
+    return result
+
+
+def _next_post(
+    config: Config, store: Store, now: datetime, queued: Sequence[OutboxRow], tz: ZoneInfo
+) -> dict[str, Any]:
+    stopped = store.kv_get("posting_stopped")
+    if stopped:
+        return {
+            "state": "stopped",
+            "at": None,
+            "post": None,
+            "reason": f"posting stopped: {stopped}",
+        }
+    channel = config.delivery.policy
+    policies = _source_policies(config)
+    history = store.history_since(now - history_horizon(channel, policies))
+    pending = [row.candidate() for row in store.pending(now)]
+    verdict = next_post(
+        pending,
+        history,
+        channel,
+        policies,
+        now,
+        cooldown_until=store.kv_get_time("cooldown_until"),
+    )
+    if isinstance(verdict, Post):
+        return {
+            "state": "now",
+            "at": _iso(now, tz),
+            "post": verdict.candidate.id,
+            "reason": "due now",
+        }
+    if isinstance(verdict, Skip):
+        return {
+            "state": "now",
+            "at": _iso(now, tz),
+            "post": verdict.candidate.id,
+            "reason": f"post {verdict.candidate.id} is skipped next: {verdict.reason}",
+        }
+    if isinstance(verdict, Wait):
+        return {
+            "state": "waiting",
+            "at": _iso(verdict.until, tz),
+            "post": verdict.candidate.id if verdict.candidate else None,
+            "reason": verdict.reason,
+        }
+    assert isinstance(verdict, Idle)
+    retries = sorted(
+        (row for row in queued if row.next_attempt_at is not None and row.next_attempt_at > now),
+        key=lambda row: row.next_attempt_at or now,
+    )
+    if retries:
+        row = retries[0]
+        assert row.next_attempt_at is not None
+        local = row.next_attempt_at.astimezone(tz)
+        return {
+            "state": "waiting",
+            "at": _iso(row.next_attempt_at, tz),
+            "post": row.id,
+            "reason": f"post {row.id} is retried at {local:%H:%M:%S} {tz.key}: {row.reason}",
+        }
+    return {"state": "idle", "at": None, "post": None, "reason": "nothing queued"}
+
+
+def _queue(
+    config: Config, store: Store, now: datetime, queued: Sequence[OutboxRow], tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    channel = config.delivery.policy
+    policies = _source_policies(config)
+    history = store.history_since(now - history_horizon(channel, policies))
+    explained = explain(
+        [row.candidate() for row in queued],
+        history,
+        channel,
+        policies,
+        now,
+        cooldown_until=store.kv_get_time("cooldown_until"),
+    )
+    rows = {row.id: row for row in queued}
+    result = []
+    for entry in explained:
+        row = rows[entry.candidate.id]
+        state, ready_at, reason = entry.state, entry.ready_at, entry.reason
+        if row.next_attempt_at is not None and row.next_attempt_at > now:
+            state, ready_at = "retrying", row.next_attempt_at
+            reason = f"attempt {row.attempts + 1} after: {row.reason}"
+        result.append(
+            {
+                "id": row.id,
+                "source": row.source,
+                "item": row.item_key,
+                "seq": row.seq,
+                "summary": _summary(row.payload),
+                "state": state,
+                "ready_at": _iso(ready_at, tz),
+                "reason": reason,
+                "attempts": row.attempts,
+            }
+        )
+    return result
+
+
+def status_document(
+    config: Config, store: Store, now: datetime, *, limit: int = 10
+) -> dict[str, Any]:
+    """Everything ``status`` shows, as plain data (the ``--json`` document)."""
+    tz = config.delivery.policy.tz
+    queued = store.outbox(status="queued", limit=100_000, newest_first=False)
+    unknown = store.outbox(status="unknown", limit=1000, newest_first=False)
+    return {
+        "format": FORMAT,
+        "now": _iso(now, tz),
+        "timezone": tz.key,
+        "state_file": str(config.storage.path),
+        "service": _service(config),
+        "posting": {
+            "stopped": store.kv_get("posting_stopped"),
+            "cooldown_until": _iso(store.kv_get_time("cooldown_until"), tz),
+            "last_post_at": _iso(store.kv_get_time("last_post_at"), tz),
+        },
+        "next_post": _next_post(config, store, now, queued, tz),
+        "queued": len(queued),
+        "queue": _queue(config, store, now, queued, tz)[:limit],
+        "sources": _sources(config, store, tz),
+        "unknown": [
+            {
+                "id": row.id,
+                "source": row.source,
+                "item": row.item_key,
+                "summary": _summary(row.payload),
+                "reason": row.reason,
+                "hint": f"viber-publisher retry {row.id}  or  viber-publisher skip {row.id}",
+            }
+            for row in unknown
+        ],
+        "recent_posts": [
+            {
+                "id": row.id,
+                "source": row.source,
+                "item": row.item_key,
+                "posted_at": _iso(row.posted_at, tz),
+                "message_token": None if row.message_token is None else str(row.message_token),
+                "summary": _summary(row.payload),
+            }
+            for row in store.recent_posts(limit)
+        ],
+    }
+
+
+def matching_keys(store: Store, text: str, source: str | None) -> list[str]:
+    """``text`` itself when it is an item's key, else the keys that contain it
+    (keys are long: ``file:003-note.txt@4cb176df``, a feed's guid or link)."""
+    if store.item_story(source, text):
+        return [text]
+    keys = {
+        event.item_key
+        for event in store.events(limit=1_000_000, source=source)
+        if event.item_key is not None and text in event.item_key
+    }
+    return sorted(keys)
+
+
+def story_document(
+    config: Config, store: Store, key: str, source: str | None, now: datetime
+) -> dict[str, Any]:
+    """One item's story (``status --item KEY``)."""
+    tz = config.delivery.policy.tz
+    events = store.item_story(source, key)
+    sources = sorted({event.source for event in events} | ({source} if source else set()))
+    posts: dict[int, OutboxRow] = {}
+    for event in events:
+        if event.outbox_id is not None and event.outbox_id not in posts:
+            row = store.get(event.outbox_id)
+            if row is not None:
+                posts[row.id] = row
+    seen = [store.seen(name, key) for name in sources]
+    return {
+        "format": FORMAT,
+        "now": _iso(now, tz),
+        "timezone": tz.key,
+        "item": key,
+        "sources": sources,
+        "found": bool(events),
+        "seen": [
+            {
+                "source": s.source,
+                "first_seen": _iso(s.first_seen, tz),
+                "last_seen": _iso(s.last_seen, tz),
+                "outcome": s.outcome,
+            }
+            for s in seen
+            if s is not None
+        ],
+        "events": [
+            {
+                "time": _iso(event.time, tz),
+                "source": event.source,
+                "event": event.event,
+                "detail": event.detail,
+                "post": event.outbox_id,
+            }
+            for event in events
+        ],
+        "posts": [
+            {
+                "id": row.id,
+                "source": row.source,
+                "seq": row.seq,
+                "status": row.status,
+                "reason": row.reason,
+                "attempts": row.attempts,
+                "posted_at": _iso(row.posted_at, tz),
+                "message_token": None if row.message_token is None else str(row.message_token),
+                "summary": _summary(row.payload),
+            }
+            for row in sorted(posts.values(), key=lambda r: r.id)
+        ],
+    }
+
+
+# --------------------------------------------------------------------------
+# for people
+
+
+def _local(value: str | None, now: str) -> str:
+    """An ISO time (already local) shown short: the time today, else the date too."""
+    if value is None:
+        return "—"
+    when = datetime.fromisoformat(value)
+    today = datetime.fromisoformat(now).date()
+    return when.strftime("%H:%M:%S" if when.date() == today else "%a %d %b %H:%M")
+
+
+def render_status(doc: Mapping[str, Any], console: Console) -> None:
+    now, tz = doc["now"], doc["timezone"]
+    service = doc["service"]
+    running = f"running (pid {service['pid']})" if service["running"] else "not running"
+    console.print(f"[bold]viber-publisher[/] — service {running}; times in {tz}")
+    stopped = doc["posting"]["stopped"]
+    if stopped:
+        console.print(Text(f"POSTING STOPPED: {stopped}", style="bold red"))
+
+    table = Table(title="Sources", title_justify="left")
+    for column in ("source", "last poll", "next poll", "fails", "seen", "queued", "posted"):
+        table.add_column(column)
+    table.add_column("failed")
+    table.add_column("skipped")
+    table.add_column("state / last error")
+    for s in doc["sources"]:
+        c = s["counts"]
+        if not s["configured"]:
+            note = Text("not in sources.toml", style="dim")
+        elif not s["enabled"]:
+            note = Text("disabled", style="dim")
+        elif s["paused"]:
+            note = Text(f"PAUSED: {s['last_error'] or ''}", style="bold red")
+        elif s["last_error"]:
+            note = Text(s["last_error"], style="yellow")
+        else:
+            note = Text("ok" if s["last_poll"] else "not polled yet", style="green")
+        table.add_row(
+            s["name"],
+            _local(s["last_poll"], now),
+            _local(s["next_poll"], now) if s["last_poll"] else "at start",
+            str(s["consecutive_failures"]),
+            str(c["seen"]),
+            str(c["queued"]),
+            str(c["posted"]),
+            str(c["failed"]),
+            str(c["skipped"]),
+            note,
+        )
+    console.print(table)
+
+    nxt = doc["next_post"]
+    if nxt["state"] == "waiting":
+        console.print(f"[bold]Next post:[/] {_local(nxt['at'], now)} — {nxt['reason']}")
+    elif nxt["state"] == "now":
+        console.print(f"[bold]Next post:[/] now ({nxt['reason']})")
+    else:
+        console.print(f"[bold]Next post:[/] {nxt['reason']}")
+
+    if doc["queue"]:
+        table = Table(title=f"Queue ({doc['queued']} waiting)", title_justify="left")
+        for column in ("#", "source", "item", "post", "when", "why"):
+            table.add_column(column)
+        for q in doc["queue"]:
+            table.add_row(
+                str(q["id"]),
+                q["source"],
+                q["item"],
+                q["summary"],
+                _local(q["ready_at"], now) if q["ready_at"] else q["state"],
+                q["reason"],
+            )
+        console.print(table)
+
+    if doc["unknown"]:
+        table = Table(title="Fate unknown (check the channel)", title_justify="left")
+        for column in ("#", "source", "item", "post", "then"):
+            table.add_column(column)
+        for u in doc["unknown"]:
+            table.add_row(str(u["id"]), u["source"], u["item"], u["summary"], u["hint"])
+        console.print(table)
+
+    if doc["recent_posts"]:
+        table = Table(title="Latest posts", title_justify="left")
+        for column in ("#", "posted", "source", "item", "message token", "post"):
+            table.add_column(column)
+        for p in doc["recent_posts"]:
+            table.add_row(
+                str(p["id"]),
+                _local(p["posted_at"], now),
+                p["source"],
+                p["item"],
+                p["message_token"] or "—",
+                p["summary"],
+            )
+        console.print(table)
+
+
+def render_story(doc: Mapping[str, Any], console: Console) -> None:
+    now = doc["now"]
+    if not doc["found"]:
+        console.print(f"no events for item {doc['item']!r}")
+        return
+    console.print(
+        f"[bold]Item {doc['item']}[/] ({', '.join(doc['sources'])}); times in {doc['timezone']}"
+    )
+    table = Table(show_header=True)
+    for column in ("time", "source", "what", "detail", "post"):
+        table.add_column(column)
+    for e in doc["events"]:
+        table.add_row(
+            _local(e["time"], now),
+            e["source"],
+            e["event"],
+            e["detail"],
+            "" if e["post"] is None else f"#{e['post']}",
+        )
+    console.print(table)
+    for p in doc["posts"]:
+        line = f"post #{p['id']}: {p['status']}"
+        if p["message_token"]:
+            line += f", message token {p['message_token']}"
+        if p["reason"]:
+            line += f" — {p['reason']}"
+        console.print(line)
+
+
+# --------------------------------------------------------------------------
+# the command
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.")
+@click.option("--item", "item", metavar="KEY", help="Tell the story of one item.")
+@click.option("--source", "source", metavar="NAME", help="With --item: the item's source.")
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="Rows per list."
+)
+@pass_state
+def status(state: State, as_json: bool, item: str | None, source: str | None, limit: int) -> None:
+    """Show sources, the queue, when the next post may go and why, and the
+    latest posts; or one item's story (--item KEY).
+
+    Reads the state file only (never writes it): safe while the service runs.
+    """
+    config = state.load()
+    path = config.storage.path
+    if not path.exists():
+        message = f"{NOTHING_YET}: no state file at {path} (`viber-publisher run` creates it)"
+        if as_json:
+            click.echo(json.dumps({"format": FORMAT, "ran": False, "message": message}))
+        else:
+            click.echo(message)
+        sys.exit(EXIT_OK)
+    try:
+        store = Store.open(path, read_only=True)
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    now = datetime.now(UTC)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=WIDTH)
+    try:
+        if item is not None:
+            keys = matching_keys(store, item, source)
+            if len(keys) > 1:
+                click.echo(f"{len(keys)} items match {item!r}; give one of these keys:", err=True)
+                for key in keys[:20]:
+                    click.echo(f"  {key}", err=True)
+                sys.exit(EXIT_FAILURE)
+            doc = story_document(config, store, keys[0] if keys else item, source, now)
+            if as_json:
+                click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+            else:
+                render_story(doc, console)
+            sys.exit(EXIT_OK if doc["found"] else EXIT_FAILURE)
+        doc = status_document(config, store, now, limit=limit)
+        doc["ran"] = True
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        render_status(doc, console)
+
+
+COMMANDS = [status]

@@ -1,0 +1,385 @@
+"""Operations: ``health``, ``/readyz``, ``/metrics``, alerts, back-off and logs.
+
+Real parts only: the service in-process with its HTTP server on 127.0.0.1
+(or ``viber-publisher run`` as a subprocess), the stand-in of Viber, feeds
+served from 127.0.0.1. No timing assertions: waits poll with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import STANDIN_TOKEN, MediaHost, WebhookReceiver
+from prometheus_client.parser import text_string_to_metric_families
+
+import publisher.deliver
+from publisher.cli.health import probe_url
+from publisher.config import load_config
+from publisher.reload import pid_path
+from publisher.runner import Service
+from publisher.standin import ViberStandIn
+
+DEADLINE = 20.0
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def note(folder: Path, name: str, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text + "\n", encoding="utf-8")
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+
+
+def write_config(
+    tmp: Path, body: str, *, api_url: str = "local", listen: str = "127.0.0.1:0"
+) -> Path:
+    path = tmp / "sources.toml"
+    path.write_text(
+        f"""
+[viber]
+api_url = "{api_url}"
+
+[server]
+listen = "{listen}"
+
+[storage]
+path = "state/publisher.sqlite3"
+media_dir = "state/media"
+
+[delivery]
+min_interval = "0s"
+{body}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+FOLDER_SOURCE = """
+[[sources]]
+name = "notes"
+type = "folder"
+path = "inbox"
+every = "1s"
+"""
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of ``/metrics``, None when absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+# --------------------------------------------------------------------------
+# health (a real `run` subprocess)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(tmp: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "publisher", "--config", str(tmp / "sources.toml"), *args],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    """`viber-publisher run` on a free port with the local channel."""
+    note(tmp_path / "inbox", "001-hello.txt", "Hello")
+    write_config(tmp_path, FOLDER_SOURCE, listen=f"127.0.0.1:{free_port()}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    log = (tmp_path / "run.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "publisher", "--config", "sources.toml", "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield tmp_path, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+def test_health_is_green_while_the_service_runs_and_red_after(
+    running: tuple[Path, subprocess.Popen[str]],
+) -> None:
+    tmp, process = running
+    healthy = wait_for(lambda: (r := cli(tmp, "health")).returncode == 0 and r, "healthy")
+    assert healthy.stdout.startswith("healthy: http://127.0.0.1:")
+    assert healthy.stdout.count("\n") == 1
+    ready = wait_for(lambda: (r := cli(tmp, "health", "--ready")).returncode == 0 and r, "ready")
+    assert ready.stdout.startswith("ready: ")
+    config = load_config(tmp / "sources.toml")
+    assert pid_path(config).read_text().strip() == str(process.pid)
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert not pid_path(config).exists()
+    down = cli(tmp, "health")
+    assert down.returncode == 1
+    assert down.stdout.startswith("not healthy: no answer from")
+    assert down.stdout.count("\n") == 1
+
+
+def test_health_with_a_broken_config_is_unhealthy_not_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "sources.toml").write_text("[server]\nlisten = 8080\n")
+    result = cli(tmp_path, "health")
+    assert result.returncode == 1  # Docker reserves 2
+    assert result.stdout.startswith("unhealthy: ")
+
+
+@pytest.mark.parametrize(
+    ("listen", "url"),
+    [
+        ("0.0.0.0:8080", "http://127.0.0.1:8080/healthz"),
+        ("127.0.0.1:9000", "http://127.0.0.1:9000/healthz"),
+        ("[::]:8080", "http://[::1]:8080/healthz"),
+        ("[::1]:8080", "http://[::1]:8080/healthz"),
+    ],
+)
+def test_probe_url_asks_the_loopback_for_wildcard_addresses(listen: str, url: str) -> None:
+    assert probe_url(listen) == url
+    assert probe_url(listen, ready=True) == url.replace("/healthz", "/readyz")
+
+
+# --------------------------------------------------------------------------
+# /readyz and /metrics (the service in-process, its real server)
+
+
+@pytest.fixture
+def channel() -> Iterator[ViberStandIn]:
+    """A stand-in of our own: tests here change its token."""
+    standin = ViberStandIn(STANDIN_TOKEN)
+    with standin.serve() as serving:
+        serving.preset_webhook("http://127.0.0.1:9/webhook")
+        yield serving
+
+
+def start_service(tmp: Path, channel: ViberStandIn, body: str = FOLDER_SOURCE) -> Service:
+    config = load_config(write_config(tmp, body, api_url=channel.api_url))
+    service = Service(config, token=STANDIN_TOKEN)
+    service.start()
+    return service
+
+
+def test_readyz_turns_red_when_the_token_is_refused_and_green_when_it_works_again(
+    tmp_path: Path, channel: ViberStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stopped channel re-checks the token every RECHECK_EVERY (5 min): make it quick.
+    if hasattr(publisher.deliver.Deliverer, "RECHECK_EVERY"):
+        monkeypatch.setattr(publisher.deliver.Deliverer, "RECHECK_EVERY", timedelta(seconds=0.2))
+    monkeypatch.setattr(publisher.deliver, "RECHECK_EVERY", timedelta(seconds=0.2))
+    inbox = tmp_path / "inbox"
+    note(inbox, "001-first.txt", "First")
+    service = start_service(tmp_path, channel)
+    thread = threading.Thread(target=service.run, kwargs={"install_signals": False})
+    thread.start()
+    readyz = service.server.url + "/readyz"
+    try:
+        wait_for(lambda: len(channel.posts) == 1, "the first post")
+        wait_for(lambda: httpx.get(readyz).status_code == 200, "ready")
+
+        channel.token = "0000000000000000-0000000000000000-0000000000000000"
+        note(inbox, "002-second.txt", "Second")
+        wait_for(lambda: httpx.get(readyz).status_code == 503, "not ready")
+        body = httpx.get(readyz).json()
+        assert body["ok"] is False
+        assert body["posting"].startswith("stopped: ")
+        assert len(channel.posts) == 1
+
+        channel.token = STANDIN_TOKEN
+        wait_for(lambda: len(channel.posts) == 2, "posting to resume")
+        wait_for(lambda: httpx.get(readyz).status_code == 200, "ready again")
+        assert channel.posts[1].payload["text"].strip() == "Second"
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+        service.close()
+
+
+def test_metrics_move_after_a_poll_and_a_post(tmp_path: Path, channel: ViberStandIn) -> None:
+    note(tmp_path / "inbox", "001-hello.txt", "Hello")
+    service = start_service(tmp_path, channel)
+    url = service.server.url + "/metrics"
+    try:
+        before = httpx.get(url).text
+        assert metric(before, "viber_publisher_polls_total", source="notes", result="ok") is None
+        assert metric(before, "viber_publisher_outbox_depth") == 0
+
+        service.poll_all()
+        polled = httpx.get(url).text
+        assert metric(polled, "viber_publisher_polls_total", source="notes", result="ok") == 1
+        assert metric(polled, "viber_publisher_items_total", source="notes", outcome="queued") == 1
+        assert metric(polled, "viber_publisher_outbox_depth") == 1
+        assert (metric(polled, "viber_publisher_last_post_timestamp_seconds") or 0) == 0
+
+        deliverer = service.deliverer
+        assert deliverer is not None
+        wait_for(lambda: deliverer.step() is not None and channel.posts, "a post")
+        posted = httpx.get(url).text
+        assert metric(posted, "viber_publisher_posts_total", result="ok") == 1
+        assert metric(posted, "viber_publisher_items_total", source="notes", outcome="posted") == 1
+        assert (metric(posted, "viber_publisher_last_post_timestamp_seconds") or 0) > 0
+        assert metric(posted, "viber_publisher_outbox_depth") == 0
+        assert metric(posted, "viber_publisher_posting_stopped") == 0
+    finally:
+        service.close()
+
+
+# --------------------------------------------------------------------------
+# a failing source: one alert, paused, a warning per back-off
+
+
+def failing_feed_config(tmp: Path, feed_url: str, alerts: str) -> Service:
+    body = f"""
+[alerts]
+{alerts}
+
+[[sources]]
+name = "dead"
+type = "rss"
+url = "{feed_url}"
+every = "1m"
+"""
+    config = load_config(write_config(tmp, body, api_url="http://127.0.0.1:9/pa"))
+    return Service(config, token=STANDIN_TOKEN, clock=FakeClock(), serve=False)
+
+
+def test_a_failing_source_alerts_once_not_once_per_poll(
+    tmp_path: Path, media_host: MediaHost, webhook_receiver: WebhookReceiver
+) -> None:
+    feed = media_host.add("/feed.xml", b"broken", "text/plain", status=500)
+    alerts = f'webhook_url = "{webhook_receiver.url}"\nsource_failures = 3'
+    service = failing_feed_config(tmp_path, feed, alerts)
+    clock = service.clock
+    assert isinstance(clock, FakeClock)
+    source = service.config.source("dead")
+    try:
+        for _ in range(8):
+            outcome = service.poll_source(source)
+            assert not outcome.ok
+            # Far past [alerts] min_interval: the alerter would let a repeat through.
+            clock.now += timedelta(hours=7)
+        assert service.alerter.flush(timeout=10)
+        assert len(webhook_receiver.calls) == 1
+        alert = json.loads(webhook_receiver.calls[0][0])
+        assert alert["kind"] == "source_paused"
+        assert alert["subject"] == "dead"
+        state = service.store.get_source("dead")
+        assert state.paused
+        assert state.consecutive_failures == 8
+        # Paused: polled at the longest back-off only.
+        assert state.next_poll is not None and state.last_poll is not None
+        assert state.next_poll - state.last_poll == service.config.fetch.max_backoff
+        body, _ = service.metrics.render()
+        assert metric(body.decode(), "viber_publisher_source_paused", source="dead") == 1
+
+        # The feed answers again: resumed by itself.
+        media_host.add(
+            "/feed.xml", b"<rss version='2.0'><channel></channel></rss>", "application/rss+xml"
+        )
+        assert service.poll_source(source).ok
+        assert not service.store.get_source("dead").paused
+        body, _ = service.metrics.render()
+        assert metric(body.decode(), "viber_publisher_source_paused", source="dead") == 0
+    finally:
+        service.close()
+
+
+def test_a_dead_feed_logs_a_warning_once_per_back_off(
+    tmp_path: Path, media_host: MediaHost, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed = media_host.add("/feed.xml", b"broken", "text/plain", status=500)
+    service = failing_feed_config(tmp_path, feed, "source_failures = 100")
+    clock = service.clock
+    assert isinstance(clock, FakeClock)
+    source = service.config.source("dead")
+    start = clock.now
+    polled_at: list[int] = []
+    try:
+        with caplog.at_level(logging.WARNING, logger="publisher.runner"):
+            # The scheduler fires every minute for an hour; a due source is polled.
+            for minute in range(60):
+                clock.now = start + timedelta(minutes=minute)
+                if service._due(source):
+                    polled_at.append(minute)
+                    service.poll_source(source)
+    finally:
+        service.close()
+    warnings = [r for r in caplog.records if "source dead:" in r.getMessage()]
+    assert polled_at == [0, 1, 3, 7, 15, 31]
+    assert len(warnings) == len(polled_at)
+    assert "failure 6 in a row" in warnings[-1].getMessage()
+
+
+# --------------------------------------------------------------------------
+# logs
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    note(tmp_path / "inbox", "001-hello.txt", "Hello")
+    write_config(tmp_path, FOLDER_SOURCE)
+    result = cli(tmp_path, "--log-format", "json", "run", "--once")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert any("posted" in line for line in lines)
+    for line in lines:
+        record = json.loads(line)
+        assert isinstance(record, dict)
+        assert {"time", "level", "logger", "message"} <= set(record)

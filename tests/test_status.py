@@ -1,0 +1,214 @@
+"""``viber-publisher status``, and the delivery policy's acceptance tests:
+
+- ``max_per_hour = 2`` with 5 items due: ``run --once`` posts 2 and leaves 3
+  queued, and ``status`` says when the next may go;
+- with the window closed nothing is posted, and ``status`` shows the next
+  opening in the configured timezone.
+
+Real parts: a folder source, ``run --once`` through click, the stand-in of
+Viber on 127.0.0.1 as ``api_url``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import STANDIN_TOKEN
+
+from publisher.cli import cli
+from publisher.config import DAYS, Window
+from publisher.policy import next_window_opening
+from publisher.standin import ViberStandIn
+from publisher.store import Store
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def make_notes(folder: Path, count: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    old = time.time() - 3600  # settled: not being written any more
+    for i in range(1, count + 1):
+        note = folder / f"{i:03d}-note.txt"
+        note.write_text(f"Note number {i}\n", encoding="utf-8")
+        os.utime(note, (old, old))
+
+
+def write_config(tmp: Path, api_url: str, delivery: str) -> Path:
+    path = tmp / "sources.toml"
+    path.write_text(
+        f"""
+[viber]
+api_url = "{api_url}"
+
+[server]
+listen = "127.0.0.1:0"
+
+[storage]
+path = "state/publisher.sqlite3"
+media_dir = "state/media"
+
+[delivery]
+timezone = "Europe/Berlin"
+min_interval = "0s"
+{delivery}
+
+[[sources]]
+name = "notes"
+type = "folder"
+path = "inbox"
+every = "1m"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def invoke(config: Path, *args: str) -> Result:
+    runner = CliRunner()
+    return runner.invoke(
+        cli,
+        ["--config", str(config), *args],
+        env={"VIBER_AUTH_TOKEN": STANDIN_TOKEN, "PUBLISHER_CONFIG": None},
+        catch_exceptions=False,
+    )
+
+
+def status_json(config: Path) -> dict[str, Any]:
+    result = invoke(config, "status", "--json")
+    assert result.exit_code == 0, result.output
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def _when(instant: datetime, now: datetime) -> str:
+    """How the policy words a time: seconds only when there are any."""
+    local = instant.astimezone(BERLIN)
+    return local.strftime("%H:%M:%S" if local.second or local.microsecond else "%H:%M")
+
+
+def test_rate_limit_posts_two_and_status_says_when_the_next_may_go(
+    tmp_path: Path, standin: ViberStandIn
+) -> None:
+    make_notes(tmp_path / "inbox", 5)
+    config = write_config(tmp_path, standin.api_url, "max_per_hour = 2")
+
+    result = invoke(config, "run", "--once")
+    assert result.exit_code == 0, result.output
+
+    assert [p.payload["text"].strip() for p in standin.posts] == ["Note number 1", "Note number 2"]
+    doc = status_json(config)
+    (notes,) = doc["sources"]
+    assert notes["counts"]["posted"] == 2
+    assert notes["counts"]["queued"] == 3
+    assert doc["queued"] == 3
+    assert [q["item"].split("@")[0] for q in doc["queue"]] == [
+        "file:003-note.txt",
+        "file:004-note.txt",
+        "file:005-note.txt",
+    ]
+    # The next may go one hour after the first of the two posts.
+    with Store.open(tmp_path / "state" / "publisher.sqlite3", read_only=True) as store:
+        first = min(row.posted_at for row in store.recent_posts() if row.posted_at)
+    expected_at = first + timedelta(hours=1)
+    nxt = doc["next_post"]
+    assert nxt["state"] == "waiting"
+    assert datetime.fromisoformat(nxt["at"]) == expected_at.replace(microsecond=0)
+    assert nxt["reason"].startswith("rate limit: 2 per hour reached; next at")
+    assert nxt["reason"].endswith(f"{_when(expected_at, first)} Europe/Berlin")
+
+    human = invoke(config, "status")
+    assert human.exit_code == 0
+    assert "rate limit: 2 per hour reached; next at" in human.stdout
+    assert f"{_when(expected_at, first)} Europe/Berlin" in human.stdout
+    # The latest posts show their message tokens; the auth token never appears.
+    tokens = {str(p.message_token) for p in standin.posts}
+    assert {p["message_token"] for p in doc["recent_posts"]} == tokens
+    assert all(token in human.stdout for token in tokens)
+    assert STANDIN_TOKEN not in human.stdout + json.dumps(doc)
+
+
+def test_closed_window_posts_nothing_and_status_shows_the_next_opening(
+    tmp_path: Path, standin: ViberStandIn
+) -> None:
+    now = datetime.now(UTC)
+    local = now.astimezone(BERLIN)
+    start = (local + timedelta(hours=2)).time().replace(second=0, microsecond=0)
+    end = (local + timedelta(hours=3)).time().replace(second=0, microsecond=0)
+    days = ", ".join(f'"{d}"' for d in DAYS)
+    window = f'window = {{ days = [{days}], start = "{start:%H:%M}", end = "{end:%H:%M}" }}'
+    make_notes(tmp_path / "inbox", 3)
+    config = write_config(tmp_path, standin.api_url, window)
+
+    result = invoke(config, "run", "--once")
+    assert result.exit_code == 0, result.output
+
+    assert standin.posts == []
+    doc = status_json(config)
+    assert doc["sources"][0]["counts"]["queued"] == 3
+    opening = next_window_opening(Window(DAYS, start, end), BERLIN, datetime.now(UTC))
+    words = f"outside posting window (opens {opening.astimezone(BERLIN):%a %H:%M} Europe/Berlin)"
+    assert doc["next_post"]["reason"] == words
+    assert datetime.fromisoformat(doc["next_post"]["at"]) == opening.replace(microsecond=0)
+    human = invoke(config, "status")
+    assert words in human.stdout
+
+
+def test_status_before_anything_ran_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "local", "")
+    result = invoke(config, "status")
+    assert result.exit_code == 0
+    assert "nothing has run yet" in result.stdout
+    doc = json.loads(invoke(config, "status", "--json").stdout)
+    assert doc["ran"] is False
+    assert not (tmp_path / "state").exists()
+
+
+def test_item_story_tells_seen_queued_posted_and_filtered(
+    tmp_path: Path, standin: ViberStandIn
+) -> None:
+    make_notes(tmp_path / "inbox", 2)
+    (tmp_path / "inbox" / "002-note.txt").write_text("Note number 2 with spam\n")
+    old = time.time() - 3600
+    os.utime(tmp_path / "inbox" / "002-note.txt", (old, old))
+    config = write_config(tmp_path, standin.api_url, "")
+    text = config.read_text().replace('every = "1m"', 'every = "1m"\nexclude = ["spam"]')
+    config.write_text(text)
+    state = tmp_path / "state" / "publisher.sqlite3"
+
+    assert invoke(config, "run", "--once").exit_code == 0
+    before = state.stat().st_mtime_ns
+
+    posted = json.loads(invoke(config, "status", "--json", "--item", "001-note").stdout)
+    assert posted["found"] is True
+    assert [e["event"] for e in posted["events"]][:2] == ["seen", "queued"]
+    assert posted["events"][-1]["event"] == "posted"
+    (post,) = posted["posts"]
+    assert post["status"] == "posted"
+    assert post["message_token"] == str(standin.posts[0].message_token)
+
+    held = invoke(config, "status", "--item", "002-note", "--source", "notes")
+    assert held.exit_code == 0
+    assert "filtered" in held.stdout and "spam" in held.stdout
+
+    missing = invoke(config, "status", "--item", "no-such-item")
+    assert missing.exit_code == 1
+    assert "no events for item" in missing.stdout
+    ambiguous = invoke(config, "status", "--item", "note")
+    assert ambiguous.exit_code == 1
+    # status never writes the state file.
+    assert state.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("args", [["status", "--help"], ["health", "--help"], ["reload", "--help"]])
+def test_commands_have_help(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
