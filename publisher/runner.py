@@ -14,6 +14,13 @@ client, HTTP server) and their lifecycle:
   thread of its own, within the delivery policy;
 - ``run_once()``: poll every source once, post everything due, return;
 - ``stop()`` (SIGINT, SIGTERM): finish the post in flight, then stop.
+- ``reload()`` (SIGHUP, ``viber-publisher reload``): apply a new config
+  between two turns of the main loop (:mod:`publisher.reload`); ``run()``
+  keeps a pid file beside the state file for that.
+
+A source failing ``[alerts] source_failures`` polls in a row is *paused*
+(alerted on, ``source_paused`` metric, shown by ``status``): it is still
+polled, at ``[fetch] max_backoff``, and resumes by itself when it answers.
 
 Failures of one source are values recorded on the source (``status`` shows
 them), never crashes of the loop.
@@ -40,7 +47,7 @@ from publisher.config import Config, SourceConfig
 from publisher.deliver import Deliverer
 from publisher.errors import MediaError, PublisherError, SourceError
 from publisher.fetch import Fetcher
-from publisher.items import Decision, Item
+from publisher.items import Decision, Item, RenderedItem
 from publisher.mediastore import MediaStore
 from publisher.metrics import Metrics
 from publisher.plan import plan_items
@@ -109,6 +116,10 @@ class Service:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="poll")
         self._scheduler = schedule.Scheduler()
         self._deliver_thread: threading.Thread | None = None
+        #: Set by SIGHUP; the main loop re-reads the config (publisher.reload).
+        self._reload_requested = threading.Event()
+        #: Wakes the main loop early (stop, reload).
+        self._loop_wake = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -143,10 +154,24 @@ class Service:
             public_url=self.public_url,
         )
         self.deliverer.ensure_webhook()
+        self._init_gauges()
+
+    def _init_gauges(self) -> None:
+        """Gauges read from the store: outbox depth, paused sources, posting stopped."""
+
+        def depth() -> float:
+            counts = self.store.counts_by_source()
+            return float(sum(c.get("queued", 0) for c in counts.values()))
+
+        self.metrics.outbox_depth_from(depth)
+        self.metrics.set_posting_stopped(self.store.kv_get("posting_stopped") is not None)
+        for source in self.config.sources:
+            self.metrics.set_source_paused(source.name, self.store.get_source(source.name).paused)
 
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._loop_wake.set()
         if self._deliver_thread is not None:
             self._deliver_thread.join(timeout=60)
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -155,6 +180,7 @@ class Service:
         if self._client is not None and hasattr(self._client, "close"):
             self._client.close()
         self.fetcher.close()
+        self.alerter.close()
         self.stopped_reason = self.store.kv_get("posting_stopped")
         self.store.close()
 
@@ -162,6 +188,30 @@ class Service:
         """Ask the loops to stop; the post in flight is finished first."""
         self._stop.set()
         self._wake.set()
+        self._loop_wake.set()
+
+    def request_reload(self) -> None:
+        """Ask the main loop to re-read the config (safe from a signal handler)."""
+        self._reload_requested.set()
+        self._loop_wake.set()
+
+    def reload(self, new_config: Config) -> Any:
+        """Apply a new config to the running service; see :mod:`publisher.reload`."""
+        from publisher.reload import apply_reload
+
+        return apply_reload(self, new_config)
+
+    def _reload_from_file(self) -> None:
+        from publisher.reload import read_config
+
+        self._reload_requested.clear()
+        if self.config.path is None:
+            log.warning("reload: the config was not read from a file; nothing to re-read")
+            return
+        log.info("reload: reading %s", self.config.path)
+        new = read_config(self.config.path)
+        if new is not None:
+            self.reload(new)
 
     # -- polling -----------------------------------------------------------
 
@@ -182,16 +232,34 @@ class Service:
             )
         if not outcome.ok:
             self._record_failure(source, outcome, now)
+        else:
+            self._resume_if_paused(source, now)
         self.metrics.poll(source.name, outcome.result, outcome.fetch_seconds)
         if outcome.queued:
             self._wake.set()
         return outcome
+
+    def _resume_if_paused(self, source: SourceConfig, now: datetime) -> None:
+        if not self.store.get_source(source.name).paused:
+            return
+        self.store.set_paused(source.name, False, now, "polled successfully again")
+        self.metrics.set_source_paused(source.name, False)
+        log.warning("source %s: polled successfully again; resumed", source.name)
+        self.alerter.alert("recovered", source.name, f"source {source.name} works again")
 
     def _record_failure(self, source: SourceConfig, outcome: PollOutcome, now: datetime) -> None:
         state = self.store.get_source(source.name)
         failures = (state.consecutive_failures if state else 0) + 1
         backoff = min(source.every * (2 ** min(failures - 1, 16)), self.config.fetch.max_backoff)
         backoff = max(backoff, source.every)
+        # Paused after [alerts] source_failures in a row: still polled, at the
+        # longest back-off, so it resumes by itself once the source answers.
+        paused = failures >= self.config.alerts.source_failures
+        if paused:
+            backoff = max(backoff, self.config.fetch.max_backoff)
+            if not state.paused:
+                self.store.set_paused(source.name, True, now, f"{failures} failed polls in a row")
+            self.metrics.set_source_paused(source.name, True)
         next_poll = now + backoff
         self.store.record_poll(source.name, now, ok=False, error=outcome.error, next_poll=next_poll)
         # A dead feed is a warning once per back-off, not a line per minute.
@@ -253,7 +321,7 @@ class Service:
             log.info("source %s: %s", source.name, warning)
         first_run = not (state and state.first_poll_done)
         outcome = self._plan_and_queue(source, parsed.items, now, first_run=first_run)
-        self.store.touch_seen(source.name, [item.key for item in parsed.items], now)
+        self._remember(source, [item.key for item in parsed.items], now)
         self.store.record_poll(source.name, now, ok=True, first_poll_done=True, **common)
         outcome.fetch_seconds = fetch_seconds
         return outcome
@@ -271,6 +339,7 @@ class Service:
         for problem in scan.problems:
             log.warning("source %s: %s", source.name, problem)
         outcome = self._plan_and_queue(source, scan.items, now, first_run=False)
+        self._remember(source, [item.key for item in scan.items], now)
         self.store.record_poll(
             source.name,
             now,
@@ -280,6 +349,14 @@ class Service:
             first_poll_done=True,
         )
         return outcome
+
+    def _remember(self, source: SourceConfig, keys: list[str], now: datetime) -> None:
+        """Keys the source still offers are remembered from now; keys it has
+        not offered for longer than its ``remember`` are forgotten."""
+        self.store.touch_seen(source.name, keys, now)
+        forgotten = self.store.forget_older_than(source.name, now - source.remember)
+        if forgotten:
+            log.debug("source %s: forgot %d old item key(s)", source.name, forgotten)
 
     def _plan_and_queue(
         self, source: SourceConfig, items: Sequence[Item], now: datetime, *, first_run: bool
@@ -318,7 +395,7 @@ class Service:
                     self.metrics.item(source.name, "skipped", "filtered")
                     outcome.filtered += 1
                 continue
-            rendered = self.transformer.render(item, source)
+            rendered = _require_folder_media(self.transformer.render(item, source))
             outcome.decisions.extend(rendered.decisions)
             if rendered.refused:
                 self.store.mark_seen(
@@ -360,11 +437,11 @@ class Service:
         state = self.store.get_source(source.name)
         return state is None or state.next_poll is None or state.next_poll <= self.clock()
 
-    def _submit(self, source: SourceConfig) -> None:
+    def _submit(self, source: SourceConfig, force: bool = False) -> None:
         with self._lock:
             if source.name in self._in_flight or self._stop.is_set():
                 return
-            if not self._due(source):
+            if not force and not self._due(source):
                 return
             self._in_flight.add(source.name)
 
@@ -388,6 +465,23 @@ class Service:
             high = max(low + 1, int(seconds * 1.1))
             self._scheduler.every(low).to(high).seconds.do(self._submit, source)
 
+    def reschedule(
+        self, new: Sequence[SourceConfig] = (), changed: Sequence[SourceConfig] = ()
+    ) -> None:
+        """Schedule the current sources again (after a reload): poll ``new``
+        ones now, and ``changed`` ones now if their next poll is further away
+        than their (new) interval."""
+        self._schedule()
+        now = self.clock()
+        for source in new:
+            if source.enabled:
+                self._submit(source)
+        for source in changed:
+            state = self.store.get_source(source.name)
+            late = state.next_poll is not None and state.next_poll > now + source.every
+            if source.enabled and late and not state.consecutive_failures:
+                self._submit(source, force=True)
+
     def _deliver_loop(self) -> None:
         assert self.deliverer is not None
         while not self._stop.is_set():
@@ -406,8 +500,18 @@ class Service:
 
     def run(self, install_signals: bool = True) -> None:
         """Serve until SIGINT or SIGTERM."""
+        from publisher.reload import pid_path, remove_pid, write_pid
+
         if install_signals:
             self._install_signals()
+        pid_file = pid_path(self.config)
+        write_pid(pid_file)
+        try:
+            self._run_loop()
+        finally:
+            remove_pid(pid_file)
+
+    def _run_loop(self) -> None:
         self._schedule()
         for source in self.config.sources:
             if source.enabled:
@@ -422,10 +526,13 @@ class Service:
             self.server.url if self.server is not None else "(no server)",
         )
         while not self._stop.is_set():
+            if self._reload_requested.is_set():
+                self._reload_from_file()
             self._scheduler.run_pending()
             self._prune_media()
             idle = self._scheduler.idle_seconds
-            self._stop.wait(timeout=min(max(idle or 1.0, 0.2), 5.0))
+            self._loop_wake.wait(timeout=min(max(idle or 1.0, 0.2), 5.0))
+            self._loop_wake.clear()
         log.info("stopping: finishing the post in flight")
 
     def run_once(self) -> None:
@@ -465,8 +572,33 @@ class Service:
             log.info("received %s", signal.Signals(signum).name)
             self.stop()
 
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            # Only a flag here: the main loop does the work.
+            self.request_reload()
+
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, on_hup)
+
+
+def _require_folder_media(rendered: RenderedItem) -> RenderedItem:
+    """A picture, video or file put in a folder that cannot be posted as such
+    refuses its item (the files go to ``failed/`` with the reason), even with
+    a caption: posting the caption alone would silently drop the media."""
+    item = rendered.item
+    if rendered.refused is not None or not any(m.origin == "folder" for m in item.media):
+        return rendered
+    if any(message.type in ("picture", "video", "file") for message in rendered.messages):
+        return rendered
+    why = "; ".join(d.detail for d in rendered.decisions if d.code == "fallback")
+    name = item.files[0].name if item.files else item.key
+    reason = (
+        f"{name}: {why or 'the media cannot be posted'}; not posted "
+        "(fix or replace the file and put it back in the folder)"
+    )
+    decisions = (*rendered.decisions, Decision("refused", reason))
+    return RenderedItem(item, (), decisions, refused=reason)
 
 
 def jitter(delta: timedelta, fraction: float = 0.1, rng: random.Random | None = None) -> timedelta:

@@ -12,6 +12,8 @@ ignored)::
   mov m4v. A ``.txt``/``.md`` with the same stem as a picture, video or file
   is that item's caption (a *sidecar*), not an item of its own.
 - Order: natural name order (``2`` before ``10``; ``001-``, ``002-`` work).
+  An item's ``published`` is the scan time, so the items of one scan are
+  posted in name order, after those found by earlier scans.
 - Ignored: ``posted/``, ``failed/`` and every other subfolder, hidden files
   (``.name``), and partial downloads (``.part``, ``.tmp``, ``.crdownload``,
   ``.partial``, ``.download``, names ending ``~``).
@@ -212,7 +214,7 @@ def scan_folder(
         if not all(f.stable for f in members):
             pending.extend(f.path for f in members)
             continue
-        item = _make_item(main, sidecar, source_name, tz, problems)
+        item = _make_item(main, sidecar, source_name, tz, problems, now)
         if item is not None:
             items.append(item)
     return FolderScan(items=items, pending=pending, problems=problems, snapshot=snapshot)
@@ -353,7 +355,12 @@ def _file_key(name: str, size: int, mtime: float) -> str:
 
 
 def _make_item(
-    main: _File, sidecar: _File | None, source_name: str, tz: tzinfo, problems: list[str]
+    main: _File,
+    sidecar: _File | None,
+    source_name: str,
+    tz: tzinfo,
+    problems: list[str],
+    found_at: datetime,
 ) -> Item | None:
     send_at: datetime | None = None
     caption = ""
@@ -368,7 +375,10 @@ def _make_item(
             problems.append(f"{text_file.name}: {exc}; the item is held back until it is fixed")
             return None
     files = (main.path,) + ((sidecar.path,) if sidecar else ())
-    published = datetime.fromtimestamp(main.mtime, UTC)
+    # When the item was found, not the file's mtime (a copied file keeps an
+    # arbitrary one): the delivery policy orders by published time, and the
+    # items of one scan must go in name order; ``max_age`` counts from here.
+    published = found_at
     key = _file_key(main.name, main.size, main.mtime)
     if main.suffix in TEXT_EXTENSIONS:
         if not caption:
