@@ -907,6 +907,23 @@ class Store:
             ).fetchall()
         return [_outbox_row(r) for r in rows]
 
+    def rows_for_item(self, source: str, key: str) -> list[OutboxRow]:
+        """Every message ever queued for item ``key`` of ``source`` (an edited
+        item reposted has more than one group), in queue order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM outbox WHERE item_key = ? AND source = ? ORDER BY id",
+                (key, source),
+            ).fetchall()
+        return [_outbox_row(r) for r in rows]
+
+    def add_event(
+        self, source: str, key: str | None, event: str, detail: str, now: datetime
+    ) -> None:
+        """Add a line to an item's story (``status --item KEY``)."""
+        with self._tx() as db:
+            self._event(db, now, source, key, event, detail)
+
     def pending(self, now: datetime) -> list[OutboxRow]:
         """Queued rows that may be tried now, in queue order; a later message
         only once every earlier one of its item is posted."""

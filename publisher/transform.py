@@ -16,7 +16,12 @@ then files; the kind of a local file is sniffed from its bytes):
 Fallbacks instead of failures: picture unusable → text post with the link;
 video unusable → url post to the item's link (then the body as a text post,
 when there is one), else text; nothing usable → a refusal with the reasons.
-Every fallback is a :class:`Decision` (code ``fallback``).
+Every fallback is a :class:`Decision` (code ``fallback``). Except for a
+folder's media (candidate origin ``folder``): a picture, video or file put in
+a folder that cannot be posted as such refuses its item, caption or not, with
+a reason naming the file and the cause (``001-photo.jpg: JPEG image is
+truncated or corrupt: ...; not posted (...)``); the runner moves its files to
+``failed/`` with that reason.
 
 Without a ``public_url`` (and not on the local channel) nothing can be
 hosted: a picture is posted from its source URL only when that is already
@@ -90,6 +95,17 @@ _VIDEO_MIMES = ("video/mp4", "video/quicktime")
 _SNIFF_BYTES = 4096
 #: Candidates tried per item, at most (each may be a download).
 _MAX_CANDIDATES = 3
+#: The message types that carry an item's media.
+_MEDIA_TYPES = ("picture", "video", "file")
+
+
+@dataclass(frozen=True)
+class _Unusable:
+    """Why a media candidate could not be used; ``config``: the fix is in the
+    config (no public_url, images = false), not in the file."""
+
+    cause: str
+    config: bool = False
 
 
 @dataclass
@@ -121,7 +137,22 @@ class Transformer:
     # -- entry points ------------------------------------------------------
 
     def render(self, item: Item, source: SourceConfig) -> RenderedItem:
-        """The posts for ``item``: media with its text, or a fallback, or a refusal."""
+        """The posts for ``item``: media with its text, or a fallback, or a refusal.
+
+        A picture, video or file put in a folder is posted as such or not at
+        all: when it cannot be used the item is refused, even with a caption
+        (posting the caption alone would silently drop the media), with a
+        reason naming the file and the cause; its files go to ``failed/``.
+        """
+        unusable: dict[MediaCandidate, _Unusable] = {}
+        rendered = self._render_media(item, source, unusable)
+        return self._require_folder_media(rendered, source, unusable)
+
+    def _render_media(
+        self, item: Item, source: SourceConfig, unusable: dict[MediaCandidate, _Unusable]
+    ) -> RenderedItem:
+        """:meth:`render` before the folder rule; why each candidate tried could
+        not be used goes into ``unusable``."""
         decisions: list[Decision] = []
         video_unusable = False
         for candidate in self._candidates(item, source):
@@ -129,24 +160,69 @@ class Transformer:
             reason = self._cannot_host(candidate, kind)
             if reason is not None:
                 decisions.append(Decision("fallback", f"{kind} {candidate.location}: {reason}"))
+                unusable[candidate] = _Unusable(reason, config=True)
                 video_unusable = video_unusable or kind == "video"
                 continue
             try:
                 media = self._load(candidate)
                 if media.kind == "image":
-                    return self._checked(
-                        self._picture(item, source, media, candidate, decisions), source
-                    )
-                if media.kind == "video":
-                    return self._checked(self._video(item, source, media, decisions), source)
-                return self._checked(self._file(item, source, media, decisions), source)
+                    rendered = self._picture(item, source, media, candidate, decisions)
+                elif media.kind == "video":
+                    rendered = self._video(item, source, media, decisions)
+                else:
+                    rendered = self._file(item, source, media, decisions)
             except MediaError as exc:
                 decisions.append(Decision("fallback", f"{kind} {candidate.location}: {exc}"))
+                unusable[candidate] = _Unusable(str(exc))
                 log.info("%s/%s: %s unusable: %s", item.source, item.key, candidate.location, exc)
                 video_unusable = video_unusable or kind == "video"
+                continue
+            checked = self._checked(rendered, source)
+            if checked is not rendered:
+                unusable[candidate] = _Unusable(
+                    next(
+                        (d.detail for d in reversed(checked.decisions) if d.code == "fallback"),
+                        "the post breaks one of Viber's limits",
+                    )
+                )
+            return checked
         if video_unusable and item.link:
             return self._checked(self._url_post(item, source, decisions), source)
         return self._text_only(item, source, decisions)
+
+    def _require_folder_media(
+        self,
+        rendered: RenderedItem,
+        source: SourceConfig,
+        unusable: dict[MediaCandidate, _Unusable],
+    ) -> RenderedItem:
+        """``rendered``, or a refusal when a folder's picture, video or file
+        did not become a media post (see :meth:`render`)."""
+        item = rendered.item
+        folder_media = [c for c in item.media if c.origin == "folder"]
+        if not folder_media or any(m.type in _MEDIA_TYPES for m in rendered.messages):
+            return rendered
+        candidate = next((c for c in folder_media if c in unusable), folder_media[0])
+        problem = unusable.get(candidate)
+        if problem is None:
+            if _candidate_kind(candidate) == "image" and not source.images:
+                problem = _Unusable(
+                    f"pictures are turned off for source {source.name!r} (images = false)",
+                    config=True,
+                )
+            else:
+                problem = _Unusable("it cannot be posted as a picture, video or file")
+        name = candidate.path.name if candidate.path is not None else candidate.location
+        cause = problem.cause
+        about = cause if cause.startswith(name) else f"{name}: {cause}"
+        if problem.config:
+            hint = "change the config, then put the file back in the folder"
+        else:
+            hint = "fix or replace the file and put it back in the folder"
+        reason = f"{about}; not posted ({hint})"
+        decisions = [d for d in rendered.decisions if d.code != "refused"]
+        decisions.append(Decision("refused", reason))
+        return RenderedItem(item, (), tuple(decisions), refused=reason)
 
     def render_url(self, item: Item, source: SourceConfig) -> RenderedItem:
         """A ``url`` post to ``item.link`` with the item's words as its text

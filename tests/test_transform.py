@@ -318,6 +318,68 @@ def test_local_video_is_stored_with_whole_seconds(tmp_path: Path) -> None:
     assert_valid(rendered)
 
 
+def folder_picture(tmp_path: Path, name: str, data: bytes, caption: str = "") -> Item:
+    path = tmp_path / name
+    path.write_bytes(data)
+    media = MediaCandidate(path=path, kind="image", mime="image/jpeg", origin="folder")
+    return Item(source="inbox", key=name, text=caption, media=(media,), files=(path,))
+
+
+FOLDER = SourceConfig(name="inbox", type="folder", path=DATA)
+
+
+@pytest.mark.parametrize("caption", ["", "A caption for a picture that cannot be read."])
+def test_a_broken_folder_picture_refuses_its_item_naming_the_file_and_the_cause(
+    tmp_path: Path, caption: str
+) -> None:
+    truncated = (DATA / "images" / "truncated_jpeg.jpg").read_bytes()
+    transformer, _ = make(tmp_path)
+    rendered = transformer.render(
+        folder_picture(tmp_path, "001-photo.jpg", truncated, caption), FOLDER
+    )
+    # the caption alone is not posted: that would silently drop the picture
+    assert rendered.messages == ()
+    assert rendered.refused is not None
+    assert rendered.refused.startswith("001-photo.jpg: JPEG image is truncated or corrupt")
+    assert "nothing to post" not in rendered.refused
+    assert "fix or replace the file" in rendered.refused
+    assert [d for d in rendered.decisions if d.code == "refused"][-1].detail == rendered.refused
+    assert codes(rendered)[-1] == "refused" and codes(rendered).count("refused") == 1
+
+
+def test_a_folder_picture_without_a_public_url_is_refused_with_the_config_to_fix(
+    tmp_path: Path,
+) -> None:
+    transformer, _ = make(tmp_path, public_url=None)
+    rendered = transformer.render(folder_picture(tmp_path, "2-sea.jpg", jpeg(), "Sea."), FOLDER)
+    assert rendered.messages == ()
+    assert rendered.refused is not None and rendered.refused.startswith("2-sea.jpg: ")
+    assert "public_url" in rendered.refused and "change the config" in rendered.refused
+
+
+def test_a_folder_picture_with_images_false_is_refused(tmp_path: Path) -> None:
+    transformer, _ = make(tmp_path)
+    source = replace(FOLDER, images=False)
+    rendered = transformer.render(folder_picture(tmp_path, "3-p.jpg", jpeg(), "Words."), source)
+    assert rendered.messages == ()
+    assert rendered.refused is not None and rendered.refused.startswith("3-p.jpg: ")
+    assert "images = false" in rendered.refused
+
+
+def test_a_good_folder_picture_is_still_a_picture_post(tmp_path: Path) -> None:
+    transformer, _ = make(tmp_path)
+    rendered = transformer.render(folder_picture(tmp_path, "4-ok.jpg", jpeg(), "Fine."), FOLDER)
+    assert rendered.refused is None and types(rendered) == ["picture"]
+
+
+def test_a_broken_feed_picture_still_falls_back_to_text(tmp_path: Path) -> None:
+    """The rule is the folder's: a feed's broken picture is a fallback, not a refusal."""
+    truncated = (DATA / "images" / "truncated_jpeg.jpg").read_bytes()
+    transformer, _ = make(tmp_path, {"http://m.example/t.jpg": truncated})
+    rendered = transformer.render(item(image("http://m.example/t.jpg")), SOURCE)
+    assert rendered.refused is None and types(rendered) == ["text"]
+
+
 # --------------------------------------------------------------------------
 # url posts
 

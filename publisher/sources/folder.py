@@ -442,11 +442,15 @@ def move_done(root: Path, files: Iterable[Path], ok: bool, reason: str | None = 
             continue
         try:
             target_dir.mkdir(exist_ok=True)
-            moved.append(_move_exclusive(source, target_dir))
+            target = _move_exclusive(source, target_dir)
+        except FileNotFoundError:
+            continue  # moved by someone else meanwhile (the deliverer, `skip`)
         except OSError as exc:
             errors.append(
                 f"{source.name}: could not be moved to {target_dir} ({exc.strerror or exc})"
             )
+            continue
+        moved.append(target)
     if not ok and moved:
         note = (reason or "no reason recorded").rstrip() + "\n"
         try:
@@ -475,11 +479,18 @@ def _move_exclusive(source: Path, directory: Path) -> Path:
             os.link(source, target, follow_symlinks=False)
         except FileExistsError:
             continue  # lost a race: try the next name
+        except FileNotFoundError:
+            raise  # the source is gone: moved by someone else
         except OSError:
             # no hard links here (some file systems): rename, having checked
             os.rename(source, target)
             return target
-        os.unlink(source)
+        try:
+            os.unlink(source)
+        except FileNotFoundError:
+            # Another mover linked and unlinked it first: theirs is the copy kept.
+            os.unlink(target)
+            raise
         return target
     raise OSError(f"no free name for {source.name} in {directory}")
 
