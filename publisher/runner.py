@@ -22,6 +22,11 @@ A source failing ``[alerts] source_failures`` polls in a row is *paused*
 (alerted on, ``source_paused`` metric, shown by ``status``): it is still
 polled, at ``[fetch] max_backoff``, and resumes by itself when it answers.
 
+A folder item finished (posted, failed, skipped, refused) just before the
+service stopped, with its files not moved yet, has them moved to
+``posted/`` or ``failed/`` on the next poll of its folder; a file never
+moves before the last post of its item is finished.
+
 Failures of one source are values recorded on the source (``status`` shows
 them), never crashes of the loop.
 """
@@ -29,7 +34,6 @@ them), never crashes of the loop.
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -47,18 +51,21 @@ from publisher.config import Config, SourceConfig
 from publisher.deliver import Deliverer
 from publisher.errors import MediaError, PublisherError, SourceError
 from publisher.fetch import Fetcher
-from publisher.items import Decision, Item, RenderedItem
+from publisher.items import Decision, Item
 from publisher.mediastore import MediaStore
 from publisher.metrics import Metrics
 from publisher.plan import plan_items
 from publisher.sources.feed import parse_feed
 from publisher.sources.folder import move_done, scan_folder
-from publisher.store import Store
+from publisher.store import FINISHED, Store
 from publisher.transform import Transformer, fetch_media_with
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+#: The spread of the scheduler's ticks around ``every`` (± half of it).
+JITTER = 0.2
 
 
 def utcnow() -> datetime:
@@ -77,6 +84,8 @@ class PollOutcome:
     seen: int = 0
     filtered: int = 0
     refused: int = 0
+    #: Folder items finished before a stop whose files were moved only now.
+    recovered: int = 0
     decisions: list[Decision] = field(default_factory=list)
     fetch_seconds: float | None = None
 
@@ -99,6 +108,8 @@ class Service:
         self._wake = threading.Event()
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
+        #: One folder move at a time (the deliverer's and a poll's recovery).
+        self._move_lock = threading.Lock()
         self.metrics = Metrics(clock=clock)
         self.alerter = Alerter(config.alerts, clock=clock, metrics=self.metrics)
         self.started_at: datetime | None = None
@@ -378,6 +389,12 @@ class Service:
         for plan in planned:
             item = plan.item
             if plan.action == "seen":
+                if (
+                    item.files
+                    and source.type == "folder"
+                    and self._move_left_behind(source, item, now)
+                ):
+                    outcome.recovered += 1
                 continue
             if plan.action != "update":
                 outcome.seen += 1
@@ -395,7 +412,7 @@ class Service:
                     self.metrics.item(source.name, "skipped", "filtered")
                     outcome.filtered += 1
                 continue
-            rendered = _require_folder_media(self.transformer.render(item, source))
+            rendered = self.transformer.render(item, source)
             outcome.decisions.extend(rendered.decisions)
             if rendered.refused:
                 self.store.mark_seen(
@@ -407,7 +424,8 @@ class Service:
                     "source %s: item %s refused: %s", source.name, item.key, rendered.refused
                 )
                 if item.files and source.path is not None:
-                    move_done(source.path, item.files, ok=False, reason=rendered.refused)
+                    with self._move_lock:
+                        move_done(source.path, item.files, ok=False, reason=rendered.refused)
                 continue
             self.store.queue_item(rendered, now)
             self.metrics.item(source.name, "queued")
@@ -429,13 +447,73 @@ class Service:
         except KeyError:
             return
         if source.type == "folder" and source.path is not None and files:
-            move_done(source.path, [Path(f) for f in files], ok=ok, reason=reason)
+            with self._move_lock:
+                move_done(source.path, [Path(f) for f in files], ok=ok, reason=reason)
+
+    def _move_left_behind(self, source: SourceConfig, item: Item, now: datetime) -> bool:
+        """A folder item already seen whose files are still in the folder.
+
+        When its posts are all finished (``posted``, ``failed``, ``skipped``),
+        the process stopped between recording the last one and moving the
+        files: move them now, as :meth:`_item_done` would (``posted/`` when
+        every message was posted, else ``failed/`` with the recorded reason).
+        Likewise an item refused at rendering whose move did not happen. An
+        item with a message still ``queued``, ``sending`` or ``unknown`` is
+        left alone: a file never moves before its post is finished.
+        Returns whether files were moved.
+        """
+        assert source.path is not None
+        rows = self.store.rows_for_item(source.name, item.key)
+        if rows:
+            if any(row.status not in FINISHED for row in rows):
+                return False
+            latest = rows[-1].group_id
+            group = [row for row in rows if row.group_id == latest]
+            ok = all(row.status == "posted" for row in group)
+            reason = None
+            if not ok:
+                reason = next(
+                    (r.reason for r in group if r.status != "posted" and r.reason), "not posted"
+                )
+            files = [Path(f) for f in group[0].files]
+        else:
+            seen = self.store.seen(source.name, item.key)
+            if seen is None or seen.outcome != "refused":
+                return False  # filtered items stay; a pruned outbox tells nothing
+            story = self.store.item_story(source.name, item.key)
+            reason = next((e.detail for e in reversed(story) if e.event == "refused"), None)
+            ok = False
+            files = list(item.files)
+        if not files:
+            return False
+        try:
+            with self._move_lock:
+                moved = move_done(source.path, files, ok=ok, reason=reason)
+        except SourceError as exc:  # tried again next poll; new items still go
+            log.error("source %s: item %s: %s", source.name, item.key, exc)
+            return False
+        if not moved:
+            return False
+        where = "posted/" if ok else "failed/"
+        detail = f"{len(moved)} file(s) moved to {where} (left behind when the service stopped)"
+        log.warning("source %s: item %s: %s", source.name, item.key, detail)
+        self.store.add_event(source.name, item.key, "moved", detail, now)
+        return True
 
     # -- the loops ---------------------------------------------------------
 
     def _due(self, source: SourceConfig) -> bool:
+        """Whether a tick of the scheduler should poll ``source`` now.
+
+        The scheduler fires every ``every`` ± 10% (jitter), so a tick may come
+        a little before ``next_poll`` (last poll + ``every``); such a tick
+        polls. Back-off and ``Retry-After`` push ``next_poll`` much further,
+        and those ticks are skipped.
+        """
         state = self.store.get_source(source.name)
-        return state is None or state.next_poll is None or state.next_poll <= self.clock()
+        if state is None or state.next_poll is None:
+            return True
+        return state.next_poll - source.every * JITTER <= self.clock()
 
     def _submit(self, source: SourceConfig, force: bool = False) -> None:
         with self._lock:
@@ -461,8 +539,8 @@ class Service:
                 continue
             seconds = max(1, int(source.every.total_seconds()))
             # schedule's every(a).to(b) picks a random interval each time: jitter.
-            low = max(1, int(seconds * 0.9))
-            high = max(low + 1, int(seconds * 1.1))
+            low = max(1, int(seconds * (1 - JITTER / 2)))
+            high = max(low + 1, int(seconds * (1 + JITTER / 2)))
             self._scheduler.every(low).to(high).seconds.do(self._submit, source)
 
     def reschedule(
@@ -580,27 +658,3 @@ class Service:
         signal.signal(signal.SIGINT, handler)
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, on_hup)
-
-
-def _require_folder_media(rendered: RenderedItem) -> RenderedItem:
-    """A picture, video or file put in a folder that cannot be posted as such
-    refuses its item (the files go to ``failed/`` with the reason), even with
-    a caption: posting the caption alone would silently drop the media."""
-    item = rendered.item
-    if rendered.refused is not None or not any(m.origin == "folder" for m in item.media):
-        return rendered
-    if any(message.type in ("picture", "video", "file") for message in rendered.messages):
-        return rendered
-    why = "; ".join(d.detail for d in rendered.decisions if d.code == "fallback")
-    name = item.files[0].name if item.files else item.key
-    reason = (
-        f"{name}: {why or 'the media cannot be posted'}; not posted "
-        "(fix or replace the file and put it back in the folder)"
-    )
-    decisions = (*rendered.decisions, Decision("refused", reason))
-    return RenderedItem(item, (), decisions, refused=reason)
-
-
-def jitter(delta: timedelta, fraction: float = 0.1, rng: random.Random | None = None) -> timedelta:
-    rng = rng or random.Random()
-    return delta * (1 + rng.uniform(-fraction, fraction))
