@@ -376,30 +376,7 @@ class Transformer:
             "media": self.store.url(self.public_url, picture_name),
             "thumbnail": self.store.url(self.public_url, thumb_name),
         }
-        infos = (
-            MediaInfo(
-                kind="image",
-                name=picture_name,
-                size=len(picture.data),
-                mime="image/jpeg",
-                width=picture.width,
-                height=picture.height,
-                quality=picture.quality,
-                source_format=picture.source_format,
-                source_size=picture.source_size,
-                source_width=picture.source_width,
-                source_height=picture.source_height,
-            ),
-            MediaInfo(
-                kind="image",
-                name=thumb_name,
-                size=len(thumb.data),
-                mime="image/jpeg",
-                width=thumb.width,
-                height=thumb.height,
-                quality=thumb.quality,
-            ),
-        )
+        infos = (picture.media_info(picture_name), thumb.media_info(thumb_name))
         messages = [RenderedMessage(payload, infos)]
         if caption.follow_up:
             messages.append(RenderedMessage({"type": "text", "text": caption.follow_up}))

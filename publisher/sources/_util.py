@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urljoin, urlsplit
@@ -179,3 +179,29 @@ class Keyring:
             if previous == content_hash:
                 return None
         return None
+
+
+def claim_key(
+    keys: Keyring,
+    item: Item,
+    items: list[Item],
+    where: str,
+    warnings: list[str],
+    noun: str = "item",
+) -> None:
+    """Append ``item`` to ``items`` under a key no earlier item of the feed has.
+
+    An exact repeat is dropped; a repeated id with other content is keyed by
+    its link (or link and hash) instead. Both are warnings.
+    """
+    from publisher.plan import item_key
+
+    fallback = item_key(None, item.link, item.title, item.html or item.text)
+    key = keys.claim(item.key, item.content_hash, fallback)
+    if key is None:
+        warnings.append(f"{where}: skipped, it repeats an earlier {noun} exactly")
+        return
+    if key != item.key:
+        warnings.append(f"{where}: its id {item.key!r} is used twice; keyed as {key!r}")
+        item = replace(item, key=key)
+    items.append(item)

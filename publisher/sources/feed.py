@@ -33,7 +33,6 @@ import re
 import time
 import warnings as pywarnings
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +46,7 @@ from publisher.sources._util import (
     Keyring,
     ParsedFeed,
     body_image,
+    claim_key,
     clamp_future,
     guess_kind,
     html_to_text,
@@ -211,15 +211,7 @@ def _parse_xml(
             continue
         if item is None:
             continue
-        fallback = item_key(None, item.link, item.title, item.html or item.text)
-        key = keys.claim(item.key, item.content_hash, fallback)
-        if key is None:
-            warnings.append(f"{where}: skipped, it repeats an earlier entry exactly")
-            continue
-        if key != item.key:
-            warnings.append(f"{where}: its id {item.key!r} is used twice; keyed as {key!r}")
-            item = replace(item, key=key)
-        items.append(item)
+        claim_key(keys, item, items, where, warnings, noun="entry")
 
     title = html_to_text(str(feed_info.get("title") or ""))
     link = http_url(feed_info.get("link"), base)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from publisher.sources._util import (
     Keyring,
     ParsedFeed,
     body_image,
+    claim_key,
     clamp_future,
     guess_kind,
     html_to_text,
@@ -95,7 +95,7 @@ def parse_json_feed(body: bytes, url: str, source_name: str, now: datetime) -> P
             continue
         if item is None:
             continue
-        _claim(keys, item, items, where, warnings)
+        claim_key(keys, item, items, where, warnings)
     return ParsedFeed(
         title=html_to_text(title),
         link=home,
@@ -103,18 +103,6 @@ def parse_json_feed(body: bytes, url: str, source_name: str, now: datetime) -> P
         warnings=warnings,
         version=f"json{number or '1.1'}",
     )
-
-
-def _claim(keys: Keyring, item: Item, items: list[Item], where: str, warnings: list[str]) -> None:
-    fallback = item_key(None, item.link, item.title, item.html or item.text)
-    key = keys.claim(item.key, item.content_hash, fallback)
-    if key is None:
-        warnings.append(f"{where}: skipped, it repeats an earlier item exactly")
-        return
-    if key != item.key:
-        warnings.append(f"{where}: its id {item.key!r} is used twice; keyed as {key!r}")
-        item = replace(item, key=key)
-    items.append(item)
 
 
 def _string(obj: dict[str, Any], name: str, where: str, warnings: list[str]) -> str | None:
@@ -351,7 +339,7 @@ def _parse_rss_in_json(
             media=tuple(media),
             content_hash=content_hash(title, html, link),
         )
-        _claim(keys, item, items, where, warnings)
+        claim_key(keys, item, items, where, warnings)
     return ParsedFeed(
         title=html_to_text(_text(channel.get("title"))),
         link=http_url(channel.get("link"), base),
