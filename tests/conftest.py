@@ -58,12 +58,10 @@ from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import httpx  # noqa: E402
+from helpers import STANDIN_TOKEN  # noqa: E402
 
 from publisher.httpserver import HTTPServer  # noqa: E402
 from publisher.standin import ViberStandIn  # noqa: E402
-
-#: The token the ``standin`` fixture accepts (made up; shaped like Viber's).
-STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"
 
 _REASONS = {200: "OK", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 500: "Error"}
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import STANDIN_TOKEN as TOKEN
 
 from publisher.cli import cli
 from publisher.standin import ADMIN_ID, SUPERADMIN_ID, ViberStandIn
 
-TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"  # the standin fixture's
 ENV = "TEST_CHANNEL_TOKEN"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import STANDIN_TOKEN
+from helpers import STANDIN_TOKEN, free_port
 
 from publisher.cli import cli
 from publisher.httpserver import HTTPServer
@@ -19,12 +19,6 @@ from publisher.store import Store
 from publisher.web import make_app
 
 ENV = "TEST_POST_TOKEN"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def write_config(tmp_path: Path, api_url: str, port: int, public: bool = True) -> Path:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import io
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import STANDIN_TOKEN, MediaHost
+from conftest import MediaHost
+from helpers import STANDIN_TOKEN, free_port
 from PIL import Image
 
 from publisher.cli import cli
@@ -30,12 +30,6 @@ from publisher.web import make_app
 IMAGES = Path(__file__).parent / "data" / "images"
 VIDEO = Path(__file__).parent / "data" / "video"
 ENV = "TEST_E2E_TOKEN"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import STANDIN_TOKEN as TOKEN
 
 from publisher.config import parse_config
 from publisher.errors import MediaError
@@ -26,7 +27,6 @@ from publisher.runner import PollOutcome, Service
 
 DATA = Path(__file__).parent / "data"
 INDEX = json.loads((DATA / "feeds" / "index.json").read_text(encoding="utf-8"))
-TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"
 
 
 def content_type(path: Path, meta: dict[str, Any]) -> str:

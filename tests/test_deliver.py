@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers import STANDIN_TOKEN, posted_texts
 
 from publisher.cli import cli
 from publisher.config import Config, parse_config
@@ -27,7 +28,6 @@ from publisher.standin import ViberStandIn
 from publisher.store import OutboxRow, Store
 from publisher.viber.client import ChannelClient, PostResult
 
-STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"  # the standin fixture's
 START = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
 
 
@@ -131,10 +131,6 @@ def _rig(
         store.close()
 
 
-def texts_posted(standin: ViberStandIn) -> list[str]:
-    return [p.payload.get("text", "") for p in standin.posts]
-
-
 # --------------------------------------------------------------------------
 # ok and retryable answers
 
@@ -189,7 +185,7 @@ def test_retryable_answers_are_retried_with_backoff_then_posted(
     rig.drain()
     assert rig.row(post_id).status == "posted"
     assert rig.row(post_id).attempts == 3
-    assert texts_posted(standin) == ["a"]
+    assert posted_texts(standin) == ["a"]
 
 
 def test_status_12_slows_the_whole_channel(rig: Rig, standin: ViberStandIn) -> None:
@@ -205,7 +201,7 @@ def test_status_12_slows_the_whole_channel(rig: Rig, standin: ViberStandIn) -> N
     assert rig.row(second).status == "queued" and rig.row(second).attempts == 0
     rig.drain()
     assert rig.row(first).status == rig.row(second).status == "posted"
-    assert sorted(texts_posted(standin)) == ["a", "b"]
+    assert sorted(posted_texts(standin)) == ["a", "b"]
 
 
 def test_retries_are_bounded_then_the_post_fails_with_the_reason(
@@ -241,7 +237,7 @@ def test_a_connection_failure_before_sending_is_a_plain_retry(
         rig.client.api_url = standin.api_url
         rig.drain()
         assert rig.row(post_id).status == "posted"
-        assert texts_posted(standin) == ["a"]
+        assert posted_texts(standin) == ["a"]
 
 
 # --------------------------------------------------------------------------
@@ -314,7 +310,7 @@ def test_no_answer_after_sending_is_unknown_and_held(
             rig.clock.advance(timedelta(hours=1))
         assert rig.row(post_id).status == "unknown"
         expected = [] if kind == "drop_before" else ["a"]
-        assert texts_posted(standin) == expected
+        assert posted_texts(standin) == expected
 
 
 def test_unknown_posts_are_requeued_with_on_unknown_retry(
@@ -330,7 +326,7 @@ def test_unknown_posts_are_requeued_with_on_unknown_retry(
         assert row.reason is not None and "on_unknown = retry" in row.reason
         rig.drain()
         assert rig.row(post_id).status == "posted"
-        assert texts_posted(standin) == ["a", "a"]  # the operator chose duplicates over losses
+        assert posted_texts(standin) == ["a", "a"]  # the operator chose duplicates over losses
 
 
 def test_a_crash_while_sending_leaves_unknown_on_start(
@@ -413,7 +409,7 @@ def test_account_errors_stop_posting_then_it_resumes(
             if deliverer.step() is not None:
                 clock.advance(timedelta(seconds=5))
         assert [service.store.get(i).status for i in ids] == ["posted", "posted"]  # type: ignore[union-attr]
-        assert texts_posted(standin) == ["a", "b"]
+        assert posted_texts(standin) == ["a", "b"]
     finally:
         service.close()
 
@@ -437,7 +433,7 @@ def test_status_10_sets_the_webhook_again_and_posts(
         row = rig.row(post_id)
         assert row.status == "posted"
         assert row.attempts == 1  # setting the webhook did not use up an attempt
-        assert texts_posted(standin) == ["a"]
+        assert posted_texts(standin) == ["a"]
         assert [r.status for r in standin.requests if r.endpoint == "post"] == [10, 0]
 
 

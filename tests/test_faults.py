@@ -9,26 +9,12 @@ it longer); here it runs small, with a fake clock, and its figures are checked.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers import STANDIN_TOKEN, load_bench
 
 from publisher.standin import ViberStandIn
-
-STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"  # the standin fixture's
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "faults.py"
-
-
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_faults", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("seed", [1])

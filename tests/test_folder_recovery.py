@@ -11,12 +11,12 @@ where it is. Real files, a real SQLite store, the stand-in channel on
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import STANDIN_TOKEN, names, put
 
 from publisher.config import Config, parse_config
 from publisher.items import Item, RenderedItem, RenderedMessage
@@ -27,21 +27,7 @@ from publisher.standin import ViberStandIn
 from publisher.store import Store
 from publisher.viber.client import ChannelClient
 
-STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"  # the standin fixture's
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def put(folder: Path, name: str, text: str) -> Path:
-    """A file with an mtime an hour ago, so it counts as stable at once."""
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
-    past = time.time() - 3600
-    os.utime(path, (past, past))
-    return path
-
-
-def names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
 def inbox_files(inbox: Path) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from helpers import STANDIN_TOKEN, put, write_config
 
 from publisher.config import FetchConfig, parse_config
 from publisher.errors import MediaError
@@ -21,8 +21,6 @@ from publisher.fetch import Fetcher
 from publisher.runner import Service
 from publisher.standin import ViberStandIn
 from publisher.store import Store
-
-STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"  # the standin fixture's
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n <!ENTITY lol "lol">\n'
@@ -152,35 +150,14 @@ def test_the_token_never_appears_in_output_state_or_status(
     tmp_path: Path, standin: ViberStandIn
 ) -> None:
     inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    past = time.time() - 3600
     for name in ("001-ok.txt", "002-refused.txt", "003-unknown.txt", "004-retried.txt"):
-        (inbox / name).write_text(f"note {name}\n")
-        os.utime(inbox / name, (past, past))
-    config = tmp_path / "sources.toml"
-    config.write_text(
-        f"""
-[viber]
-api_url = "{standin.api_url}"
-timeout = "1s"
-
-[server]
-listen = "127.0.0.1:0"
-
-[storage]
-path = "state.sqlite3"
-media_dir = "media"
-
-[delivery]
-min_interval = "0s"
-retry_backoff = "0.2s"
-
-[[sources]]
-name = "inbox"
-type = "folder"
-path = "inbox"
-""",
-        encoding="utf-8",
+        put(inbox, name, f"note {name}\n")
+    config = write_config(
+        tmp_path,
+        standin.api_url,
+        viber='timeout = "1s"',
+        delivery='retry_backoff = "0.2s"',
+        rest='[[sources]]\nname = "inbox"\ntype = "folder"\npath = "inbox"\n',
     )
     outputs: list[bytes] = []
     # One post goes, one is refused, one is sent without an answer, one is retried.

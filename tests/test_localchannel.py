@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import httpx
+from helpers import config_text
 
 from publisher.config import load_config
 from publisher.localchannel import FILE_NAME, ChannelLog
@@ -24,21 +25,12 @@ def make_config(tmp: Path) -> Path:
         os.utime(path, (MTIME, MTIME))
     config = tmp / "sources.toml"
     config.write_text(
-        """
-[viber]
-api_url = "local"
-[server]
-listen = "127.0.0.1:0"
-[storage]
-path = "state/publisher.sqlite3"
-media_dir = "state/media"
-[delivery]
-min_interval = "0s"
-[[sources]]
-name = "inbox"
-type = "folder"
-path = "inbox"
-"""
+        config_text(
+            "local",
+            state="state/publisher.sqlite3",
+            media_dir="state/media",
+            rest='[[sources]]\nname = "inbox"\ntype = "folder"\npath = "inbox"\n',
+        )
     )
     return config
 

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
+import helpers
 import httpx
 import pytest
-from conftest import STANDIN_TOKEN, MediaHost, WebhookReceiver
+from conftest import MediaHost, WebhookReceiver
+from helpers import STANDIN_TOKEN, free_port, put, run_cli, running_service, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 import publisher.deliver
@@ -33,51 +30,18 @@ from publisher.reload import pid_path
 from publisher.runner import Service
 from publisher.standin import ViberStandIn
 
-DEADLINE = 20.0
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def note(folder: Path, name: str, text: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(text + "\n", encoding="utf-8")
-    old = time.time() - 3600
-    os.utime(path, (old, old))
-
 
 def write_config(
     tmp: Path, body: str, *, api_url: str = "local", listen: str = "127.0.0.1:0"
 ) -> Path:
-    path = tmp / "sources.toml"
-    path.write_text(
-        f"""
-[viber]
-api_url = "{api_url}"
-
-[server]
-listen = "{listen}"
-
-[storage]
-path = "state/publisher.sqlite3"
-media_dir = "state/media"
-
-[delivery]
-min_interval = "0s"
-{body}
-""",
-        encoding="utf-8",
+    return helpers.write_config(
+        tmp,
+        api_url,
+        listen=listen,
+        state="state/publisher.sqlite3",
+        media_dir="state/media",
+        rest=body,
     )
-    return path
 
 
 FOLDER_SOURCE = """
@@ -110,60 +74,25 @@ class FakeClock:
 # health (a real `run` subprocess)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli(tmp: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "publisher", "--config", str(tmp / "sources.toml"), *args],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        **kwargs,
-    )
-
-
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     """`viber-publisher run` on a free port with the local channel."""
-    note(tmp_path / "inbox", "001-hello.txt", "Hello")
+    put(tmp_path / "inbox", "001-hello.txt", "Hello\n")
     write_config(tmp_path, FOLDER_SOURCE, listen=f"127.0.0.1:{free_port()}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
-    log = (tmp_path / "run.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", "sources.toml", "run"],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with running_service(tmp_path) as process:
         yield tmp_path, process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        log.close()
 
 
 def test_health_is_green_while_the_service_runs_and_red_after(
     running: tuple[Path, subprocess.Popen[str]],
 ) -> None:
     tmp, process = running
-    healthy = wait_for(lambda: (r := cli(tmp, "health")).returncode == 0 and r, "healthy")
+    healthy = wait_for(lambda: (r := run_cli(tmp, "health")).returncode == 0 and r, "healthy")
     assert healthy.stdout.startswith("healthy: http://127.0.0.1:")
     assert healthy.stdout.count("\n") == 1
-    ready = wait_for(lambda: (r := cli(tmp, "health", "--ready")).returncode == 0 and r, "ready")
+    ready = wait_for(
+        lambda: (r := run_cli(tmp, "health", "--ready")).returncode == 0 and r, "ready"
+    )
     assert ready.stdout.startswith("ready: ")
     config = load_config(tmp / "sources.toml")
     assert pid_path(config).read_text().strip() == str(process.pid)
@@ -171,7 +100,7 @@ def test_health_is_green_while_the_service_runs_and_red_after(
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     assert not pid_path(config).exists()
-    down = cli(tmp, "health")
+    down = run_cli(tmp, "health")
     assert down.returncode == 1
     assert down.stdout.startswith("not healthy: no answer from")
     assert down.stdout.count("\n") == 1
@@ -179,7 +108,7 @@ def test_health_is_green_while_the_service_runs_and_red_after(
 
 def test_health_with_a_broken_config_is_unhealthy_not_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "sources.toml").write_text("[server]\nlisten = 8080\n")
-    result = cli(tmp_path, "health")
+    result = run_cli(tmp_path, "health")
     assert result.returncode == 1  # Docker reserves 2
     assert result.stdout.startswith("unhealthy: ")
 
@@ -226,7 +155,7 @@ def test_readyz_turns_red_when_the_token_is_refused_and_green_when_it_works_agai
         monkeypatch.setattr(publisher.deliver.Deliverer, "RECHECK_EVERY", timedelta(seconds=0.2))
     monkeypatch.setattr(publisher.deliver, "RECHECK_EVERY", timedelta(seconds=0.2))
     inbox = tmp_path / "inbox"
-    note(inbox, "001-first.txt", "First")
+    put(inbox, "001-first.txt", "First\n")
     service = start_service(tmp_path, channel)
     thread = threading.Thread(target=service.run, kwargs={"install_signals": False})
     thread.start()
@@ -236,7 +165,7 @@ def test_readyz_turns_red_when_the_token_is_refused_and_green_when_it_works_agai
         wait_for(lambda: httpx.get(readyz).status_code == 200, "ready")
 
         channel.token = "0000000000000000-0000000000000000-0000000000000000"
-        note(inbox, "002-second.txt", "Second")
+        put(inbox, "002-second.txt", "Second\n")
         wait_for(lambda: httpx.get(readyz).status_code == 503, "not ready")
         body = httpx.get(readyz).json()
         assert body["ok"] is False
@@ -254,7 +183,7 @@ def test_readyz_turns_red_when_the_token_is_refused_and_green_when_it_works_agai
 
 
 def test_metrics_move_after_a_poll_and_a_post(tmp_path: Path, channel: ViberStandIn) -> None:
-    note(tmp_path / "inbox", "001-hello.txt", "Hello")
+    put(tmp_path / "inbox", "001-hello.txt", "Hello\n")
     service = start_service(tmp_path, channel)
     url = service.server.url + "/metrics"
     try:
@@ -373,9 +302,9 @@ def test_a_dead_feed_logs_a_warning_once_per_back_off(
 
 
 def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
-    note(tmp_path / "inbox", "001-hello.txt", "Hello")
+    put(tmp_path / "inbox", "001-hello.txt", "Hello\n")
     write_config(tmp_path, FOLDER_SOURCE)
-    result = cli(tmp_path, "--log-format", "json", "run", "--once")
+    result = run_cli(tmp_path, "--log-format", "json", "run", "--once")
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert any("posted" in line for line in lines)

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import free_port
 
 from publisher.cli import cli
 from publisher.config import load_config
@@ -32,13 +32,6 @@ GOLDEN = DATA / "preview"
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 #: Folder items are keyed by name, size and mtime: pin the mtime.
 MTIME = datetime(2026, 11, 1, 10, 0, tzinfo=UTC).timestamp()
-STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def example_copy(tmp: Path, port: int = 8080) -> Path:

@@ -4,83 +4,34 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import config_text, notes, run_cli, running_service, wait_for
 
 from publisher.config import parse_config
 from publisher.reload import plan_reload
 from publisher.store import Store
 
-DEADLINE = 20.0
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def notes(folder: Path, *texts: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    old = time.time() - 3600
-    for i, text in enumerate(texts, 1):
-        path = folder / f"{i:03d}-note.txt"
-        path.write_text(text + "\n", encoding="utf-8")
-        os.utime(path, (old, old))
-
-
-HEAD = """
-[viber]
-api_url = "local"
-
-[server]
-listen = "127.0.0.1:0"
-
-[storage]
-path = "state/publisher.sqlite3"
-media_dir = "state/media"
-
-[delivery]
-max_per_hour = 1
-min_interval = "0s"
-"""
+HEAD = config_text(
+    "local",
+    state="state/publisher.sqlite3",
+    media_dir="state/media",
+    delivery="max_per_hour = 1",
+)
 
 
 def source(name: str, every: str = "1s") -> str:
     return f'\n[[sources]]\nname = "{name}"\ntype = "folder"\npath = "{name}"\nevery = "{every}"\n'
 
 
-def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
-
-
-def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "publisher", "--config", "sources.toml", *args],
-        cwd=tmp,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def status(tmp: Path) -> dict[str, Any]:
-    result = cli(tmp, "status", "--json")
+    result = run_cli(tmp, "status", "--json")
     assert result.returncode == 0, result.stderr
     doc: dict[str, Any] = json.loads(result.stdout)
     return doc
@@ -103,25 +54,8 @@ def last_poll(tmp: Path, name: str) -> datetime | None:
 def service(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     notes(tmp_path / "a", "A one", "A two", "A three")
     (tmp_path / "sources.toml").write_text(HEAD + source("a"), encoding="utf-8")
-    log = (tmp_path / "run.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "publisher", "--config", "sources.toml", "run"],
-        cwd=tmp_path,
-        env=env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with running_service(tmp_path) as process:
         yield tmp_path, process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        log.close()
 
 
 def test_sighup_with_a_broken_config_keeps_running_then_a_good_one_adds_a_source(
@@ -158,14 +92,14 @@ def test_sighup_with_a_broken_config_keeps_running_then_a_good_one_adds_a_source
     # `status` needs a good config).
     wait_for(lambda: last_poll(tmp, "a") != polled_before, "a polled again")
     # `reload` checks the file first and sends nothing when it is broken.
-    refused = cli(tmp, "reload")
+    refused = run_cli(tmp, "reload")
     assert refused.returncode == 2
     assert "not reloaded" in refused.stderr
 
     # A good file adding source b, through `viber-publisher reload`.
     notes(tmp / "b", "B one")
     config.write_text(HEAD + source("a") + source("b"), encoding="utf-8")
-    sent = cli(tmp, "reload")
+    sent = run_cli(tmp, "reload")
     assert sent.returncode == 0, sent.stderr
     assert f"pid {process.pid}" in sent.stdout
     b = wait_for(
@@ -180,14 +114,14 @@ def test_sighup_with_a_broken_config_keeps_running_then_a_good_one_adds_a_source
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
-    gone = cli(tmp, "reload")
+    gone = run_cli(tmp, "reload")
     assert gone.returncode == 1
     assert "no service is running" in gone.stderr
 
 
 def test_reload_without_a_running_service_says_so(tmp_path: Path) -> None:
     (tmp_path / "sources.toml").write_text(HEAD + source("a"), encoding="utf-8")
-    result = cli(tmp_path, "reload")
+    result = run_cli(tmp_path, "reload")
     assert result.returncode == 1
     assert "no service is running" in result.stderr
 

@@ -13,17 +13,16 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+import helpers
 import pytest
-from click.testing import CliRunner
+from helpers import STANDIN_TOKEN, posted_texts, posted_titles, run_once
 
-from publisher.cli import cli
 from publisher.config import load_config
 from publisher.httpserver import HTTPServer
 from publisher.runner import Service
 from publisher.standin import ViberStandIn
 from publisher.store import Store
 
-STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"  # the standin fixture's
 BASE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -90,27 +89,7 @@ def feed() -> Iterator[FeedSite]:
 
 
 def write_config(tmp_path: Path, standin: ViberStandIn, sources: str) -> Path:
-    path = tmp_path / "sources.toml"
-    path.write_text(
-        f"""
-[viber]
-api_url = "{standin.api_url}"
-
-[server]
-listen = "127.0.0.1:0"
-
-[storage]
-path = "state.sqlite3"
-media_dir = "media"
-
-[delivery]
-min_interval = "0s"
-
-{sources}
-""",
-        encoding="utf-8",
-    )
-    return path
+    return helpers.write_config(tmp_path, standin.api_url, rest=sources)
 
 
 def feed_source(name: str, url: str, **extra: str | int) -> str:
@@ -118,29 +97,6 @@ def feed_source(name: str, url: str, **extra: str | int) -> str:
     for key, value in extra.items():
         lines.append(f'{key} = "{value}"' if isinstance(value, str) else f"{key} = {value}")
     return "\n".join(lines) + "\n"
-
-
-def run_once(config: Path) -> None:
-    result = CliRunner().invoke(
-        cli,
-        ["--config", str(config), "run", "--once"],
-        env={"VIBER_AUTH_TOKEN": STANDIN_TOKEN},
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
-
-
-def texts(standin: ViberStandIn) -> list[str]:
-    return [str(post.payload.get("text", "")) for post in standin.posts]
-
-
-def titles(standin: ViberStandIn) -> list[str]:
-    """The "Item N" each post at the stand-in is about, in posting order."""
-    found = []
-    for text in texts(standin):
-        first = text.splitlines()[0] if text else ""
-        found.append(first)
-    return found
 
 
 def test_backfill_posts_newest_then_only_new_items_across_restarts(
@@ -151,9 +107,9 @@ def test_backfill_posts_newest_then_only_new_items_across_restarts(
     config = write_config(tmp_path, standin, feed_source("news", feed.url, backfill=3))
 
     run_once(config)
-    assert titles(standin) == ["Item 3", "Item 4", "Item 5"]  # the newest 3, oldest first
+    assert posted_titles(standin) == ["Item 3", "Item 4", "Item 5"]  # the newest 3, oldest first
     assert all(post.payload["type"] == "text" for post in standin.posts)
-    assert "https://example.org/posts/3" in texts(standin)[0]
+    assert "https://example.org/posts/3" in posted_texts(standin)[0]
 
     run_once(config)  # a restart with nothing new
     assert len(standin.posts) == 3
@@ -161,7 +117,7 @@ def test_backfill_posts_newest_then_only_new_items_across_restarts(
     feed.add(6)
     feed.add(7)
     run_once(config)
-    assert titles(standin) == ["Item 3", "Item 4", "Item 5", "Item 6", "Item 7"]
+    assert posted_titles(standin) == ["Item 3", "Item 4", "Item 5", "Item 6", "Item 7"]
 
     run_once(config)
     run_once(config)
@@ -192,11 +148,11 @@ def test_a_changed_guid_for_the_same_link_is_a_new_item(
     entry = feed.add(1)
     config = write_config(tmp_path, standin, feed_source("news", feed.url, backfill=5))
     run_once(config)
-    assert titles(standin) == ["Item 1"]
+    assert posted_titles(standin) == ["Item 1"]
 
     entry.guid = "urn:item:1:v2"
     run_once(config)
-    assert titles(standin) == ["Item 1", "Item 1"]
+    assert posted_titles(standin) == ["Item 1", "Item 1"]
 
     run_once(config)  # and the new guid is then stable: no third post
     assert len(standin.posts) == 2
@@ -212,12 +168,12 @@ def test_on_update_repost_reposts_an_edited_item_and_ignore_does_not(
     config = write_config(tmp_path, standin, sources)
     run_once(config)
     assert len(standin.posts) == 2
-    assert all("The first version." in text for text in texts(standin))
+    assert all("The first version." in text for text in posted_texts(standin))
 
     entry.body = "The corrected version."
     run_once(config)
     assert len(standin.posts) == 3
-    assert "The corrected version." in texts(standin)[2]
+    assert "The corrected version." in posted_texts(standin)[2]
 
     run_once(config)  # the edit is posted once, not on every poll
     assert len(standin.posts) == 3

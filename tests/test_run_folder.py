@@ -5,25 +5,14 @@ the stand-in channel fetching the pictures from the service's own server."""
 from __future__ import annotations
 
 import io
-import os
-import socket
-import time
 import tomllib
 from pathlib import Path
 
-from click.testing import CliRunner
+import helpers
+from helpers import free_port, names, put, run_once
 from PIL import Image
 
-from publisher.cli import cli
 from publisher.standin import ViberStandIn
-
-STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"  # the standin fixture's
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def picture(fmt: str, colour: tuple[int, int, int], size: tuple[int, int] = (640, 480)) -> bytes:
@@ -32,63 +21,19 @@ def picture(fmt: str, colour: tuple[int, int, int], size: tuple[int, int] = (640
     return out.getvalue()
 
 
-def put(folder: Path, name: str, data: bytes | str) -> Path:
-    """Write a file with an mtime an hour ago, so it counts as stable at once."""
-    path = folder / name
-    if isinstance(data, str):
-        path.write_text(data, encoding="utf-8")
-    else:
-        path.write_bytes(data)
-    past = time.time() - 3600
-    os.utime(path, (past, past))
-    return path
-
-
 def write_config(tmp_path: Path, standin: ViberStandIn, folder: Path) -> Path:
     port = free_port()
-    path = tmp_path / "sources.toml"
-    path.write_text(
-        f"""
-[viber]
-api_url = "{standin.api_url}"
-
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-
-[storage]
-path = "state.sqlite3"
-media_dir = "media"
-
-[delivery]
-min_interval = "0s"
-
-[[sources]]
-name = "inbox"
-type = "folder"
-path = "{folder}"
-""",
-        encoding="utf-8",
+    return helpers.write_config(
+        tmp_path,
+        standin.api_url,
+        listen=f"127.0.0.1:{port}",
+        public_url=f"http://127.0.0.1:{port}",
+        rest=f'[[sources]]\nname = "inbox"\ntype = "folder"\npath = "{folder}"\n',
     )
-    return path
-
-
-def run_once(config: Path) -> None:
-    result = CliRunner().invoke(
-        cli,
-        ["--config", str(config), "run", "--once"],
-        env={"VIBER_AUTH_TOKEN": STANDIN_TOKEN},
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
 
 
 def config_url(config: Path) -> str:
     return str(tomllib.loads(config.read_text(encoding="utf-8"))["server"]["public_url"])
-
-
-def names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
 def test_pictures_text_and_caption_are_posted_in_name_order_and_moved(

@@ -15,13 +15,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
+from helpers import STANDIN_TOKEN, posted_titles, wait_for
 
 from publisher.config import load_config
 from publisher.httpserver import HTTPServer
@@ -29,7 +30,6 @@ from publisher.runner import Service
 from publisher.standin import ViberStandIn
 from publisher.store import Store
 
-TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"  # the standin fixture's
 LAST_MODIFIED = "Sun, 01 Mar 2026 12:00:00 GMT"
 
 
@@ -115,28 +115,7 @@ def write_config(
         for name, url in sources
     )
     fetch_lines = "".join(f'{key} = "{value}"\n' for key, value in fetch.items())
-    path = tmp_path / "sources.toml"
-    path.write_text(
-        f"""
-[viber]
-api_url = "{standin.api_url}"
-
-[server]
-listen = "127.0.0.1:0"
-
-[storage]
-path = "state.sqlite3"
-media_dir = "media"
-
-[fetch]
-{fetch_lines}
-[delivery]
-min_interval = "0s"
-
-{blocks}""",
-        encoding="utf-8",
-    )
-    return path
+    return helpers.write_config(tmp_path, standin.api_url, rest=f"[fetch]\n{fetch_lines}\n{blocks}")
 
 
 def test_poll_all_records_only_the_failures_and_the_slow_feed_blocks_nobody(
@@ -147,7 +126,7 @@ def test_poll_all_records_only_the_failures_and_the_slow_feed_blocks_nobody(
     config = load_config(
         write_config(tmp_path, standin, [(n, f"{base}/{n}") for n in names], timeout="1s")
     )
-    service = Service(config, token=TOKEN, serve=False)
+    service = Service(config, token=STANDIN_TOKEN, serve=False)
     recorded: list[tuple[str, bool, bool]] = []
     real_record = service.store.record_poll
 
@@ -192,21 +171,6 @@ def test_poll_all_records_only_the_failures_and_the_slow_feed_blocks_nobody(
         service.close()
 
 
-def wait_for(
-    condition: Callable[[], bool], what: str, log: Path | None = None, timeout: float = 20.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            shown = log.read_text(errors="replace") if log is not None else ""
-            raise AssertionError(f"timed out waiting for {what}\n{shown}")
-        time.sleep(0.05)
-
-
-def titles_posted(standin: ViberStandIn) -> list[str]:
-    return [str(p.payload.get("text", "")).splitlines()[0] for p in standin.posts]
-
-
 def test_run_loop_posts_new_items_backs_off_a_failing_source_and_stops_on_sigterm(
     tmp_path: Path, standin: ViberStandIn, site: tuple[Site, str]
 ) -> None:
@@ -214,7 +178,7 @@ def test_run_loop_posts_new_items_backs_off_a_failing_source_and_stops_on_sigter
     config = write_config(
         tmp_path, standin, [("news", f"{base}/feed"), ("broken", f"{base}/missing")]
     )
-    env = dict(os.environ, VIBER_AUTH_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, VIBER_AUTH_TOKEN=STANDIN_TOKEN, PYTHONUNBUFFERED="1")
     log_path = tmp_path / "run.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
@@ -226,11 +190,11 @@ def test_run_loop_posts_new_items_backs_off_a_failing_source_and_stops_on_sigter
     )
     try:
         wait_for(
-            lambda: titles_posted(standin) == ["Item 1", "Item 2"], "the first two posts", log_path
+            lambda: posted_titles(standin) == ["Item 1", "Item 2"], "the first two posts", log_path
         )
 
         server.add("Item 3")
-        wait_for(lambda: titles_posted(standin)[2:] == ["Item 3"], "the new item's post", log_path)
+        wait_for(lambda: posted_titles(standin)[2:] == ["Item 3"], "the new item's post", log_path)
 
         # the failing source backs off: 1s after its first failure, 2s after its second
         backoffs: dict[int, timedelta] = {}
@@ -253,7 +217,7 @@ def test_run_loop_posts_new_items_backs_off_a_failing_source_and_stops_on_sigter
         # the other source keeps posting while the broken one backs off
         server.add("Item 4")
         wait_for(
-            lambda: titles_posted(standin)[3:] == ["Item 4"], "a post after the failures", log_path
+            lambda: posted_titles(standin)[3:] == ["Item 4"], "a post after the failures", log_path
         )
 
         # SIGTERM while a post is in flight: it is finished, then exit 0
@@ -269,7 +233,7 @@ def test_run_loop_posts_new_items_backs_off_a_failing_source_and_stops_on_sigter
         log.close()
     output = (tmp_path / "run.log").read_text(encoding="utf-8", errors="replace")
     assert "Traceback" not in output, output
-    assert titles_posted(standin) == ["Item 1", "Item 2", "Item 3", "Item 4", "Item 5"]
+    assert posted_titles(standin) == ["Item 1", "Item 2", "Item 3", "Item 4", "Item 5"]
     with Store.open(tmp_path / "state.sqlite3", read_only=True) as store:
         statuses = [row.status for row in store.recent_posts(limit=10)]
     assert statuses == ["posted"] * 5, output

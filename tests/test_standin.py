@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import STANDIN_TOKEN as TOKEN
 from PIL import Image
 
 from publisher.standin import ADMIN_ID, SUPERADMIN_ID, ViberStandIn
 from publisher.viber.messages import REQUEST_MAX_BYTES
 from publisher.viber.signature import verify_signature
 
-TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"  # the standin fixture's
 #: One client for the whole module (building one costs ~0.1 s).
 HTTP = httpx.Client(timeout=10)
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 1000

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import helpers
 import pytest
 from click.testing import CliRunner, Result
-from conftest import STANDIN_TOKEN
+from helpers import STANDIN_TOKEN, notes
 
 from publisher.cli import cli
 from publisher.config import DAYS, Window
@@ -33,42 +34,18 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def make_notes(folder: Path, count: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    old = time.time() - 3600  # settled: not being written any more
-    for i in range(1, count + 1):
-        note = folder / f"{i:03d}-note.txt"
-        note.write_text(f"Note number {i}\n", encoding="utf-8")
-        os.utime(note, (old, old))
+    notes(folder, *(f"Note number {i}" for i in range(1, count + 1)))
 
 
 def write_config(tmp: Path, api_url: str, delivery: str) -> Path:
-    path = tmp / "sources.toml"
-    path.write_text(
-        f"""
-[viber]
-api_url = "{api_url}"
-
-[server]
-listen = "127.0.0.1:0"
-
-[storage]
-path = "state/publisher.sqlite3"
-media_dir = "state/media"
-
-[delivery]
-timezone = "Europe/Berlin"
-min_interval = "0s"
-{delivery}
-
-[[sources]]
-name = "notes"
-type = "folder"
-path = "inbox"
-every = "1m"
-""",
-        encoding="utf-8",
+    return helpers.write_config(
+        tmp,
+        api_url,
+        state="state/publisher.sqlite3",
+        media_dir="state/media",
+        delivery=f'timezone = "Europe/Berlin"\n{delivery}',
+        rest='[[sources]]\nname = "notes"\ntype = "folder"\npath = "inbox"\nevery = "1m"\n',
     )
-    return path
 
 
 def invoke(config: Path, *args: str) -> Result:

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import STANDIN_TOKEN
 
 from publisher.errors import (
     MessageError,
@@ -38,7 +39,6 @@ from publisher.viber.messages import PictureMessage, TextMessage
 from publisher.viber.signature import sign, verify_signature
 
 TOKEN = "44dafb7e0f40021e-61a47a1e6778d187-f2c5a676a07050b3"
-STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"  # the standin fixture's
 MediaHost = Any  # fixtures from conftest
 WebhookReceiver = Any
 

@@ -1,0 +1,221 @@
+"""Plain helpers shared by the tests (fixtures live in conftest.py).
+
+Imported as ``helpers``: tests/ is not a package, and pytest's default
+"prepend" import mode puts the test modules' folder (tests/) on sys.path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from publisher.standin import ViberStandIn
+
+#: The token the ``standin`` fixture accepts (made up; shaped like Viber's).
+STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"
+
+#: How long a wait for a running service polls before it gives up.
+DEADLINE = 20.0
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "faults.py"
+
+
+# --------------------------------------------------------------------------
+# ports, waits
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the moment of asking)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    check: Callable[[], Any], what: str, log: Path | None = None, timeout: float = DEADLINE
+) -> Any:
+    """Poll ``check`` until it returns something true, and return that; fail
+    after ``timeout`` seconds, with the text of ``log`` when given."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            message = f"timed out waiting for {what}"
+            if log is not None:
+                message += "\n" + log.read_text(errors="replace")
+            raise AssertionError(message)
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------
+# files a folder source finds
+
+
+def put(folder: Path, name: str, data: bytes | str) -> Path:
+    """Write a file with an mtime an hour ago, so it counts as stable at once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if isinstance(data, str):
+        path.write_text(data, encoding="utf-8")
+    else:
+        path.write_bytes(data)
+    past = time.time() - 3600
+    os.utime(path, (past, past))
+    return path
+
+
+def notes(folder: Path, *texts: str) -> None:
+    """Settled notes ``001-note.txt``, ``002-note.txt``… one line of text each."""
+    for i, text in enumerate(texts, 1):
+        put(folder, f"{i:03d}-note.txt", text + "\n")
+
+
+def names(folder: Path) -> list[str]:
+    """The sorted names in ``folder``; none when it does not exist."""
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+# --------------------------------------------------------------------------
+# sources.toml
+
+
+def config_text(
+    api_url: str,
+    *,
+    listen: str = "127.0.0.1:0",
+    public_url: str | None = None,
+    state: str = "state.sqlite3",
+    media_dir: str = "media",
+    viber: str = "",
+    delivery: str = "",
+    rest: str = "",
+) -> str:
+    """A sources.toml with ``[viber]``, ``[server]``, ``[storage]`` and
+    ``[delivery]`` (``min_interval = "0s"``); ``viber`` and ``delivery`` are
+    more lines of those tables, ``rest`` more tables (``[[sources]]``…)."""
+    public = f'public_url = "{public_url}"\n' if public_url is not None else ""
+    return f"""
+[viber]
+api_url = "{api_url}"
+{viber}
+[server]
+listen = "{listen}"
+{public}
+[storage]
+path = "{state}"
+media_dir = "{media_dir}"
+
+[delivery]
+min_interval = "0s"
+{delivery}
+{rest}
+"""
+
+
+def write_config(folder: Path, api_url: str, **options: Any) -> Path:
+    """``folder/sources.toml`` from :func:`config_text`; its path."""
+    path = folder / "sources.toml"
+    path.write_text(config_text(api_url, **options), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------
+# the CLI: in-process and as a subprocess
+
+
+def run_once(config: Path) -> None:
+    """``viber-publisher run --once`` (in-process) with the stand-in's token."""
+    from click.testing import CliRunner
+
+    from publisher.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(config), "run", "--once"],
+        env={"VIBER_AUTH_TOKEN": STANDIN_TOKEN},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any ``PUBLISHER_`` setting."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+
+
+def run_cli(tmp: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``viber-publisher --config tmp/sources.toml ARGS`` as a subprocess in ``tmp``."""
+    return subprocess.run(
+        [sys.executable, "-m", "publisher", "--config", str(tmp / "sources.toml"), *args],
+        cwd=tmp,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
+
+
+@contextmanager
+def running_service(tmp: Path) -> Iterator[subprocess.Popen[str]]:
+    """``viber-publisher run`` on ``tmp/sources.toml`` as a subprocess, its
+    output in ``tmp/run.log``; stopped with SIGTERM (then killed) at the end."""
+    log = (tmp / "run.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "publisher", "--config", "sources.toml", "run"],
+        cwd=tmp,
+        env=clean_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+# --------------------------------------------------------------------------
+# what reached the stand-in
+
+
+def posted_texts(standin: ViberStandIn) -> list[str]:
+    """The text of each post at the stand-in, in posting order ("" for none)."""
+    return [str(post.payload.get("text", "")) for post in standin.posts]
+
+
+def posted_titles(standin: ViberStandIn) -> list[str]:
+    """The first line of each post at the stand-in ("Item N"), in posting order."""
+    return [text.splitlines()[0] if text else "" for text in posted_texts(standin)]
+
+
+# --------------------------------------------------------------------------
+# bench/faults.py
+
+
+def load_bench() -> ModuleType:
+    """bench/faults.py as a module (``bench_faults``), run afresh."""
+    spec = importlib.util.spec_from_file_location("bench_faults", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
