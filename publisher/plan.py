@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
+from publisher.config import SourceConfig
 from publisher.items import Decision, Item
 
 #: Query parameters that only track where a click came from.
@@ -276,3 +277,22 @@ def plan_items(
         fresh = list(to_queue)
     planned.extend(Planned(item, "queue") for item in fresh)
     return planned
+
+
+def plan_source(
+    source: SourceConfig,
+    items: Sequence[Item],
+    known_hash: Callable[[str], str | None],
+    *,
+    first_run: bool,
+) -> list[Planned]:
+    """:func:`plan_items` with a source's settings. Backfill applies to feeds
+    on their very first poll only: a folder is an inbox, all of it is new."""
+    return plan_items(
+        items,
+        known_hash,
+        include=source.include,
+        exclude=source.exclude,
+        backfill=source.backfill if first_run and source.type == "rss" else None,
+        on_update=source.on_update,
+    )

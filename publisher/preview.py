@@ -33,7 +33,7 @@ from publisher.errors import MediaError, MessageError, PublisherError, SourceErr
 from publisher.fetch import Fetcher
 from publisher.items import Decision, Item, MediaInfo, RenderedItem, RenderedMessage
 from publisher.mediastore import MediaStore
-from publisher.plan import Planned, plan_items
+from publisher.plan import Planned, plan_source
 from publisher.policy import (
     Candidate,
     Idle,
@@ -226,14 +226,7 @@ def _plan_source(
         seen = store.seen(source.name, key)
         return None if seen is None else seen.content_hash
 
-    planned = plan_items(
-        items,
-        known_hash,
-        include=source.include,
-        exclude=source.exclude,
-        backfill=source.backfill if first_run and source.type == "rss" else None,
-        on_update=source.on_update,
-    )
+    planned = plan_source(source, items, known_hash, first_run=first_run)
     # What will be posted first (in the order it is queued), then the rest.
     planned.sort(key=lambda p: _ACTION_ORDER.get(p.action, 1))
     if new_only:

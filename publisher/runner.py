@@ -54,7 +54,7 @@ from publisher.fetch import Fetcher
 from publisher.items import Decision, Item
 from publisher.mediastore import MediaStore
 from publisher.metrics import Metrics
-from publisher.plan import plan_items
+from publisher.plan import plan_source
 from publisher.sources.feed import parse_feed
 from publisher.sources.folder import move_done, scan_folder
 from publisher.store import FINISHED, Store
@@ -378,14 +378,7 @@ class Service:
             seen = self.store.seen(source.name, key)
             return None if seen is None else seen.content_hash
 
-        planned = plan_items(
-            items,
-            known_hash,
-            include=source.include,
-            exclude=source.exclude,
-            backfill=source.backfill if first_run and source.type == "rss" else None,
-            on_update=source.on_update,
-        )
+        planned = plan_source(source, items, known_hash, first_run=first_run)
         for plan in planned:
             item = plan.item
             if plan.action == "seen":
