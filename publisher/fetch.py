@@ -284,14 +284,6 @@ class Fetcher:
             sniffed_type=sniff_type(answer.body),
         )
 
-    def check_url(self, url: str, *, trusted_host: str | None = None) -> None:
-        """Raise MediaError unless ``url`` may be fetched (scheme and address rule)."""
-
-        def fail(message: str, status: int | None = None, **kw: timedelta | None) -> PublisherError:
-            return MediaError(message)
-
-        self._check_target(url, fail, trusted_host)
-
     # -- internals
 
     def _get(
