@@ -40,12 +40,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from publisher.adapters.sqlite import Store
+from publisher.adapters.standin import ViberStandIn
+from publisher.adapters.viber.client import ChannelClient
 from publisher.config import parse_config
-from publisher.deliver import Deliverer
-from publisher.items import Item, RenderedItem, RenderedMessage
-from publisher.standin import ViberStandIn
-from publisher.store import Store
-from publisher.viber.client import ChannelClient
+from publisher.core.items import Item, RenderedItem, RenderedMessage
+from publisher.pipeline.deliver import Deliverer
 
 TOKEN = "b3nchb3nchb3nch0-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"
 #: (kind, extra arguments of fail_next); "slow" waits longer than the client.

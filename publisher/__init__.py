@@ -1,22 +1,23 @@
 """viber-publisher: feed a Viber Channel from feeds and folders.
 
-The pipeline, one module a stage::
+The layers, each a package (docs/architecture.md draws them)::
 
-    sources due            publisher.runner      (schedule, jitter, back-off)
-    → fetch                publisher.fetch       (httpx: timeouts, size cap, conditional GET)
-    → parse                publisher.sources     (feedparser, JSON Feed, folders → Item)
-    → plan                 publisher.plan        (dedup keys, filters, first-run backfill)
-    → render               publisher.transform   (text caps, images, video, files → messages)
-                           publisher.render      (pure text), publisher.media (pure bytes)
-    → queue                publisher.store       (SQLite outbox, one transaction per item)
-    → deliver              publisher.policy      (pure: which post may go, and when)
-                           publisher.deliver     (retries, crash safety)
-    → post                 publisher.viber       (Channels Post API client)
-    → record               publisher.store
+    core/       pure: the item model, Viber's limits, identity and planning,
+                poll scheduling, the delivery policy, text and media transforms
+    ports.py    the seams, as Protocols
+    adapters/   I/O behind the seams: HTTP fetching, feed and folder sources,
+                SQLite, the media folder, the Viber client, the local channel
+    pipeline/   the pipeline, written once: poll (read, plan, render, apply)
+                and deliver; preview is the pipeline without its writes
+    compose.py  the composition root: builds the parts from the config
+    service/    runs them: threads, signals, reload, the HTTP endpoints
+    cli/        the command line, each command loaded when it is used
 
-Planning, rendering and the delivery policy are pure functions of their
-inputs (state, item, config, ``now``); I/O lives at the seams: the channel
-client, the sources, the store and the media host (``publisher.web``).
+The pipeline::
+
+    sources due → fetch (http / folder) → parse → plan (dedup, filters, first run)
+    → render (text caps, media) → queue (outbox) → deliver (policy, rate, windows)
+    → post → record
 """
 
 __version__ = "0.1.0"

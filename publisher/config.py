@@ -13,317 +13,39 @@ environment variable and ``token_file`` a file (a Docker secret, say);
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from publisher.errors import ConfigError
-
-DEFAULT_CONFIG = "sources.toml"
-CONFIG_ENV = "PUBLISHER_CONFIG"
-DEFAULT_API_URL = "https://chatapi.viber.com/pa"
-LOCAL_API_URL = "local"
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-# --------------------------------------------------------------------------
-# value parsers
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: str | int | float) -> timedelta:
-    """``"30s"``, ``"10m"``, ``"2h"``, ``"1h30m"``, ``"90d"``; a bare number is seconds.
-
-    Raises ValueError for anything else.
-    """
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(value)
-        return timedelta(seconds=value)
-    text = value.strip().lower().replace(" ", "")
-    if not text:
-        raise ValueError(value)
-    pos = 0
-    total = 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            raise ValueError(value)
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text):
-        raise ValueError(value)
-    return timedelta(seconds=total)
-
-
-def format_duration(delta: timedelta) -> str:
-    """The inverse of :func:`parse_duration`, for messages: ``"1h30m"``."""
-    seconds = int(delta.total_seconds())
-    if seconds == 0:
-        ms = int(delta.total_seconds() * 1000)
-        return f"{ms}ms" if ms else "0s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts)
-
-
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?")
-_SIZE_UNITS = {
-    None: 1,
-    "b": 1,
-    "kb": 1000,
-    "kib": 1024,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "gb": 1000**3,
-    "gib": 1024**3,
-}
-
-
-def parse_size(value: str | int) -> int:
-    """``20000000``, ``"20MB"``, ``"512KiB"`` → bytes. Raises ValueError."""
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, int):
-        if value <= 0:
-            raise ValueError(value)
-        return value
-    match = _SIZE.fullmatch(value.strip().lower())
-    if not match:
-        raise ValueError(value)
-    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
-    if size <= 0:
-        raise ValueError(value)
-    return size
-
-
-def parse_clock(value: str) -> time:
-    """``"08:00"`` or ``"22:30"``; ``"24:00"`` means the end of the day."""
-    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
-    if not match:
-        raise ValueError(value)
-    hour, minute = int(match.group(1)), int(match.group(2))
-    if (hour, minute) == (24, 0):
-        return time(23, 59, 59, 999999)
-    return time(hour, minute)
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``"127.0.0.1:8080"``, ``"0.0.0.0:80"``, ``"[::1]:8080"``, ``":8080"``."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(value)
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
-
-
-# --------------------------------------------------------------------------
-# the config objects
-
-
-@dataclass(frozen=True)
-class ViberConfig:
-    token_env: str = "VIBER_AUTH_TOKEN"
-    token_file: Path | None = None
-    #: ``"local"`` posts to the embedded local channel instead of Viber.
-    api_url: str = DEFAULT_API_URL
-    sender_id: str | None = None
-    timeout: timedelta = timedelta(seconds=15)
-
-    @property
-    def is_local(self) -> bool:
-        return self.api_url == LOCAL_API_URL
-
-    def token_source(self) -> str:
-        """Where the token is read from, for messages (never the token)."""
-        if self.token_file is not None:
-            return f"the file {self.token_file} (viber.token_file)"
-        return f"the environment variable {self.token_env} (viber.token_env)"
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    listen: str = "127.0.0.1:8080"
-    #: The address Viber reaches for webhook and media; None when not public.
-    public_url: str | None = None
-    webhook_path: str = "/viber/webhook"
-    #: Webhook request bodies larger than this are refused.
-    max_body: int = 64 * 1024
-
-    @property
-    def host(self) -> str:
-        return parse_listen(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        return parse_listen(self.listen)[1]
-
-    @property
-    def webhook_url(self) -> str | None:
-        if self.public_url is None:
-            return None
-        return self.public_url.rstrip("/") + self.webhook_path
-
-
-@dataclass(frozen=True)
-class StorageConfig:
-    path: Path = Path("data/publisher.sqlite3")
-    media_dir: Path = Path("data/media")
-    #: Media files of finished posts are deleted after this long.
-    media_retention: timedelta = timedelta(days=14)
-
-
-@dataclass(frozen=True)
-class FetchConfig:
-    timeout: timedelta = timedelta(seconds=20)
-    max_bytes: int = 20 * 1000 * 1000
-    user_agent: str = "viber-publisher/0.1 (+https://github.com/viber-publisher/viber-publisher)"
-    #: Allow URLs found in feed content that resolve to loopback/private/link-local.
-    allow_private: bool = False
-    #: At most this many connections to one host at a time.
-    max_per_host: int = 2
-    #: A failing source is retried after every*2^n, at most this long.
-    max_backoff: timedelta = timedelta(hours=6)
-
-
-@dataclass(frozen=True)
-class MediaConfig:
-    #: The longest side of a posted picture, in pixels.
-    max_side: int = 2560
-    #: Images with more pixels than this are refused as decompression bombs.
-    max_pixels: int = 64_000_000
-    #: ``"crop"`` (centre crop to 400x400) or ``"fit"`` (letterbox on white).
-    thumbnail: Literal["crop", "fit"] = "crop"
-
-
-@dataclass(frozen=True)
-class Window:
-    """Posting hours, in the policy's timezone; may cross midnight."""
-
-    days: tuple[str, ...] = DAYS
-    start: time = time(0, 0)
-    end: time = time(23, 59, 59, 999999)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Delivery limits. ``None`` means "no limit of this kind".
-
-    The channel has one (``[delivery]``); a source may add its own, which
-    applies to that source's posts on top of the channel's.
-    """
-
-    max_per_hour: int | None = None
-    max_per_day: int | None = None
-    min_interval: timedelta | None = None
-    window: Window | None = None
-    timezone: str = "UTC"
-    max_age: timedelta | None = None
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-
-@dataclass(frozen=True)
-class DeliveryConfig:
-    policy: Policy = field(default_factory=lambda: Policy(min_interval=timedelta(seconds=2)))
-    #: What to do with posts whose fate is unknown after a crash or timeout.
-    on_unknown: Literal["hold", "retry"] = "hold"
-    #: Attempts for a retryable failure before the post is marked failed.
-    max_attempts: int = 5
-    #: First retry delay; doubled each attempt, with jitter.
-    retry_backoff: timedelta = timedelta(seconds=30)
-    #: How long the channel slows down after Viber says "too many requests".
-    rate_limit_cooldown: timedelta = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class AlertsConfig:
-    webhook_url: str | None = None
-    #: At most one alert of the same kind and subject per this long.
-    min_interval: timedelta = timedelta(hours=1)
-    #: A source is paused (and alerted on) after this many failed polls in a row.
-    source_failures: int = 5
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    name: str
-    type: Literal["rss", "folder"]
-    url: str | None = None
-    path: Path | None = None
-    every: timedelta = timedelta(minutes=10)
-    enabled: bool = True
-    #: On the very first poll, queue only the newest N items.
-    backfill: int = 0
-    #: Seen item keys are remembered this long.
-    remember: timedelta = timedelta(days=90)
-    on_update: Literal["ignore", "repost"] = "ignore"
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    #: Python ``str.format`` template over title, text, link, author, published, source.
-    template: str | None = None
-    caption_overflow: Literal["split", "truncate"] = "split"
-    #: Post pictures found in items (else text only).
-    images: bool = True
-    #: This source's own limits on top of the channel's.
-    policy: Policy = field(default_factory=Policy)
-
-
-@dataclass(frozen=True)
-class Config:
-    viber: ViberConfig = field(default_factory=ViberConfig)
-    server: ServerConfig = field(default_factory=ServerConfig)
-    storage: StorageConfig = field(default_factory=StorageConfig)
-    fetch: FetchConfig = field(default_factory=FetchConfig)
-    media: MediaConfig = field(default_factory=MediaConfig)
-    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
-    alerts: AlertsConfig = field(default_factory=AlertsConfig)
-    sources: tuple[SourceConfig, ...] = ()
-    #: The file this was read from (relative paths in it are resolved against its folder).
-    path: Path | None = None
-    #: Non-fatal remarks for ``check`` (e.g. a public_url that is not HTTPS).
-    warnings: tuple[str, ...] = ()
-
-    def source(self, name: str) -> SourceConfig:
-        for source in self.sources:
-            if source.name == name:
-                return source
-        raise KeyError(name)
-
-    @property
-    def public_url(self) -> str | None:
-        """Where media are served from for the channel.
-
-        With the local channel and no ``public_url``, the built-in server's own
-        address: the local channel fetches media from it as Viber would.
-        """
-        if self.server.public_url:
-            return self.server.public_url.rstrip("/")
-        if self.viber.is_local:
-            host, port = parse_listen(self.server.listen)
-            if host in ("0.0.0.0", "::", ""):
-                host = "127.0.0.1"
-            if ":" in host:
-                host = f"[{host}]"
-            return f"http://{host}:{port}"
-        return None
-
+from publisher.core.config import (
+    CONFIG_ENV,
+    DAYS,
+    DEFAULT_API_URL,
+    DEFAULT_CONFIG,
+    LOCAL_API_URL,
+    AlertsConfig,
+    Config,
+    DeliveryConfig,
+    FetchConfig,
+    MediaConfig,
+    Policy,
+    ServerConfig,
+    SourceConfig,
+    StorageConfig,
+    ViberConfig,
+    Window,
+    parse_clock,
+    parse_duration,
+    parse_listen,
+    parse_size,
+)
+from publisher.core.errors import ConfigError
 
 # --------------------------------------------------------------------------
 # loading
@@ -812,12 +534,3 @@ def resolve_token(viber: ViberConfig, env: Mapping[str, str] | None = None) -> s
             "Developer Tools), or name a file with viber.token_file"
         )
     return token
-
-
-def is_private_address(host: str) -> bool:
-    """True for loopback, private, link-local and other non-public IP literals."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not address.is_global

@@ -60,8 +60,8 @@ from dataclasses import dataclass  # noqa: E402
 import httpx  # noqa: E402
 from helpers import STANDIN_TOKEN  # noqa: E402
 
-from publisher.httpserver import HTTPServer  # noqa: E402
-from publisher.standin import ViberStandIn  # noqa: E402
+from publisher.adapters.httpserver import HTTPServer  # noqa: E402
+from publisher.adapters.standin import ViberStandIn  # noqa: E402
 
 _REASONS = {200: "OK", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 500: "Error"}
 

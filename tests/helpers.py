@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from publisher.standin import ViberStandIn
+from publisher.adapters.standin import ViberStandIn
 
 #: The token the ``standin`` fixture accepts (made up; shaped like Viber's).
 STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"

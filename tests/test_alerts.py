@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from publisher import logs
-from publisher.alerts import Alerter, webhook_send
-from publisher.config import AlertsConfig
-from publisher.httpserver import HTTPServer
-from publisher.metrics import Metrics
+from publisher.adapters.alerts import Alerter, webhook_send
+from publisher.adapters.httpserver import HTTPServer
+from publisher.adapters.metrics import Metrics
+from publisher.core.config import AlertsConfig
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOOK = "https://hooks.example.org/services/T000/B000/secretpath"
@@ -115,7 +115,7 @@ def test_without_webhook_alerts_are_only_logged(
     clock: Clock, sent: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     alerter = make(clock, sent, url=None)
-    with caplog.at_level(logging.INFO, logger="publisher.alerts"):
+    with caplog.at_level(logging.INFO, logger="publisher.adapters.alerts"):
         assert alerter.alert("posting_stopped", "channel", "Viber refused the token")
         assert alerter.alert("recovered", "channel", "posting again")
     assert alerter.flush()
@@ -170,7 +170,7 @@ def test_send_failures_are_logged_never_raised(
 
     metrics = Metrics(clock=clock)
     alerter = make(clock, broken, metrics=metrics)
-    with caplog.at_level(logging.WARNING, logger="publisher.alerts"):
+    with caplog.at_level(logging.WARNING, logger="publisher.adapters.alerts"):
         assert alerter.alert("posting_stopped", "channel", "token refused")
         assert alerter.flush()
     failures = [r.getMessage() for r in caplog.records if "could not be sent" in r.getMessage()]
@@ -255,7 +255,7 @@ def test_webhook_error_status_is_logged(
     app, url = hook
     app.status = "500 Internal Server Error"
     alerter = make(clock, None, url=url)
-    with caplog.at_level(logging.WARNING, logger="publisher.alerts"):
+    with caplog.at_level(logging.WARNING, logger="publisher.adapters.alerts"):
         assert alerter.alert("post_failed", "item 7", "Viber said badData")
         assert alerter.flush()
     alerter.close()

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner, Result
 from helpers import STANDIN_TOKEN as TOKEN
 
+from publisher.adapters.standin import ADMIN_ID, SUPERADMIN_ID, ViberStandIn
 from publisher.cli import cli
-from publisher.standin import ADMIN_ID, SUPERADMIN_ID, ViberStandIn
 
 ENV = "TEST_CHANNEL_TOKEN"
 

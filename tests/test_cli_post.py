@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner, Result
 from helpers import STANDIN_TOKEN, free_port
 
+from publisher.adapters.httpserver import HTTPServer
+from publisher.adapters.mediafolder import MediaStore
+from publisher.adapters.sqlite import Store
+from publisher.adapters.standin import ViberStandIn
 from publisher.cli import cli
-from publisher.httpserver import HTTPServer
-from publisher.mediastore import MediaStore
-from publisher.standin import ViberStandIn
-from publisher.store import Store
-from publisher.web import make_app
+from publisher.service.web import make_app
 
 ENV = "TEST_POST_TOKEN"
 

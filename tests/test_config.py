@@ -8,18 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from publisher.config import (
-    Config,
-    config_path,
-    load_config,
-    parse_clock,
-    parse_config,
-    parse_duration,
-    parse_listen,
-    parse_size,
-    resolve_token,
-)
-from publisher.errors import ConfigError
+from publisher.config import config_path, load_config, parse_config, resolve_token
+from publisher.core.config import Config, parse_clock, parse_duration, parse_listen, parse_size
+from publisher.core.errors import ConfigError
 
 
 def problems(text: str) -> list[str]:

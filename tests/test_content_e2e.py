@@ -15,17 +15,17 @@ from conftest import MediaHost
 from helpers import STANDIN_TOKEN, free_port
 from PIL import Image
 
+from publisher.adapters.fetch import Fetcher
+from publisher.adapters.httpserver import HTTPServer
+from publisher.adapters.mediafolder import MediaStore
+from publisher.adapters.standin import ViberStandIn
+from publisher.adapters.viber.client import ChannelClient
 from publisher.cli import cli
-from publisher.config import Config, FetchConfig, ServerConfig, SourceConfig
-from publisher.fetch import Fetcher
-from publisher.httpserver import HTTPServer
-from publisher.items import Item, MediaCandidate
-from publisher.mediastore import MediaStore
-from publisher.standin import ViberStandIn
-from publisher.transform import Transformer, fetch_media_with
-from publisher.viber.client import ChannelClient
-from publisher.viber.messages import CAPTION_MAX, TEXT_MAX, utf16_len
-from publisher.web import make_app
+from publisher.core.config import Config, FetchConfig, ServerConfig, SourceConfig
+from publisher.core.items import Item, MediaCandidate
+from publisher.core.messages import CAPTION_MAX, TEXT_MAX, utf16_len
+from publisher.pipeline.transform import Transformer, fetch_media_with
+from publisher.service.web import make_app
 
 IMAGES = Path(__file__).parent / "data" / "images"
 VIDEO = Path(__file__).parent / "data" / "video"

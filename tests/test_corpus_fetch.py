@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from helpers import STANDIN_TOKEN as TOKEN
 
+from publisher.adapters.httpserver import HTTPServer
 from publisher.config import parse_config
-from publisher.errors import MediaError
-from publisher.httpserver import HTTPServer
-from publisher.runner import PollOutcome, Service
+from publisher.core.errors import MediaError
+from publisher.service.runner import PollOutcome, Service
 
 DATA = Path(__file__).parent / "data"
 INDEX = json.loads((DATA / "feeds" / "index.json").read_text(encoding="utf-8"))

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from helpers import STANDIN_TOKEN, load_bench
 
-from publisher.standin import ViberStandIn
-from publisher.store import Store
+from publisher.adapters.sqlite import Store
+from publisher.adapters.standin import ViberStandIn
 
 
 def test_killed_and_restarted_eight_times_nothing_twice_nothing_lost(

@@ -17,16 +17,17 @@ import pytest
 from click.testing import CliRunner
 from helpers import STANDIN_TOKEN, posted_texts
 
+from publisher.adapters.sqlite import OutboxRow, Store
+from publisher.adapters.standin import ViberStandIn
+from publisher.adapters.viber.client import ChannelClient, PostResult
 from publisher.cli import cli
-from publisher.config import Config, parse_config
-from publisher.deliver import KV_COOLDOWN, KV_STOPPED, NAG_EVERY, RECHECK_EVERY, Deliverer
-from publisher.items import Item, RenderedItem, RenderedMessage
-from publisher.policy import Wait
-from publisher.runner import Service
-from publisher.service_parts import readiness
-from publisher.standin import ViberStandIn
-from publisher.store import OutboxRow, Store
-from publisher.viber.client import ChannelClient, PostResult
+from publisher.config import parse_config
+from publisher.core.config import Config
+from publisher.core.items import Item, RenderedItem, RenderedMessage
+from publisher.core.policy import Wait
+from publisher.pipeline.deliver import KV_COOLDOWN, KV_STOPPED, NAG_EVERY, RECHECK_EVERY, Deliverer
+from publisher.service.parts import readiness
+from publisher.service.runner import Service
 
 START = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
 

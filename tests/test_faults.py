@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import STANDIN_TOKEN, load_bench
 
-from publisher.standin import ViberStandIn
+from publisher.adapters.standin import ViberStandIn
 
 
 @pytest.mark.parametrize("seed", [1])
@@ -43,8 +43,8 @@ def test_the_tally_finds_duplicates_and_losses(tmp_path: Path, standin: ViberSta
     from collections import Counter
     from datetime import UTC, datetime
 
-    from publisher.items import Item, RenderedItem, RenderedMessage
-    from publisher.store import Store
+    from publisher.adapters.sqlite import Store
+    from publisher.core.items import Item, RenderedItem, RenderedMessage
 
     now = datetime(2024, 5, 6, tzinfo=UTC)
     with Store.open(tmp_path / "s.sqlite3") as store:

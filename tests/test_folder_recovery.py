@@ -18,14 +18,15 @@ from pathlib import Path
 import pytest
 from helpers import STANDIN_TOKEN, names, put
 
-from publisher.config import Config, parse_config
-from publisher.items import Item, RenderedItem, RenderedMessage
-from publisher.runner import Service
-from publisher.sources import folder as folder_module
-from publisher.sources.folder import move_done, scan_folder
-from publisher.standin import ViberStandIn
-from publisher.store import Store
-from publisher.viber.client import ChannelClient
+from publisher.adapters.sources import folder as folder_module
+from publisher.adapters.sources.folder import move_done, scan_folder
+from publisher.adapters.sqlite import Store
+from publisher.adapters.standin import ViberStandIn
+from publisher.adapters.viber.client import ChannelClient
+from publisher.config import parse_config
+from publisher.core.config import Config
+from publisher.core.items import Item, RenderedItem, RenderedMessage
+from publisher.service.runner import Service
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -15,12 +15,13 @@ import pytest
 from click.testing import CliRunner
 from helpers import STANDIN_TOKEN, put, write_config
 
-from publisher.config import FetchConfig, parse_config
-from publisher.errors import MediaError
-from publisher.fetch import Fetcher
-from publisher.runner import Service
-from publisher.standin import ViberStandIn
-from publisher.store import Store
+from publisher.adapters.fetch import Fetcher
+from publisher.adapters.sqlite import Store
+from publisher.adapters.standin import ViberStandIn
+from publisher.config import parse_config
+from publisher.core.config import FetchConfig
+from publisher.core.errors import MediaError
+from publisher.service.runner import Service
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n <!ENTITY lol "lol">\n'

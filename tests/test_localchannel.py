@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 from helpers import config_text
 
+from publisher.adapters.localchannel import FILE_NAME, ChannelLog
 from publisher.config import load_config
-from publisher.localchannel import FILE_NAME, ChannelLog
-from publisher.runner import Service
+from publisher.service.runner import Service
 
 MTIME = 1_790_000_000.0
 

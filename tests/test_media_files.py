@@ -1,4 +1,4 @@
-"""publisher.media.files: safe file names within Viber's limits."""
+"""publisher.core.media.files: safe file names within Viber's limits."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from publisher.errors import MediaError
-from publisher.media.files import FILE_MAX_BYTES, FORBIDDEN_EXTENSIONS, check_file
+from publisher.core.errors import MediaError
+from publisher.core.media.files import FILE_MAX_BYTES, FORBIDDEN_EXTENSIONS, check_file
 
 
 @pytest.mark.parametrize(

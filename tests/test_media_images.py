@@ -1,4 +1,4 @@
-"""publisher.media.images: any image → a compliant JPEG and thumbnail, or MediaError."""
+"""publisher.core.media.images: any image → a compliant JPEG and thumbnail, or MediaError."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
-from publisher.errors import MediaError
-from publisher.media import images
-from publisher.media.images import ImageResult, make_thumbnail, prepare_picture, sniff
+from publisher.core.errors import MediaError
+from publisher.core.media import images
+from publisher.core.media.images import ImageResult, make_thumbnail, prepare_picture, sniff
 
 IMAGES = Path(__file__).parent / "data" / "images"
 CORPUS = sorted(

@@ -1,4 +1,4 @@
-"""publisher.media.video: MP4 inspection and Viber's video limits."""
+"""publisher.core.media.video: MP4 inspection and Viber's video limits."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from publisher.errors import MediaError
-from publisher.media import video
-from publisher.media.video import VideoInfo, check_video, inspect_video, video_thumbnail
+from publisher.core.errors import MediaError
+from publisher.core.media import video
+from publisher.core.media.video import VideoInfo, check_video, inspect_video, video_thumbnail
 
 VIDEOS = Path(__file__).parent / "data" / "video"
 

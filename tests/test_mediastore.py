@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from publisher.mediastore import NAME_RE, TEMP_PREFIX, MediaStore, check_name, sanitize_ext
+from publisher.adapters.mediafolder import (
+    NAME_RE,
+    TEMP_PREFIX,
+    MediaStore,
+    check_name,
+    sanitize_ext,
+)
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 HEX32 = "0123456789abcdef" * 2

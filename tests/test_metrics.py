@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from publisher import __version__
-from publisher.metrics import Metrics
+from publisher.adapters.metrics import Metrics
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

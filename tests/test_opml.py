@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from publisher.adapters.opml import OPMLError, OPMLFeed, append_sources, feed_key, parse_opml, slug
 from publisher.cli import State
 from publisher.cli.opml import COMMANDS, import_opml
 from publisher.config import load_config, parse_config
-from publisher.opml import OPMLError, OPMLFeed, append_sources, feed_key, parse_opml, slug
 
 DATA = Path(__file__).parent / "data" / "opml"
 

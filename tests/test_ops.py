@@ -23,12 +23,12 @@ from conftest import MediaHost, WebhookReceiver
 from helpers import STANDIN_TOKEN, free_port, put, run_cli, running_service, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-import publisher.deliver
+import publisher.pipeline.deliver
+from publisher.adapters.standin import ViberStandIn
 from publisher.cli.health import probe_url
 from publisher.config import load_config
-from publisher.reload import pid_path
-from publisher.runner import Service
-from publisher.standin import ViberStandIn
+from publisher.service.reload import pid_path
+from publisher.service.runner import Service
 
 
 def write_config(
@@ -151,9 +151,11 @@ def test_readyz_turns_red_when_the_token_is_refused_and_green_when_it_works_agai
     tmp_path: Path, channel: ViberStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The stopped channel re-checks the token every RECHECK_EVERY (5 min): make it quick.
-    if hasattr(publisher.deliver.Deliverer, "RECHECK_EVERY"):
-        monkeypatch.setattr(publisher.deliver.Deliverer, "RECHECK_EVERY", timedelta(seconds=0.2))
-    monkeypatch.setattr(publisher.deliver, "RECHECK_EVERY", timedelta(seconds=0.2))
+    if hasattr(publisher.pipeline.deliver.Deliverer, "RECHECK_EVERY"):
+        monkeypatch.setattr(
+            publisher.pipeline.deliver.Deliverer, "RECHECK_EVERY", timedelta(seconds=0.2)
+        )
+    monkeypatch.setattr(publisher.pipeline.deliver, "RECHECK_EVERY", timedelta(seconds=0.2))
     inbox = tmp_path / "inbox"
     put(inbox, "001-first.txt", "First\n")
     service = start_service(tmp_path, channel)
@@ -282,7 +284,7 @@ def test_a_dead_feed_logs_a_warning_once_per_back_off(
     start = clock.now
     polled_at: list[int] = []
     try:
-        with caplog.at_level(logging.WARNING, logger="publisher.runner"):
+        with caplog.at_level(logging.WARNING, logger="publisher.service.runner"):
             # The scheduler fires every minute for an hour; a due source is polled.
             for minute in range(60):
                 clock.now = start + timedelta(minutes=minute)

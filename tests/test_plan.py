@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from publisher.items import Item
-from publisher.plan import item_key, matches_filters, normalise_link, select_backfill
+from publisher.core.items import Item
+from publisher.core.plan import item_key, matches_filters, normalise_link, select_backfill
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from publisher.config import Policy, Window
-from publisher.policy import (
+from publisher.core.config import Policy, Window
+from publisher.core.policy import (
     Candidate,
     Idle,
     Post,

@@ -21,10 +21,10 @@ import pytest
 from click.testing import CliRunner
 from helpers import free_port
 
+from publisher.adapters.sqlite import Store
 from publisher.cli import cli
 from publisher.config import load_config
-from publisher.preview import build_preview, json_lines, render_cards, write_html
-from publisher.store import Store
+from publisher.pipeline.preview import build_preview, json_lines, render_cards, write_html
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"

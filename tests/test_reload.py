@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from helpers import config_text, notes, run_cli, running_service, wait_for
 
+from publisher.adapters.sqlite import Store
 from publisher.config import parse_config
-from publisher.reload import plan_reload
-from publisher.store import Store
+from publisher.service.reload import plan_reload
 
 HEAD = config_text(
     "local",

@@ -1,4 +1,4 @@
-"""HTML to plain text, and image discovery (publisher.render.html)."""
+"""HTML to plain text, and image discovery (publisher.core.render.html)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from publisher.render.html import first_image_url, html_to_text, image_urls, looks_like_html
+from publisher.core.render.html import first_image_url, html_to_text, image_urls, looks_like_html
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Post text and captions from items (publisher.render.post)."""
+"""Post text and captions from items (publisher.core.render.post)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from publisher.items import Item
-from publisher.render.post import format_published, render_caption, render_text
-from publisher.render.text import utf16_len
+from publisher.core.items import Item
+from publisher.core.render.post import format_published, render_caption, render_text
+from publisher.core.render.text import utf16_len
 
 LINK = "https://example.org/news/2024/05/01/cafe-opens?utm=feed&id=42"
 

@@ -1,4 +1,4 @@
-"""UTF-16 length, grapheme clusters and truncation (publisher.render.text)."""
+"""UTF-16 length, grapheme clusters and truncation (publisher.core.render.text)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from publisher.render.text import (
+from publisher.core.render.text import (
     clean_plain_text,
     grapheme_boundaries,
     graphemes,

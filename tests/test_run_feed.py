@@ -17,11 +17,11 @@ import helpers
 import pytest
 from helpers import STANDIN_TOKEN, posted_texts, posted_titles, run_once
 
+from publisher.adapters.httpserver import HTTPServer
+from publisher.adapters.sqlite import Store
+from publisher.adapters.standin import ViberStandIn
 from publisher.config import load_config
-from publisher.httpserver import HTTPServer
-from publisher.runner import Service
-from publisher.standin import ViberStandIn
-from publisher.store import Store
+from publisher.service.runner import Service
 
 BASE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

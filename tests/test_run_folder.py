@@ -12,7 +12,7 @@ import helpers
 from helpers import free_port, names, put, run_once
 from PIL import Image
 
-from publisher.standin import ViberStandIn
+from publisher.adapters.standin import ViberStandIn
 
 
 def picture(fmt: str, colour: tuple[int, int, int], size: tuple[int, int] = (640, 480)) -> bytes:

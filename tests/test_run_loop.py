@@ -24,11 +24,11 @@ import helpers
 import pytest
 from helpers import STANDIN_TOKEN, posted_titles, wait_for
 
+from publisher.adapters.httpserver import HTTPServer
+from publisher.adapters.sqlite import Store
+from publisher.adapters.standin import ViberStandIn
 from publisher.config import load_config
-from publisher.httpserver import HTTPServer
-from publisher.runner import Service
-from publisher.standin import ViberStandIn
-from publisher.store import Store
+from publisher.service.runner import Service
 
 LAST_MODIFIED = "Sun, 01 Mar 2026 12:00:00 GMT"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from publisher.config import parse_config
-from publisher.runner import Service
+from publisher.service.runner import Service
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

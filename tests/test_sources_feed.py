@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from publisher.errors import SourceError
-from publisher.sources.feed import ParsedFeed, looks_like_html, parse_feed
+from publisher.adapters.sources.feed import ParsedFeed, looks_like_html, parse_feed
+from publisher.core.errors import SourceError
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 URL = "https://example.org/feeds/feed.xml"

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from publisher.errors import SourceError
-from publisher.sources.folder import (
+from publisher.adapters.sources.folder import (
     FolderScan,
     move_done,
     parse_send_at,
     scan_folder,
     split_front_matter,
 )
+from publisher.core.errors import SourceError
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 OLD = (NOW - timedelta(hours=1)).timestamp()

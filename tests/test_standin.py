@@ -12,9 +12,9 @@ import pytest
 from helpers import STANDIN_TOKEN as TOKEN
 from PIL import Image
 
-from publisher.standin import ADMIN_ID, SUPERADMIN_ID, ViberStandIn
-from publisher.viber.messages import REQUEST_MAX_BYTES
-from publisher.viber.signature import verify_signature
+from publisher.adapters.standin import ADMIN_ID, SUPERADMIN_ID, ViberStandIn
+from publisher.adapters.viber.signature import verify_signature
+from publisher.core.messages import REQUEST_MAX_BYTES
 
 #: One client for the whole module (building one costs ~0.1 s).
 HTTP = httpx.Client(timeout=10)

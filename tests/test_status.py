@@ -24,11 +24,11 @@ import pytest
 from click.testing import CliRunner, Result
 from helpers import STANDIN_TOKEN, notes
 
+from publisher.adapters.sqlite import Store
+from publisher.adapters.standin import ViberStandIn
 from publisher.cli import cli
-from publisher.config import DAYS, Window
-from publisher.policy import next_window_opening
-from publisher.standin import ViberStandIn
-from publisher.store import Store
+from publisher.core.config import DAYS, Window
+from publisher.core.policy import next_window_opening
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

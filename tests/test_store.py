@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 
-from publisher import store as store_module
-from publisher.items import Decision, Item, MediaInfo, RenderedItem, RenderedMessage
-from publisher.policy import PostedRecord
-from publisher.store import (
+from publisher.adapters import sqlite as store_module
+from publisher.adapters.sqlite import (
     KEEP,
     SCHEMA_VERSION,
     Store,
@@ -24,6 +22,8 @@ from publisher.store import (
     migrate,
     user_version,
 )
+from publisher.core.items import Decision, Item, MediaInfo, RenderedItem, RenderedMessage
+from publisher.core.policy import PostedRecord
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TOKEN = 5925484936191962157

@@ -15,13 +15,13 @@ import pytest
 from conftest import MediaHost
 from PIL import Image
 
-from publisher.config import Config, FetchConfig, ServerConfig, SourceConfig, ViberConfig
-from publisher.errors import MediaError
-from publisher.fetch import Fetcher
-from publisher.items import Item, MediaCandidate, RenderedItem
-from publisher.mediastore import MediaStore
-from publisher.transform import Transformer, fetch_media_with
-from publisher.viber.messages import CAPTION_MAX, TEXT_MAX, utf16_len, validate_payload
+from publisher.adapters.fetch import Fetcher
+from publisher.adapters.mediafolder import MediaStore
+from publisher.core.config import Config, FetchConfig, ServerConfig, SourceConfig, ViberConfig
+from publisher.core.errors import MediaError
+from publisher.core.items import Item, MediaCandidate, RenderedItem
+from publisher.core.messages import CAPTION_MAX, TEXT_MAX, utf16_len, validate_payload
+from publisher.pipeline.transform import Transformer, fetch_media_with
 
 DATA = Path(__file__).parent / "data"
 PUBLIC = "https://pub.example.org"

@@ -11,7 +11,16 @@ import httpx
 import pytest
 from helpers import STANDIN_TOKEN
 
-from publisher.errors import (
+from publisher.adapters.standin import SUPERADMIN_ID, ViberStandIn
+from publisher.adapters.viber.client import (
+    AccountInfo,
+    ChannelClient,
+    Member,
+    check_answer,
+    parse_message_token,
+)
+from publisher.adapters.viber.signature import sign, verify_signature
+from publisher.core.errors import (
     MessageError,
     RateLimitedError,
     SenderError,
@@ -27,16 +36,7 @@ from publisher.errors import (
     WebhookNotSetError,
     WebhookRefusedError,
 )
-from publisher.standin import SUPERADMIN_ID, ViberStandIn
-from publisher.viber.client import (
-    AccountInfo,
-    ChannelClient,
-    Member,
-    check_answer,
-    parse_message_token,
-)
-from publisher.viber.messages import PictureMessage, TextMessage
-from publisher.viber.signature import sign, verify_signature
+from publisher.core.messages import PictureMessage, TextMessage
 
 TOKEN = "44dafb7e0f40021e-61a47a1e6778d187-f2c5a676a07050b3"
 MediaHost = Any  # fixtures from conftest

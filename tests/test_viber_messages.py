@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from publisher.errors import MessageError
-from publisher.viber import messages as m
-from publisher.viber.messages import (
+from publisher.core import messages as m
+from publisher.core.errors import MessageError
+from publisher.core.messages import (
     ContactMessage,
     FileMessage,
     LocationMessage,

@@ -15,8 +15,9 @@ from typing import Any, NoReturn
 import click
 
 from publisher import __version__
-from publisher.config import Config, config_path, load_config
-from publisher.errors import ConfigError
+from publisher.config import config_path, load_config
+from publisher.core.config import Config
+from publisher.core.errors import ConfigError
 from publisher.logs import setup_logging
 
 EXIT_OK = 0

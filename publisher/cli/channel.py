@@ -15,6 +15,7 @@ from typing import NoReturn
 
 import click
 
+from publisher.adapters.viber.client import AccountInfo, ChannelClient, Member
 from publisher.cli import (
     EXIT_CONFIG,
     EXIT_FAILURE,
@@ -25,15 +26,14 @@ from publisher.cli import (
     fail_config,
     pass_state,
 )
-from publisher.config import Config
-from publisher.errors import (
+from publisher.core.config import Config
+from publisher.core.errors import (
     ConfigError,
     SenderError,
     ViberError,
     ViberFatalError,
     WebhookRefusedError,
 )
-from publisher.viber.client import AccountInfo, ChannelClient, Member
 
 LOCAL_NOTE = (
     'viber.api_url is "local": the local channel is in use, so there is no Viber account '

@@ -8,7 +8,7 @@ import click
 
 from publisher.cli import EXIT_CONFIG, EXIT_OK, State, pass_state
 from publisher.config import load_config, resolve_token
-from publisher.errors import ConfigError
+from publisher.core.errors import ConfigError
 
 
 @click.command()

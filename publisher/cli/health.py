@@ -15,8 +15,9 @@ import click
 import httpx
 
 from publisher.cli import EXIT_FAILURE, EXIT_OK, State, pass_state
-from publisher.config import load_config, parse_listen
-from publisher.errors import ConfigError
+from publisher.config import load_config
+from publisher.core.config import parse_listen
+from publisher.core.errors import ConfigError
 
 #: Seconds for the whole check (the Dockerfile's HEALTHCHECK allows 10).
 TIMEOUT = 5.0

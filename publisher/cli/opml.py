@@ -11,10 +11,10 @@ from typing import BinaryIO
 
 import click
 
+from publisher.adapters.opml import OPMLError, append_sources, parse_opml
 from publisher.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, State, pass_state
 from publisher.config import parse_config
-from publisher.errors import ConfigError
-from publisher.opml import OPMLError, append_sources, parse_opml
+from publisher.core.errors import ConfigError
 
 
 @click.command("import-opml")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import click
 
+from publisher.adapters.sources.folder import move_done
+from publisher.adapters.sqlite import FINISHED, OutboxRow, Store, StoreError, TransitionError
 from publisher.cli import EXIT_FAILURE, State, fail, pass_state
-from publisher.config import Config
-from publisher.errors import SourceError
-from publisher.sources.folder import move_done
-from publisher.store import FINISHED, OutboxRow, Store, StoreError, TransitionError
+from publisher.core.config import Config
+from publisher.core.errors import SourceError
 
 #: The reason recorded (and written beside a folder item's files in failed/).
 SKIP_REASON = "skipped by the operator"

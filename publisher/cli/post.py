@@ -1,6 +1,6 @@
 """``viber-publisher post``: publish one thing now, through the same pipeline.
 
-The item (source ``cli``) is rendered by :class:`publisher.transform.Transformer`
+The item (source ``cli``) is rendered by :class:`publisher.pipeline.transform.Transformer`
 exactly as a feed item would be (caps, JPEG and thumbnail, video and file
 checks), queued in the state store, and posted at once by this process:
 
@@ -39,6 +39,9 @@ from typing import Any, NoReturn
 import click
 import httpx
 
+from publisher.adapters.httpserver import HTTPServer
+from publisher.adapters.mediafolder import MediaStore
+from publisher.adapters.sqlite import Store
 from publisher.cli import (
     EXIT_CONFIG,
     EXIT_FAILURE,
@@ -48,8 +51,8 @@ from publisher.cli import (
     pass_state,
 )
 from publisher.cli.run import token_for
-from publisher.config import Config, SourceConfig, parse_duration
-from publisher.errors import (
+from publisher.core.config import Config, SourceConfig, parse_duration
+from publisher.core.errors import (
     MessageError,
     SenderError,
     ViberAmbiguousError,
@@ -57,12 +60,9 @@ from publisher.errors import (
     ViberFatalError,
     WebhookNotSetError,
 )
-from publisher.httpserver import HTTPServer
-from publisher.items import Item, MediaCandidate, RenderedItem
-from publisher.mediastore import MediaStore
-from publisher.store import Store
-from publisher.transform import Transformer
-from publisher.web import make_app
+from publisher.core.items import Item, MediaCandidate, RenderedItem
+from publisher.pipeline.transform import Transformer
+from publisher.service.web import make_app
 
 log = logging.getLogger("publisher")
 
@@ -297,8 +297,8 @@ def _is_service(config: Config) -> bool:
 
 @contextmanager
 def _serve(config: Config, media: MediaStore) -> Iterator[_Serving]:
-    from publisher.service_parts import _remount
-    from publisher.standin.server import ViberStandIn
+    from publisher.adapters.standin.server import ViberStandIn
+    from publisher.service.parts import _remount
 
     local = None
     local_token = None
@@ -365,8 +365,8 @@ def _check_served(config: Config, rendered: RenderedItem) -> None:
 def _post_now(
     config: Config, store: Store, ids: list[int], token: str | None, serving: _Serving
 ) -> None:
-    from publisher.deliver import KV_WEBHOOK
-    from publisher.viber.client import ChannelClient
+    from publisher.adapters.viber.client import ChannelClient
+    from publisher.pipeline.deliver import KV_WEBHOOK
 
     if serving.local is not None:
         assert serving.server is not None and serving.local_token is not None

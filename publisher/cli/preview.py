@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from publisher.cli import EXIT_FAILURE, State, fail, pass_state
-from publisher.errors import PublisherError
+from publisher.core.errors import PublisherError
 
 
 def _parse_now(value: str | None) -> datetime | None:
@@ -71,7 +71,7 @@ def preview(
     posted and why (unless --new-only). The state file, the media folder and
     folder sources are left exactly as they were.
     """
-    from publisher.preview import build_preview, json_lines, print_cards, write_html
+    from publisher.pipeline.preview import build_preview, json_lines, print_cards, write_html
 
     config = state.load()
     known = {s.name for s in config.sources}

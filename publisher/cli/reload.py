@@ -8,8 +8,8 @@ import click
 
 from publisher.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, State, pass_state
 from publisher.config import load_config
-from publisher.errors import ConfigError
-from publisher.reload import ReloadError, pid_path, signal_service
+from publisher.core.errors import ConfigError
+from publisher.service.reload import ReloadError, pid_path, signal_service
 
 
 @click.command()

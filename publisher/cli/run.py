@@ -7,8 +7,9 @@ import logging
 import click
 
 from publisher.cli import EXIT_FAILURE, EXIT_VIBER_REFUSED, State, fail, fail_config, pass_state
-from publisher.config import Config, resolve_token
-from publisher.errors import ConfigError, PublisherError
+from publisher.config import resolve_token
+from publisher.core.config import Config
+from publisher.core.errors import ConfigError, PublisherError
 from publisher.logs import register_secret
 
 log = logging.getLogger("publisher")
@@ -40,7 +41,7 @@ def run(state: State, once: bool) -> None:
     listen (and the local channel at /channel with api_url = "local").
     SIGINT and SIGTERM stop it after the post in flight.
     """
-    from publisher.runner import Service
+    from publisher.service.runner import Service
 
     config = state.load()
     token = token_for(config)

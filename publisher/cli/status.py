@@ -30,11 +30,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from publisher.adapters.sqlite import OutboxRow, Store, StoreError
 from publisher.cli import EXIT_FAILURE, EXIT_OK, State, pass_state
-from publisher.config import Config, Policy
-from publisher.policy import Idle, Post, Skip, Wait, explain, history_horizon, next_post
-from publisher.reload import pid_path, process_alive, read_pid
-from publisher.store import OutboxRow, Store, StoreError
+from publisher.core.config import Config, Policy
+from publisher.core.policy import Idle, Post, Skip, Wait, explain, history_horizon, next_post
+from publisher.service.reload import pid_path, process_alive, read_pid
 
 FORMAT = 1
 COUNT_KEYS = ("seen", "queued", "posted", "failed", "skipped", "unknown")

@@ -1,0 +1,632 @@
+"""Fetching: bytes from HTTP(S) or a local file. Fetching is not parsing.
+
+One :class:`Fetcher` holds one ``httpx.Client`` shared by every source and
+thread. It
+
+- sends a clear User-Agent, accepts gzip, and applies ``[fetch] timeout`` to
+  each connect, read and write (and three times that to a whole fetch);
+- follows redirects itself, at most :data:`MAX_REDIRECTS`, and checks
+  **every hop** against the private-address rule before connecting;
+- allows at most ``[fetch] max_per_host`` requests to one host at a time;
+- stops reading a body at ``[fetch] max_bytes`` (decoded bytes, so a gzip
+  bomb is stopped too);
+- does conditional GETs for feeds (ETag / Last-Modified) and notices a
+  byte-identical body by its hash.
+
+The private-address rule: unless ``[fetch] allow_private`` is true, a URL
+whose host is, or resolves (every address ``getaddrinfo`` returns) to, a
+loopback, private, link-local or otherwise non-public address is refused.
+For feeds the host the operator configured is trusted (they wrote it into
+``sources.toml``), but a redirect to any *other* such host is refused.
+Residual risk: the name is resolved again by the HTTP client when it
+connects, so a DNS server that answers differently the second time (DNS
+rebinding) is not caught.
+
+Feeds may also be local files: a path (``feeds/news.xml``) or a ``file:``
+URL. Media must be http(s).
+
+Errors are translated at this boundary: feed problems raise
+:class:`FetchError` (a :class:`~publisher.core.errors.SourceError`), media
+problems :class:`~publisher.core.errors.MediaError`, each with a message that
+names the URL and says what to do.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import ipaddress
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+from urllib.parse import urljoin, urlsplit
+from urllib.request import url2pathname
+
+import httpx
+
+from publisher.core.config import FetchConfig, format_duration
+from publisher.core.errors import MediaError, PublisherError, SourceError
+
+MAX_REDIRECTS = 10
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, "
+    "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, "
+    "application/json;q=0.8, */*;q=0.5"
+)
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})
+
+#: ``resolve(host, port)`` → the IP addresses the host name stands for.
+Resolver = Callable[[str, int], list[str]]
+
+
+class FetchError(SourceError):
+    """A feed could not be fetched. ``status`` is the HTTP status when the
+    server answered with an error; ``retry_after`` is how long it asked us
+    to wait (429/503 with ``Retry-After``), if it did."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status: int | None = None,
+        retry_after: timedelta | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class FeedResponse:
+    """What fetching a feed gave. ``body`` is empty when ``not_modified``."""
+
+    url: str
+    final_url: str
+    status: int
+    body: bytes
+    #: Response headers, names lowercased.
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: Where the feed moved for good (301/308 from the start), to update the config.
+    permanent_redirect: str | None = None
+    #: The server said 304 Not Modified.
+    not_modified: bool = False
+    #: The body is byte-identical to the one with the ``body_hash`` passed in.
+    unchanged: bool = False
+    #: Validators to send next time (the old ones are kept on a 304 without them).
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    #: The server's ``Retry-After`` and ``Cache-Control: max-age``, if any.
+    retry_after: timedelta | None = None
+    max_age: timedelta | None = None
+
+    @property
+    def floor(self) -> timedelta | None:
+        """Do not poll again sooner than this (the larger of the two hints)."""
+        hints = [h for h in (self.retry_after, self.max_age) if h is not None]
+        return max(hints) if hints else None
+
+
+@dataclass(frozen=True)
+class MediaResponse:
+    data: bytes
+    #: The ``Content-Type`` the server sent (not trusted).
+    content_type_header: str | None
+    final_url: str
+    #: The MIME type the first bytes say (see :func:`sniff_type`), if known.
+    sniffed_type: str | None = None
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    final_url: str
+    permanent: str | None
+
+
+def _default_resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _non_public(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global
+
+
+def is_local_source(url: str) -> bool:
+    """True when a feed ``url`` names a local file (a path or ``file:`` URL)."""
+    scheme = urlsplit(url).scheme.lower()
+    return scheme == "file" or scheme == "" or (len(scheme) == 1 and url[1:2] == ":")
+
+
+class Fetcher:
+    """Fetches feeds and media for every source; safe to share between threads.
+
+    ``transport`` and ``resolve`` are test hooks: an ``httpx`` transport
+    (e.g. ``httpx.MockTransport``) and a replacement for ``getaddrinfo``.
+    """
+
+    def __init__(
+        self,
+        config: FetchConfig | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        resolve: Resolver | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.config = config or FetchConfig()
+        seconds = self.config.timeout.total_seconds()
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(seconds),
+            follow_redirects=False,
+            headers={"User-Agent": self.config.user_agent},
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            transport=transport,
+        )
+        self._resolve = resolve or _default_resolve
+        self._now = now or (lambda: datetime.now(UTC))
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- public
+
+    def fetch_feed(
+        self,
+        url: str,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        body_hash: str | None = None,
+    ) -> FeedResponse:
+        """GET a feed (or read a local file) conditionally; raise FetchError.
+
+        Pass the ``etag``, ``last_modified`` and ``body_hash`` of the last
+        response; a 304 gives ``not_modified``, the same bytes ``unchanged``.
+        """
+        if is_local_source(url):
+            return self._read_local(url, body_hash)
+        headers = {"Accept": FEED_ACCEPT}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        trusted = (urlsplit(url).hostname or "").lower()
+
+        def fail(message: str, status: int | None = None, **kw: timedelta | None) -> PublisherError:
+            return FetchError(message, url=url, status=status, retry_after=kw.get("retry_after"))
+
+        answer = self._get(url, headers, fail, trusted_host=trusted)
+        retry_after = _retry_after(answer.headers.get("retry-after"), self._now())
+        max_age = _max_age(answer.headers.get("cache-control"))
+        if answer.status == 304:
+            return FeedResponse(
+                url=url,
+                final_url=answer.final_url,
+                status=304,
+                body=b"",
+                headers=answer.headers,
+                permanent_redirect=answer.permanent,
+                not_modified=True,
+                unchanged=True,
+                etag=answer.headers.get("etag") or etag,
+                last_modified=answer.headers.get("last-modified") or last_modified,
+                body_hash=body_hash,
+                retry_after=retry_after,
+                max_age=max_age,
+            )
+        digest = hashlib.sha256(answer.body).hexdigest()
+        return FeedResponse(
+            url=url,
+            final_url=answer.final_url,
+            status=answer.status,
+            body=answer.body,
+            headers=answer.headers,
+            permanent_redirect=answer.permanent,
+            unchanged=body_hash is not None and body_hash == digest,
+            etag=answer.headers.get("etag"),
+            last_modified=answer.headers.get("last-modified"),
+            body_hash=digest,
+            retry_after=retry_after,
+            max_age=max_age,
+        )
+
+    def fetch_media(self, url: str) -> MediaResponse:
+        """GET a picture, video or file named in a feed; raise MediaError.
+
+        Only http(s); private addresses refused unless ``allow_private``.
+        """
+
+        def fail(message: str, status: int | None = None, **kw: timedelta | None) -> PublisherError:
+            return MediaError(message)
+
+        answer = self._get(url, {"Accept": "*/*"}, fail, trusted_host=None)
+        if answer.status != 200:
+            raise MediaError(f"{url}: unexpected HTTP {answer.status}; the media cannot be used")
+        return MediaResponse(
+            data=answer.body,
+            content_type_header=answer.headers.get("content-type"),
+            final_url=answer.final_url,
+            sniffed_type=sniff_type(answer.body),
+        )
+
+    # -- internals
+
+    def _get(
+        self,
+        url: str,
+        headers: dict[str, str],
+        fail: _Fail,
+        trusted_host: str | None,
+    ) -> _Answer:
+        deadline = time.monotonic() + 3 * self.config.timeout.total_seconds()
+        current = url
+        permanent: str | None = None
+        all_permanent = True
+        for _hop in range(MAX_REDIRECTS + 1):
+            host = self._check_target(current, fail, trusted_host)
+            try:
+                with (
+                    self._host_slot(host),
+                    self._client.stream("GET", current, headers=headers) as response,
+                ):
+                    status = response.status_code
+                    location = response.headers.get("location")
+                    if status in _REDIRECTS and location:
+                        target = urljoin(str(response.url), location.strip())
+                        if status in _PERMANENT and all_permanent:
+                            permanent = target
+                        else:
+                            all_permanent = False
+                        current = target
+                        continue
+                    answer_headers = {k.lower(): v for k, v in response.headers.items()}
+                    if status == 304:
+                        return _Answer(304, b"", answer_headers, current, permanent)
+                    if status >= 400 or status < 200:
+                        raise self._status_error(current, status, answer_headers, fail)
+                    body = self._read_capped(response, current, fail, deadline)
+                    return _Answer(status, body, answer_headers, current, permanent)
+            except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+                raise _translate(exc, current, self.config.timeout, fail) from exc
+        raise fail(
+            f"{url}: more than {MAX_REDIRECTS} redirects (last {current}); "
+            "the server is redirecting in a loop; check the url"
+        )
+
+    def _check_target(self, url: str, fail: _Fail, trusted_host: str | None) -> str:
+        """Check scheme and the private-address rule; return ``host:port``."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise fail(f"{url}: not a valid URL ({exc}); check it") from exc
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise fail(f"{url}: only http and https URLs can be fetched")
+        host = (parts.hostname or "").lower()
+        if not host:
+            raise fail(f"{url}: the URL has no host name; check it")
+        port = port or (443 if scheme == "https" else 80)
+        key = f"{host}:{port}"
+        if self.config.allow_private or (trusted_host and host == trusted_host):
+            return key
+        refusal = "such URLs are refused unless [fetch] allow_private = true in sources.toml"
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            pass
+        else:
+            if _non_public(host.strip("[]")):
+                raise fail(f"{url}: {host} is a private or local address; {refusal}")
+            return key
+        try:
+            addresses = self._resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise fail(
+                f"{url}: the host name {host} could not be resolved (DNS); check the url"
+            ) from exc
+        if not addresses:
+            raise fail(f"{url}: the host name {host} has no address; check the url")
+        for address in addresses:
+            if _non_public(address):
+                raise fail(
+                    f"{url}: {host} resolves to the private or local address {address}; {refusal}"
+                )
+        return key
+
+    @contextmanager
+    def _host_slot(self, key: str) -> Iterator[None]:
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = threading.BoundedSemaphore(self.config.max_per_host)
+                self._slots[key] = slot
+        with slot:
+            yield
+
+    def _read_capped(
+        self, response: httpx.Response, url: str, fail: _Fail, deadline: float
+    ) -> bytes:
+        cap = self.config.max_bytes
+        too_big = (
+            f"{url}: the response is larger than {cap:,} bytes ([fetch] max_bytes); "
+            "raise [fetch] max_bytes in sources.toml if this is expected"
+        )
+        declared = response.headers.get("content-length", "")
+        if (
+            declared.isdigit()
+            and int(declared) > cap
+            and not response.headers.get("content-encoding")
+        ):
+            raise fail(too_big)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise fail(too_big)
+            if time.monotonic() > deadline:
+                raise fail(
+                    f"{url}: the download took longer than "
+                    f"{format_duration(3 * self.config.timeout)}; the server is too slow; "
+                    "raise [fetch] timeout if it is just slow"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _status_error(
+        self, url: str, status: int, headers: Mapping[str, str], fail: _Fail
+    ) -> PublisherError:
+        reason = _REASONS.get(status, "")
+        shown = f"HTTP {status}" + (f" {reason}" if reason else "")
+        retry_after = _retry_after(headers.get("retry-after"), self._now())
+        if status in (401, 403):
+            hint = "the server refuses access; the URL may need a login or block this User-Agent"
+        elif status == 404:
+            hint = "nothing at this address; check the url"
+        elif status == 410:
+            hint = "the server says it is gone for good; remove or change the url"
+        elif status == 429:
+            hint = "polled too often; it will be retried later"
+            if retry_after is not None:
+                hint += f" (the server asks to wait {format_duration(retry_after)})"
+        elif status >= 500:
+            hint = "the server has a problem; it will be retried later"
+        else:
+            hint = "check the url"
+        return fail(f"{url}: {shown}; {hint}", status, retry_after=retry_after)
+
+    def _read_local(self, url: str, body_hash: str | None) -> FeedResponse:
+        parts = urlsplit(url)
+        if parts.scheme.lower() == "file":
+            if parts.netloc not in ("", "localhost"):
+                raise FetchError(f"{url}: file URLs on other hosts are not supported", url=url)
+            path = Path(url2pathname(parts.path))
+        else:
+            path = Path(url).expanduser()
+        cap = self.config.max_bytes
+        try:
+            if path.is_dir():
+                raise FetchError(
+                    f'{path}: is a folder, not a feed file; use type = "folder" for folders',
+                    url=url,
+                )
+            size = path.stat().st_size
+            if size > cap:
+                raise FetchError(
+                    f"{path}: the file is larger than {cap:,} bytes ([fetch] max_bytes); "
+                    "raise [fetch] max_bytes in sources.toml if this is expected",
+                    url=url,
+                )
+            with path.open("rb") as handle:
+                body = handle.read(cap + 1)
+        except FileNotFoundError as exc:
+            raise FetchError(f"{path}: no such file; check the path", url=url) from exc
+        except PermissionError as exc:
+            raise FetchError(f"{path}: permission denied; check who may read it", url=url) from exc
+        except OSError as exc:
+            raise FetchError(f"{path}: cannot be read ({exc.strerror or exc})", url=url) from exc
+        if len(body) > cap:
+            raise FetchError(f"{path}: the file grew beyond {cap:,} bytes while read", url=url)
+        digest = hashlib.sha256(body).hexdigest()
+        return FeedResponse(
+            url=url,
+            final_url=path.resolve().as_uri(),
+            status=200,
+            body=body,
+            headers={},
+            unchanged=body_hash is not None and body_hash == digest,
+            body_hash=digest,
+        )
+
+
+class _Fail(Protocol):
+    """``fail(message, status=None, retry_after=None)`` → the error to raise."""
+
+    def __call__(
+        self, message: str, status: int | None = None, **kw: timedelta | None
+    ) -> PublisherError: ...
+
+
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    408: "Request Timeout",
+    410: "Gone",
+    429: "Too Many Requests",
+    451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _translate(exc: Exception, url: str, timeout: timedelta, fail: _Fail) -> PublisherError:
+    """An httpx exception as a readable error saying what to do."""
+    text = " ".join(str(e) for e in _chain(exc)).lower()
+    causes = list(_chain(exc))
+    if isinstance(exc, httpx.TimeoutException):
+        what = {
+            httpx.ConnectTimeout: "connecting",
+            httpx.ReadTimeout: "waiting for the answer",
+            httpx.WriteTimeout: "sending the request",
+            httpx.PoolTimeout: "waiting for a free connection",
+        }.get(type(exc), "waiting")
+        return fail(
+            f"{url}: timed out after {format_duration(timeout)} {what}; the server is slow "
+            "or unreachable; raise [fetch] timeout if it is just slow"
+        )
+    if isinstance(exc, httpx.ConnectError):
+        if (
+            any(isinstance(c, ssl.SSLError) for c in causes)
+            or "certificate" in text
+            or ("ssl" in text)
+        ):
+            return fail(
+                f"{url}: TLS (https) error: {exc}; the server's certificate is not trusted "
+                "or its TLS setup is broken; check the url or tell the site's owner"
+            )
+        if any(isinstance(c, socket.gaierror) for c in causes) or any(
+            marker in text
+            for marker in (
+                "name or service not known",
+                "nodename nor servname",
+                "temporary failure in name resolution",
+                "getaddrinfo failed",
+                "no address associated",
+            )
+        ):
+            return fail(f"{url}: the host name could not be resolved (DNS); check the url")
+        if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in text:
+            return fail(f"{url}: connection refused; is the server up and the port right?")
+        return fail(f"{url}: could not connect ({exc}); check the url and the network")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return fail(
+            f"{url}: the server closed the connection or sent a broken answer ({exc}); "
+            "it will be retried later"
+        )
+    if isinstance(exc, httpx.DecodingError):
+        return fail(f"{url}: the server sent a body that cannot be decoded ({exc})")
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return fail(f"{url}: not a valid http(s) URL ({exc}); check it")
+    return fail(f"{url}: {type(exc).__name__}: {exc}")
+
+
+def _retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """``Retry-After``: seconds or an HTTP date; None when absent, past or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = int(value)
+        return timedelta(seconds=seconds) if seconds > 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = when - now
+    return delta if delta > timedelta(0) else None
+
+
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+
+
+def _max_age(value: str | None) -> timedelta | None:
+    """``Cache-Control: max-age=N`` as a timedelta; None when absent or zero."""
+    if not value:
+        return None
+    if re.search(r"(?:^|[,\s])(no-store|no-cache)\b", value, re.IGNORECASE):
+        return None
+    match = _MAX_AGE.search(value)
+    if not match:
+        return None
+    seconds = int(match.group(1))
+    return timedelta(seconds=seconds) if seconds > 0 else None
+
+
+def sniff_type(data: bytes) -> str | None:
+    """The MIME type the first bytes of ``data`` announce, for common media; else None."""
+    head = data[:64]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:2] == b"BM":
+        return "image/bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "image/avif"
+        if brand in (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"):
+            return "image/heic"
+        if brand == b"qt  ":
+            return "video/quicktime"
+        if brand.startswith(b"M4A"):
+            return "audio/mp4"
+        return "video/mp4"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "audio/mpeg"
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm"
+    return None

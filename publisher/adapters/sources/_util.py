@@ -1,0 +1,207 @@
+"""Helpers shared by the feed parsers (XML via feedparser, JSON Feed)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urljoin, urlsplit
+
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+
+from publisher.core.items import Item, MediaCandidate, MediaKind
+
+#: Future dates further ahead than this are clamped to the fetch time.
+FUTURE_SLACK = timedelta(days=1)
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".3gp"})
+FILE_EXTENSIONS = frozenset(
+    {".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".wav", ".flac", ".pdf", ".zip", ".epub"}
+)
+_FILE_MIMES = ("audio/", "application/pdf", "application/zip", "application/epub")
+
+_TRACKERS = re.compile(
+    r"(feeds\.feedburner\.com/~r|/~ff/|feedsportal|doubleclick|pixel|beacon|tracking|tracker"
+    r"|spacer\.gif|blank\.gif|/1x1|stats\.wordpress\.com|/b\.gif|gravatar\.com/avatar"
+    r"|s\.w\.org/images/core/emoji)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A parsed feed: its items in document order, and survivable problems."""
+
+    title: str
+    link: str | None
+    items: list[Item] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: ``rss20``, ``atom10``, ``rss10``, ``json1.1``, ``rss-in-json``...
+    version: str = ""
+
+
+def soup(markup: str) -> BeautifulSoup:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        return BeautifulSoup(markup, "html.parser")
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML fragment, whitespace collapsed."""
+    if "<" not in markup and "&" not in markup:
+        return _SPACE.sub(" ", markup).strip()
+    return _SPACE.sub(" ", soup(markup).get_text(" ")).strip()
+
+
+def http_url(value: object, base: str | None) -> str | None:
+    """``value`` resolved against ``base`` if it is then an http(s) URL; else None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text or text.lower().startswith(("data:", "javascript:", "mailto:")):
+        return None
+    try:
+        resolved = urljoin(base, text) if base else text
+        parts = urlsplit(resolved)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return resolved
+
+
+def guess_kind(mime: str | None, url: str | None, medium: str | None = None) -> MediaKind:
+    """``image``, ``video``, ``file`` or ``unknown``, from medium, MIME type or extension."""
+    medium = (medium or "").lower()
+    if medium in ("image", "video"):
+        return medium  # type: ignore[return-value]
+    if medium in ("audio", "document"):
+        return "file"
+    mime = (mime or "").split(";")[0].strip().lower()
+    if mime.startswith("image/"):
+        return "image"
+    if mime.startswith("video/"):
+        return "video"
+    if mime.startswith(_FILE_MIMES):
+        return "file"
+    if url:
+        try:
+            suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix.lower()
+        except ValueError:
+            suffix = ""
+        if suffix in IMAGE_EXTENSIONS:
+            return "image"
+        if suffix in VIDEO_EXTENSIONS:
+            return "video"
+        if suffix in FILE_EXTENSIONS:
+            return "file"
+    return "unknown"
+
+
+def parse_length(value: object) -> int | None:
+    """A claimed size in bytes; None for missing, zero, negative or garbage."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, float):
+        return int(value) if value >= 1 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+        return number if number > 0 else None
+    return None
+
+
+def _dimension_is_tiny(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    text = value.strip().lower().removesuffix("px")
+    return text.isdigit() and int(text) <= 2
+
+
+def body_image(markup: str, base: str | None) -> MediaCandidate | None:
+    """The first real picture in an HTML body: not a data: URI, not a 1x1 or
+    tracking pixel, not an SVG icon."""
+    if "<img" not in markup.lower():
+        return None
+    for img in soup(markup).find_all("img"):
+        src = img.get("src") or img.get("data-src")
+        if not isinstance(src, str):
+            continue
+        if _dimension_is_tiny(img.get("width")) or _dimension_is_tiny(img.get("height")):
+            continue
+        url = http_url(src, base)
+        if url is None or _TRACKERS.search(url):
+            continue
+        if urlsplit(url).path.lower().endswith(".svg"):
+            continue
+        return MediaCandidate(url=url, kind="image", origin="body")
+    return None
+
+
+def clamp_future(
+    when: datetime | None, now: datetime, what: str, warnings_out: list[str]
+) -> datetime | None:
+    """Dates more than :data:`FUTURE_SLACK` ahead of ``now`` become ``now``."""
+    if when is not None and when > now + FUTURE_SLACK:
+        warnings_out.append(
+            f"{what}: date {when.isoformat()} is in the future; using the fetch time instead"
+        )
+        return now
+    return when
+
+
+class Keyring:
+    """Gives out item keys, noticing ids repeated within one document."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def claim(self, key: str, content_hash: str, fallback: str) -> str | None:
+        """The key to use for an item; None when it repeats an earlier item exactly.
+
+        A key already given to an item with other content is not reused: the
+        item gets ``fallback`` (its link- or hash-based key) instead.
+        """
+        for candidate in (key, fallback, f"{fallback}#{content_hash[:16]}"):
+            previous = self._seen.get(candidate)
+            if previous is None:
+                self._seen[candidate] = content_hash
+                return candidate
+            if previous == content_hash:
+                return None
+        return None
+
+
+def claim_key(
+    keys: Keyring,
+    item: Item,
+    items: list[Item],
+    where: str,
+    warnings: list[str],
+    noun: str = "item",
+) -> None:
+    """Append ``item`` to ``items`` under a key no earlier item of the feed has.
+
+    An exact repeat is dropped; a repeated id with other content is keyed by
+    its link (or link and hash) instead. Both are warnings.
+    """
+    from publisher.core.plan import item_key
+
+    fallback = item_key(None, item.link, item.title, item.html or item.text)
+    key = keys.claim(item.key, item.content_hash, fallback)
+    if key is None:
+        warnings.append(f"{where}: skipped, it repeats an earlier {noun} exactly")
+        return
+    if key != item.key:
+        warnings.append(f"{where}: its id {item.key!r} is used twice; keyed as {key!r}")
+        item = replace(item, key=key)
+    items.append(item)

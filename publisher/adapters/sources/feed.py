@@ -1,0 +1,376 @@
+"""Feed parsing: bytes and response headers in, :class:`ParsedFeed` out.
+
+RSS 0.9x/1.0/2.0, RDF and Atom go to feedparser, always as bytes (never a
+URL: fetching is :mod:`publisher.adapters.fetch`'s job). JSON documents are told apart
+by their content, not by the file extension or Content-Type, and go to
+:mod:`publisher.adapters.sources.jsonfeed`.
+
+What counts as what:
+
+- a document that is no feed at all (an HTML page, an empty body, XML of
+  another kind, JSON that is not a feed, a feed truncated before its first
+  entry) raises :class:`~publisher.core.errors.SourceError` saying what to check;
+- a feed that is not well-formed but still yields entries is read, with a
+  warning;
+- an entry that cannot be used (nothing to post, or broken) is skipped with
+  a warning; the other entries are kept.
+
+Per item: the key (guid/id, else the normalised link, else a content hash;
+see :func:`publisher.core.plan.item_key`; an id repeated with other content falls
+back to the link), the title as text, the link resolved against the
+document's URL, the body as HTML (content over summary), the published (or
+updated) time as aware UTC (more than a day in the future → the fetch time),
+author, categories and media candidates: enclosures, ``media:content``,
+``media:thumbnail`` (also inside ``media:group``) and the first real picture
+in the body.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+import re
+import time
+import warnings as pywarnings
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+from feedparser.urls import resolve_relative_uris
+
+from publisher.adapters.sources._util import (
+    Keyring,
+    ParsedFeed,
+    body_image,
+    claim_key,
+    clamp_future,
+    guess_kind,
+    html_to_text,
+    http_url,
+    parse_length,
+)
+from publisher.core.errors import SourceError
+from publisher.core.items import Item, MediaCandidate
+from publisher.core.plan import content_hash, item_key, usable_guid
+
+__all__ = ["ParsedFeed", "looks_like_html", "looks_like_json", "parse_feed"]
+
+#: Bozo exceptions that only say the encoding or Content-Type was off.
+_HARMLESS_BOZO = ("CharacterEncodingOverride", "NonXMLContentType")
+_HEADERS_FOR_FEEDPARSER = ("content-type", "content-language")
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
+_COMMENT = re.compile(rb"<!--.*?(-->|$)", re.DOTALL)
+_ELEMENT = re.compile(rb"<([A-Za-z][\w:.-]*)")
+_FEED_ROOTS = frozenset({b"rss", b"feed", b"rdf:rdf", b"rdf", b"channel", b"entry", b"item"})
+_ROOT_END = re.compile(rb"</(?:[\w.-]+:)?(?:rss|feed|rdf)\s*>", re.IGNORECASE)
+_ITEM_TAG = re.compile(rb"<(?:[\w.-]+:)?(?:item|entry)[\s>/]", re.IGNORECASE)
+
+
+def _head(body: bytes, size: int = 4096) -> bytes:
+    """The start of ``body`` as ASCII-compatible bytes, BOM and whitespace removed."""
+    head = body[:size]
+    for bom in _BOMS:
+        if head.startswith(bom):
+            head = head[len(bom) :]
+            break
+    if head[:2].count(b"\x00") == 1 or head[:4].count(b"\x00") == 3:
+        # UTF-16/32 without BOM: keep only the ASCII bytes for sniffing
+        head = head.replace(b"\x00", b"")
+    return head.lstrip()
+
+
+def looks_like_json(body: bytes) -> bool:
+    return _head(body, 64).startswith((b"{", b"["))
+
+
+def _ascii(body: bytes) -> bytes:
+    """``body`` with NUL bytes removed, so UTF-16/32 markup can be searched."""
+    return body.replace(b"\x00", b"") if b"\x00" in body[:4] else body
+
+
+def _first_element(head: bytes) -> bytes | None:
+    """The name of the first element in ``head`` (comments, prolog and
+    doctype skipped), lowercased; None when there is none."""
+    cleaned = _COMMENT.sub(b"", head)
+    match = _ELEMENT.search(cleaned)
+    return match.group(1).lower() if match else None
+
+
+def looks_like_html(body: bytes, headers: Mapping[str, str] | None = None) -> bool:
+    """True when ``body`` is an HTML page rather than a feed."""
+    head = _head(body)
+    first = _first_element(head)
+    content_type = _header(headers or {}, "content-type").lower()
+    if first in (b"html", b"head", b"body"):
+        return True
+    if first is None:
+        return b"<!doctype html" in head.lower() or "text/html" in content_type
+    if first in _FEED_ROOTS:
+        return False
+    return "text/html" in content_type
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return ""
+
+
+def parse_feed(
+    body: bytes,
+    headers: Mapping[str, str],
+    url: str,
+    source_name: str,
+    now: datetime | None = None,
+) -> ParsedFeed:
+    """Parse a feed document; raise SourceError when it is not a feed at all.
+
+    ``headers`` are the HTTP response headers (the charset in Content-Type
+    matters); ``url`` is the document's final URL, the base for relative
+    links; ``now`` is the fetch time (future dates are clamped to it).
+    """
+    now = now or datetime.now(UTC)
+    if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
+        raise SourceError(f"{url} returned an empty document, not a feed; check the url")
+    if looks_like_json(body):
+        from publisher.adapters.sources.jsonfeed import parse_json_feed
+
+        return parse_json_feed(body, url, source_name, now)
+    if looks_like_html(body, headers):
+        raise SourceError(f"{url} returned an HTML page, not a feed; check the url")
+    return _parse_xml(body, headers, url, source_name, now)
+
+
+def _parse_xml(
+    body: bytes, headers: Mapping[str, str], url: str, source_name: str, now: datetime
+) -> ParsedFeed:
+    response_headers = {
+        name: value for name in _HEADERS_FOR_FEEDPARSER if (value := _header(headers, name))
+    }
+    # No content-location for feedparser: it would resolve relative guids
+    # against the feed URL, and a feed that moves would re-key every item.
+    # Links, media and bodies are resolved against ``base`` here instead.
+    base = http_url(url, None)
+    try:
+        parsed: Any = feedparser.parse(
+            io.BytesIO(body),
+            response_headers=response_headers,
+            resolve_relative_uris=True,
+            sanitize_html=True,
+        )
+    except Exception as exc:  # feedparser bugs on hostile input must not crash a poll
+        raise SourceError(
+            f"{url}: the feed could not be parsed ({type(exc).__name__}: {exc}); "
+            "check the url or tell the site's owner"
+        ) from exc
+    entries = list(parsed.get("entries") or [])
+    version = str(parsed.get("version") or "")
+    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    problem_name = type(problem).__name__ if problem is not None else ""
+    serious = problem is not None and problem_name not in _HARMLESS_BOZO
+    feed_info = parsed.get("feed") or {}
+
+    if not entries:
+        if not version and not feed_info.get("title"):
+            if looks_like_html(body, headers):
+                raise SourceError(f"{url} returned an HTML page, not a feed; check the url")
+            if _first_element(_head(body)) is None:
+                raise SourceError(
+                    f"{url} returned a document without any content, not a feed; check the url"
+                )
+            if serious:
+                raise SourceError(
+                    f"{url}: not a readable feed ({_describe(problem)}); check the url"
+                )
+            raise SourceError(f"{url}: the document is not RSS, Atom or JSON Feed; check the url")
+        if serious and (_ITEM_TAG.search(_ascii(body)) or not _ROOT_END.search(_ascii(body))):
+            raise SourceError(
+                f"{url}: the feed is broken before its first entry ({_describe(problem)}); "
+                "it may have been cut off; it will be retried, tell the site's owner if it lasts"
+            )
+
+    warnings: list[str] = []
+    if problem is not None and problem_name != "NonXMLContentType":
+        if serious:
+            warnings.append(
+                f"the feed is not well-formed ({_describe(problem)}); read what could be"
+            )
+        else:
+            warnings.append(f"the feed's encoding is wrong or missing ({_describe(problem)})")
+
+    keys = Keyring()
+    items: list[Item] = []
+    for index, entry in enumerate(entries, start=1):
+        where = f"entry {index}"
+        try:
+            item = _entry_to_item(entry, base, source_name, now, where, warnings)
+        except Exception as exc:  # one broken entry never spoils the feed
+            warnings.append(f"{where}: skipped, it could not be read ({type(exc).__name__}: {exc})")
+            continue
+        if item is None:
+            continue
+        claim_key(keys, item, items, where, warnings, noun="entry")
+
+    title = html_to_text(str(feed_info.get("title") or ""))
+    link = http_url(feed_info.get("link"), base)
+    return ParsedFeed(title=title, link=link, items=items, warnings=warnings, version=version)
+
+
+def _describe(problem: object) -> str:
+    text = str(problem).strip().splitlines()[0] if str(problem).strip() else ""
+    name = type(problem).__name__
+    return f"{name}: {text}" if text else name
+
+
+def _entry_to_item(
+    entry: Any,
+    base: str | None,
+    source_name: str,
+    now: datetime,
+    where: str,
+    warnings: list[str],
+) -> Item | None:
+    title = _title(entry)
+    html, text = _body(entry, base)
+    link = http_url(entry.get("link"), base)
+    media = _media(entry, base, html)
+    if not (title or html.strip() or text.strip() or link or media):
+        warnings.append(f"{where}: skipped, it has no title, text, link or media")
+        return None
+    published = _date(entry)
+    published = clamp_future(published, now, where, warnings)
+    author = html_to_text(str(entry.get("author") or "")) or None
+    categories = _categories(entry)
+    body = html or text
+    guid = entry.get("id")
+    if not isinstance(guid, str):
+        guid = None
+    key = item_key(usable_guid(guid), link, title, body)
+    return Item(
+        source=source_name,
+        key=key,
+        title=title,
+        html=html,
+        text=text,
+        link=link,
+        author=author,
+        published=published,
+        categories=categories,
+        media=media,
+        content_hash=content_hash(title, body, link),
+    )
+
+
+def _title(entry: Any) -> str:
+    raw = entry.get("title")
+    if not isinstance(raw, str):
+        return ""
+    detail = entry.get("title_detail") or {}
+    kind = str(detail.get("type") or "")
+    if "html" in kind or "<" in raw or "&" in raw:
+        return html_to_text(raw)
+    return " ".join(raw.split())
+
+
+def _body(entry: Any, base: str | None) -> tuple[str, str]:
+    """``(html, text)``: the entry's content, else its summary; relative URLs
+    in HTML resolved against the entry's xml:base and the document URL."""
+    candidates: list[tuple[str, str, str]] = []
+    for content in entry.get("content") or []:
+        value = content.get("value")
+        if isinstance(value, str) and value.strip():
+            kind = str(content.get("type") or "text/html")
+            candidates.append((kind, value, str(content.get("base") or "")))
+    # prefer HTML content over a plain-text alternative
+    candidates.sort(key=lambda triple: "html" not in triple[0])
+    if not candidates:
+        summary = entry.get("summary")
+        if isinstance(summary, str) and summary.strip():
+            detail = entry.get("summary_detail") or {}
+            kind = str(detail.get("type") or "text/html")
+            candidates.append((kind, summary, str(detail.get("base") or "")))
+    if not candidates:
+        return "", ""
+    kind, value, own_base = candidates[0]
+    if "html" not in kind:
+        return "", value.strip()
+    full_base = http_url(own_base, base) if own_base else base
+    if full_base:
+        value = resolve_relative_uris(value, full_base, "utf-8", "text/html")
+    return value.strip(), ""
+
+
+def _date(entry: Any) -> datetime | None:
+    for name in ("published_parsed", "updated_parsed", "created_parsed"):
+        with pywarnings.catch_warnings():
+            # feedparser warns when it maps updated_parsed to published_parsed
+            pywarnings.simplefilter("ignore", DeprecationWarning)
+            value = entry.get(name)
+        if isinstance(value, time.struct_time | tuple) and len(value) >= 6:
+            try:
+                return datetime.fromtimestamp(calendar.timegm(tuple(value)), UTC)
+            except (OverflowError, ValueError, OSError):
+                continue
+    return None
+
+
+def _categories(entry: Any) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for tag in entry.get("tags") or []:
+        term = tag.get("term") or tag.get("label")
+        if isinstance(term, str):
+            text = html_to_text(term)
+            if text:
+                seen.setdefault(text, None)
+    return tuple(seen)
+
+
+def _media(entry: Any, base: str | None, html: str) -> tuple[MediaCandidate, ...]:
+    found: list[MediaCandidate] = []
+    seen: set[str] = set()
+
+    def add(candidate: MediaCandidate) -> None:
+        if candidate.url and candidate.url not in seen:
+            seen.add(candidate.url)
+            found.append(candidate)
+
+    for enclosure in entry.get("enclosures") or []:
+        url = http_url(enclosure.get("href") or enclosure.get("url"), base)
+        if url is None:
+            continue
+        mime = enclosure.get("type") or None
+        add(
+            MediaCandidate(
+                url=url,
+                kind=guess_kind(mime, url),
+                mime=mime,
+                length=parse_length(enclosure.get("length")),
+                origin="enclosure",
+            )
+        )
+    for content in entry.get("media_content") or []:
+        url = http_url(content.get("url"), base)
+        if url is None:
+            continue
+        mime = content.get("type") or None
+        add(
+            MediaCandidate(
+                url=url,
+                kind=guess_kind(mime, url, content.get("medium")),
+                mime=mime,
+                length=parse_length(content.get("filesize") or content.get("fileSize")),
+                origin="media:content",
+            )
+        )
+    for thumbnail in entry.get("media_thumbnail") or []:
+        url = http_url(thumbnail.get("url"), base)
+        if url is None:
+            continue
+        add(MediaCandidate(url=url, kind="image", origin="media:thumbnail"))
+    if html:
+        image = body_image(html, base)
+        if image is not None:
+            add(image)
+    return tuple(found)

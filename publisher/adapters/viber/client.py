@@ -1,0 +1,496 @@
+"""The Channels Post API client: every call a POST of JSON, with timeouts.
+
+One place turns what Viber answers into exceptions (:func:`check_answer`) and
+one place turns httpx's failures into ours (:meth:`ChannelClient._call`):
+
+- the request never left (connect error or timeout, pool timeout, bad URL)
+  → :class:`ViberConnectError`: safe to send again;
+- it left but no usable answer came back (read timeout, dropped connection,
+  a 200 whose body is not Viber's JSON) → :class:`ViberAmbiguousError`: the
+  post may be out, do not blindly send it again;
+- an HTTP error status → :class:`ViberHTTPError` (retryable when 5xx/429);
+- a non-zero ``status`` → the :class:`ViberAPIError` subclass of the table in
+  ``docs/viber-api.md``.
+
+The token goes both in the ``X-Viber-Auth-Token`` header and as
+``auth_token`` in the body; it never appears in a message, a repr or a log.
+``message_token`` is kept as an exact int (Python's json keeps int64 exact;
+a string of digits is accepted too).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol
+
+import httpx
+
+from publisher import __version__
+from publisher.adapters.viber import signature
+from publisher.config import resolve_token
+from publisher.core.config import DEFAULT_API_URL, ViberConfig
+from publisher.core.errors import (
+    MessageError,
+    RateLimitedError,
+    SenderError,
+    ViberAmbiguousError,
+    ViberAPIError,
+    ViberConnectError,
+    ViberError,
+    ViberFatalError,
+    ViberGeneralError,
+    ViberHTTPError,
+    ViberRejectedError,
+    WebhookNotSetError,
+    WebhookRefusedError,
+)
+from publisher.core.messages import (
+    REQUEST_MAX_BYTES,
+    Message,
+    payload_json,
+    validate_payload,
+)
+from publisher.logs import register_secret
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "STATUS_NAMES",
+    "AccountInfo",
+    "Channel",
+    "ChannelClient",
+    "Member",
+    "PostResult",
+    "check_answer",
+    "error_for_status",
+    "parse_message_token",
+]
+
+log = logging.getLogger("publisher.adapters.viber")
+
+AUTH_HEADER = "X-Viber-Auth-Token"
+SIGNATURE_HEADER = "X-Viber-Content-Signature"
+USER_AGENT = f"viber-publisher/{__version__}"
+
+STATUS_NAMES: dict[int, str] = {
+    0: "ok",
+    1: "invalidUrl",
+    2: "invalidAuthToken",
+    3: "badData",
+    4: "missingData",
+    5: "receiverNotRegistered",
+    6: "receiverNotSubscribed",
+    7: "publicAccountBlocked",
+    8: "publicAccountNotFound",
+    9: "publicAccountSuspended",
+    10: "webhookNotSet",
+    11: "receiverNoSuitableDevice",
+    12: "tooManyRequests",
+    13: "apiVersionNotSupported",
+    14: "incompatibleWithVersion",
+    15: "publicAccountNotAuthorized",
+    16: "inchatReplyMessageNotAllowed",
+    17: "publicAccountIsNotInline",
+    18: "noPublicChat",
+    19: "cannotSendBroadcast",
+    20: "broadcastNotAllowed",
+    21: "unsupportedCountry",
+    22: "paymentUnsupported",
+    23: "freeMessagesExceeded",
+    24: "noBalance",
+}
+
+_DEFAULT_TOKEN_SOURCE = "the token configured by viber.token_env or viber.token_file"
+_TOKEN_WHERE = "(Viber app: channel → Settings → Developer Tools)"
+
+
+# --------------------------------------------------------------------------
+# answers
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    name: str
+    role: str
+    avatar: str | None = None
+
+    @property
+    def is_superadmin(self) -> bool:
+        return self.role == "superadmin"
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    id: str
+    name: str
+    uri: str | None
+    members: tuple[Member, ...]
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def superadmins(self) -> tuple[Member, ...]:
+        return tuple(m for m in self.members if m.is_superadmin)
+
+    @classmethod
+    def from_answer(cls, answer: Mapping[str, Any]) -> AccountInfo:
+        members = []
+        for raw in answer.get("members") or ():
+            if not isinstance(raw, Mapping) or raw.get("id") in (None, ""):
+                continue
+            avatar = raw.get("avatar")
+            members.append(
+                Member(
+                    id=str(raw["id"]),
+                    name=str(raw.get("name") or ""),
+                    role=str(raw.get("role") or ""),
+                    avatar=str(avatar) if avatar else None,
+                )
+            )
+        uri = answer.get("uri")
+        return cls(
+            id=str(answer.get("id") or ""),
+            name=str(answer.get("name") or ""),
+            uri=str(uri) if uri else None,
+            members=tuple(members),
+            raw=dict(answer),
+        )
+
+
+@dataclass(frozen=True)
+class PostResult:
+    #: Viber's id of the post; None only if Viber left it out (the post is out).
+    message_token: int | None
+    chat_hostname: str | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def parse_message_token(value: object) -> int | None:
+    """An int64 token from an int or a string of digits; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def error_for_status(
+    status: int, status_message: str | None, token_source: str | None = None
+) -> ViberAPIError:
+    """The exception for a non-zero ``status`` (the table in docs/viber-api.md)."""
+    where = token_source or _DEFAULT_TOKEN_SOURCE
+    if status == 1:
+        return WebhookRefusedError(
+            status,
+            status_message,
+            "Viber refused the webhook URL: it must be HTTPS with a valid certificate, "
+            "reachable from the internet, and answer Viber's test call with HTTP 200; "
+            "check server.public_url and that the service is running",
+        )
+    if status == 2:
+        return ViberFatalError(
+            status,
+            status_message,
+            f"Viber refused the auth token; check the token in {where} {_TOKEN_WHERE}",
+        )
+    if status == 7:
+        return ViberFatalError(
+            status,
+            status_message,
+            "the channel is blocked; nothing can be posted. Check the channel in the Viber app",
+        )
+    if status == 8:
+        return ViberFatalError(
+            status,
+            status_message,
+            f"Viber found no channel for this token; check the token in {where} {_TOKEN_WHERE}",
+        )
+    if status == 9:
+        return ViberFatalError(
+            status,
+            status_message,
+            "the channel is suspended; nothing can be posted. Check the channel in the Viber app",
+        )
+    if status in (3, 4):
+        return ViberRejectedError(
+            status, status_message, "Viber refused this post; it is not sent again unchanged"
+        )
+    if status == 10:
+        return WebhookNotSetError(
+            status,
+            status_message,
+            "Viber accepts posts only once a webhook is set; run `viber-publisher webhook set` "
+            "(server.public_url must answer with HTTP 200), then retry",
+        )
+    if status == 12:
+        return RateLimitedError(status, status_message, "too many requests; back off and retry")
+    if status in (5, 6, 11) or 13 <= status <= 24:
+        name = STATUS_NAMES.get(status, "")
+        return ViberRejectedError(
+            status,
+            status_message or name,
+            "a bot-only error that should not happen for channels; the post failed",
+        )
+    return ViberGeneralError(
+        status, status_message, "an unexpected Viber error; retried a few times, then failed"
+    )
+
+
+def check_answer(
+    http_status: int, body: bytes, *, token_source: str | None = None
+) -> dict[str, Any]:
+    """The JSON answer when Viber said ``status 0``; else the matching exception.
+
+    HTTP error statuses raise :class:`ViberHTTPError`; a 2xx whose body is not
+    a JSON object with a numeric ``status`` raises :class:`ViberAmbiguousError`
+    (Viber got the request, so the post may be out).
+    """
+    if not 200 <= http_status < 300:
+        raise ViberHTTPError(
+            f"Viber answered HTTP {http_status} instead of its JSON answer"
+            + ("; retried later" if http_status >= 500 or http_status == 429 else ""),
+            http_status,
+        )
+    try:
+        answer = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ViberAmbiguousError(
+            f"Viber answered HTTP {http_status} with a body that is not JSON "
+            f"({len(body)} bytes); the post may or may not be out"
+        ) from exc
+    if not isinstance(answer, dict):
+        raise ViberAmbiguousError(
+            f"Viber answered with JSON that is not an object ({type(answer).__name__}); "
+            "the post may or may not be out"
+        )
+    raw_status = answer.get("status")
+    status = parse_message_token(raw_status)
+    if status is None:
+        raise ViberAmbiguousError(
+            f"Viber's answer has no numeric status ({raw_status!r}); the post may or may not be out"
+        )
+    if status != 0:
+        message = answer.get("status_message")
+        raise error_for_status(status, str(message) if message is not None else None, token_source)
+    return answer
+
+
+# --------------------------------------------------------------------------
+# the client
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying context per process (building one takes ~0.1 s)."""
+    return httpx.create_ssl_context()
+
+
+class Channel(Protocol):
+    """What the rest of the publisher needs from a channel."""
+
+    def get_account_info(self) -> AccountInfo: ...
+
+    def sender(self) -> str: ...
+
+    def post(
+        self, message: Message | Mapping[str, Any], sender: str | None = None
+    ) -> PostResult: ...
+
+
+class ChannelClient:
+    """A client of one channel's Post API (``api_url`` without a trailing ``/``)."""
+
+    def __init__(
+        self,
+        token: str,
+        api_url: str = DEFAULT_API_URL,
+        timeout: float = 15.0,
+        sender_id: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        token_source: str | None = None,
+    ) -> None:
+        if not token or not token.strip():
+            raise ValueError("token: empty; give the channel's auth token")
+        self._token = token.strip()
+        register_secret(self._token)
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        self.sender_id = sender_id
+        #: Where the token came from, for messages (never the token).
+        self.token_source = token_source
+        self._sender: str | None = None
+        self._http = httpx.Client(
+            transport=transport,
+            verify=_ssl_context(),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            headers={
+                AUTH_HEADER: self._token,
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            },
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        viber: ViberConfig,
+        env: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> ChannelClient:
+        """A client as ``[viber]`` says; ConfigError when the token is missing."""
+        return cls(
+            resolve_token(viber, env),
+            api_url=viber.api_url,
+            timeout=viber.timeout.total_seconds(),
+            sender_id=viber.sender_id,
+            transport=transport,
+            token_source=viber.token_source(),
+        )
+
+    def __repr__(self) -> str:
+        return f"ChannelClient(api_url={self.api_url!r}, sender_id={self.sender_id!r})"
+
+    # ---------------------------------------------------------------- calls
+
+    def _call(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        data = dict(body)
+        data["auth_token"] = self._token
+        content = payload_json(data)
+        if len(content) > REQUEST_MAX_BYTES:
+            raise MessageError(
+                f"request: {len(content)} bytes of JSON, more than Viber's limit of "
+                f"{REQUEST_MAX_BYTES}; shorten the text"
+            )
+        url = f"{self.api_url}/{endpoint}"
+        try:
+            response = self._http.post(
+                url,
+                content=content,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise ViberConnectError(
+                f"could not connect to {self.api_url} ({type(exc).__name__}: {self._scrub(exc)}); "
+                "nothing was sent"
+            ) from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError) as exc:
+            raise ViberConnectError(
+                f"cannot send to {self.api_url} ({self._scrub(exc)}); check viber.api_url"
+            ) from exc
+        except httpx.TransportError as exc:
+            # ReadTimeout, WriteTimeout, ReadError, WriteError, RemoteProtocolError...
+            raise ViberAmbiguousError(
+                f"{endpoint}: sent to {self.api_url} but no answer came back "
+                f"({type(exc).__name__}: {self._scrub(exc) or 'no detail'}); "
+                "the request may or may not have taken effect"
+            ) from exc
+        try:
+            answer = check_answer(
+                response.status_code, response.content, token_source=self.token_source
+            )
+        except ViberError as exc:
+            log.debug("viber %s failed: %s", endpoint, exc)
+            raise
+        log.debug("viber %s ok", endpoint)
+        return answer
+
+    def _scrub(self, value: object) -> str:
+        return str(value).replace(self._token, "[redacted]")
+
+    def get_account_info(self) -> AccountInfo:
+        return AccountInfo.from_answer(self._call("get_account_info", {}))
+
+    def superadmin(self, info: AccountInfo) -> Member:
+        """The member posts are sent from: the configured ``sender_id`` (which must
+        be a superadmin), else the first superadmin. SenderError when none fits."""
+        channel = f"channel {info.name!r}" if info.name else "the channel"
+        superadmins = info.superadmins
+        listed = ", ".join(f"{m.id} ({m.name})" for m in superadmins) or "none"
+        if self.sender_id is not None:
+            for member in info.members:
+                if member.id == self.sender_id:
+                    if member.is_superadmin:
+                        return member
+                    raise SenderError(
+                        f"viber.sender_id {self.sender_id!r} ({member.name}) is "
+                        f"{member.role or 'a member without a role'} of {channel}, not a "
+                        f"superadmin; Viber accepts posts only from superadmins. Set "
+                        f"viber.sender_id to one of: {listed}"
+                    )
+            raise SenderError(
+                f"viber.sender_id {self.sender_id!r} is not a member of {channel}; "
+                f"set it to a superadmin's id (superadmins: {listed}), or remove it to use "
+                "the first superadmin"
+            )
+        if not superadmins:
+            raise SenderError(
+                f"{channel} has no superadmin member in get_account_info; posts must come "
+                "from a superadmin. Check the channel's admins in the Viber app"
+            )
+        return superadmins[0]
+
+    def sender(self) -> str:
+        """The sender's member id (asks Viber once, then remembers)."""
+        if self._sender is None:
+            self._sender = self.superadmin(self.get_account_info()).id
+        return self._sender
+
+    def set_webhook(self, url: str) -> dict[str, Any]:
+        """Set the channel's webhook; Viber calls ``url`` at once and wants 200."""
+        return self._call("set_webhook", {"url": url})
+
+    def remove_webhook(self) -> dict[str, Any]:
+        return self._call("set_webhook", {"url": ""})
+
+    def post(
+        self,
+        message: Message | Mapping[str, Any],
+        sender: str | None = None,
+        *,
+        validate: bool = True,
+    ) -> PostResult:
+        """Publish one message; ``validate=False`` skips the local limit checks
+        of a payload dict (for tests of the server's own checks)."""
+        if isinstance(message, Message):
+            payload = message.to_payload()
+        else:
+            payload = {k: v for k, v in message.items() if k not in ("auth_token", "from")}
+            if validate:
+                validate_payload(payload)
+        payload["from"] = sender if sender is not None else self.sender()
+        answer = self._call("post", payload)
+        hostname = answer.get("chat_hostname")
+        return PostResult(
+            message_token=parse_message_token(answer.get("message_token")),
+            chat_hostname=str(hostname) if hostname is not None else None,
+            raw=answer,
+        )
+
+    def verify_signature(self, body: bytes, signature_value: str | None) -> bool:
+        """True when a callback's ``X-Viber-Content-Signature`` matches ``body``."""
+        return signature.verify_signature(body, signature_value, self._token)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ChannelClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,620 @@
+"""Pictures: any image Pillow can open → a JPEG that fits Viber, or a refusal.
+
+Bytes in, bytes out; nothing here touches the network or the disk.
+
+::
+
+    bytes ─ sniff / size cap ─ open (pixel cap checked before decoding)
+          ─ draft (JPEG much larger than needed: decode at 1/2, 1/4, 1/8)
+          ─ first frame ─ load ─ EXIF orientation ─ to RGB (alpha on white,
+            16-bit and float scaled, ICC → sRGB) ─ cap the longest side
+          ─ JPEG at the highest quality that fits, by binary search
+            (shrink and search again when even the floor does not fit)
+
+The output never carries EXIF, GPS, XMP, comments or an ICC profile.
+Anything that cannot be made into a picture raises :class:`MediaError` with
+a one-line reason.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from PIL import Image, ImageCms, ImageOps
+
+from publisher.core.errors import MediaError
+from publisher.core.items import MediaInfo
+
+__all__ = [
+    "JPEG_MIME",
+    "ImageResult",
+    "make_thumbnail",
+    "prepare_picture",
+    "sniff",
+]
+
+JPEG_MIME = "image/jpeg"
+
+#: Viber's limit for a picture, and for a thumbnail.
+PICTURE_MAX_BYTES = 1_000_000
+THUMBNAIL_MAX_BYTES = 100_000
+THUMBNAIL_SIZE = 400
+
+#: The quality search starts here (highest) and never goes below the floor.
+MAX_QUALITY = 92
+MIN_QUALITY = 50
+
+#: Give up shrinking below this many pixels on the longest side.
+_MIN_SIDE = 16
+
+_WHITE = (255, 255, 255)
+_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """A JPEG ready to post, and what it was made from."""
+
+    data: bytes
+    width: int
+    height: int
+    quality: int
+    source_format: str
+    source_width: int
+    source_height: int
+    source_size: int
+    #: Short notes on what was done, e.g. ``"resized 4000x3000 → 2560x1920"``.
+    decisions: tuple[str, ...] = ()
+    #: How many JPEG encodes it took to find the quality (for tests and stats).
+    encodes: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def mime(self) -> str:
+        return JPEG_MIME
+
+    def media_info(self, name: str) -> MediaInfo:
+        """The preview record for this picture, stored under ``name``."""
+        return MediaInfo(
+            kind="image",
+            name=name,
+            size=self.size,
+            mime=JPEG_MIME,
+            width=self.width,
+            height=self.height,
+            quality=self.quality,
+            source_format=self.source_format,
+            source_size=self.source_size,
+            source_width=self.source_width,
+            source_height=self.source_height,
+        )
+
+
+# --------------------------------------------------------------------------
+# sniffing
+
+
+_FTYP_IMAGE = {
+    b"avif": "image/avif",
+    b"avis": "image/avif",
+    b"heic": "image/heic",
+    b"heix": "image/heic",
+    b"heim": "image/heic",
+    b"heis": "image/heic",
+    b"hevc": "image/heic-sequence",
+    b"hevx": "image/heic-sequence",
+    b"mif1": "image/heif",
+    b"msf1": "image/heif-sequence",
+}
+_FTYP_OTHER = {
+    b"qt  ": "video/quicktime",
+    b"M4A ": "audio/mp4",
+    b"M4B ": "audio/mp4",
+    b"M4P ": "audio/mp4",
+    b"3gp4": "video/3gpp",
+    b"3gp5": "video/3gpp",
+    b"3gp6": "video/3gpp",
+    b"3g2a": "video/3gpp2",
+}
+
+
+def _sniff_ftyp(data: bytes) -> str | None:
+    size = int.from_bytes(data[0:4], "big")
+    major = data[8:12]
+    end = min(len(data), size if 16 <= size <= 4096 else 64)
+    compatible = {data[i : i + 4] for i in range(16, end - 3, 4)}
+    if major in (b"avif", b"avis") or (major == b"mif1" and b"avif" in compatible):
+        return "image/avif"
+    if major in _FTYP_IMAGE:
+        if major == b"mif1" and compatible & {b"heic", b"heix"}:
+            return "image/heic"
+        return _FTYP_IMAGE[major]
+    if major in _FTYP_OTHER:
+        return _FTYP_OTHER[major]
+    return "video/mp4"
+
+
+def sniff(data: bytes) -> str | None:
+    """The MIME type the first bytes of ``data`` show, or None when unknown.
+
+    The content decides, never a URL suffix or a Content-Type header.
+    """
+    head = data[:64]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head.startswith(b"RIFF") and len(head) >= 12:
+        kind = head[8:12]
+        return {
+            b"WEBP": "image/webp",
+            b"AVI ": "video/x-msvideo",
+            b"WAVE": "audio/wav",
+        }.get(kind)
+    if head[4:8] == b"ftyp" and len(head) >= 12:
+        return _sniff_ftyp(data[:4096])
+    if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
+        return "image/tiff"
+    if head.startswith(b"BM") and len(head) >= 26:
+        return "image/bmp"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+        return "application/zip"
+    if head.startswith(b"\x00\x00\x01\x00") and len(head) >= 6 and head[4:6] != b"\x00\x00":
+        return "image/vnd.microsoft.icon"
+    if head.startswith(b"\x00\x00\x02\x00") and len(head) >= 6 and head[4:6] != b"\x00\x00":
+        return "image/x-win-bitmap"
+    if head.startswith(b"8BPS"):
+        return "image/vnd.adobe.photoshop"
+    if head.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n"):
+        return "image/jp2"
+    if head.startswith(b"\xff\x4f\xff\x51"):
+        return "image/jp2"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm" if b"webm" in data[:64] else "video/x-matroska"
+    if head.startswith(b"OggS"):
+        return "application/ogg"
+    if head.startswith(b"fLaC"):
+        return "audio/flac"
+    if head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2):
+        return "audio/mpeg"
+    if head.startswith(b"\x1f\x8b"):
+        return "application/gzip"
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return "application/x-7z-compressed"
+    if head.startswith(b"Rar!\x1a\x07"):
+        return "application/vnd.rar"
+    if head.startswith(b"MZ"):
+        return "application/x-msdownload"
+    return _sniff_text(data[:1024])
+
+
+def _sniff_text(head: bytes) -> str | None:
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "image/svg+xml"
+    if text.startswith((b"<!doctype html", b"<html")):
+        return "text/html"
+    if text.startswith(b"<?xml"):
+        return "application/xml"
+    return None
+
+
+# --------------------------------------------------------------------------
+# decoding
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+@dataclass
+class _Source:
+    image: Image.Image
+    format: str
+    width: int
+    height: int
+    size: int
+    decisions: list[str]
+
+
+def _open(
+    data: bytes,
+    *,
+    target_side: int,
+    max_pixels: int,
+    max_input_bytes: int | None,
+) -> _Source:
+    """Open, check, draft and load the first frame. Raises MediaError."""
+    if not data:
+        raise MediaError("empty file: not an image")
+    if max_input_bytes is not None and len(data) > max_input_bytes:
+        raise MediaError(
+            f"image is {len(data):,} bytes, over the {max_input_bytes:,}-byte input limit"
+        )
+    try:
+        im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise MediaError(f"refused as a decompression bomb: {_one_line(exc)}") from exc
+    except Image.UnidentifiedImageError as exc:
+        kind = sniff(data)
+        what = f" ({kind}, which Pillow cannot open)" if kind else ""
+        raise MediaError(f"not an image Pillow can read{what}") from exc
+    except Exception as exc:  # Pillow raises many types on hostile input
+        raise MediaError(f"cannot open image: {_one_line(exc)}") from exc
+
+    fmt = im.format or "unknown"
+    width, height = im.size
+    decisions: list[str] = []
+    if width <= 0 or height <= 0:
+        raise MediaError(f"{fmt} image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise MediaError(
+            f"refused as a decompression bomb: {fmt} {width}x{height} is "
+            f"{width * height:,} pixels, over the limit of {max_pixels:,}"
+        )
+    try:
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            im.seek(0)
+            decisions.append(f"first frame of {frames}")
+        longest = max(width, height)
+        if longest >= 2 * target_side:
+            scale = target_side / longest
+            request = (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale)))
+            if im.draft(None, request) is not None and im.size != (width, height):
+                decisions.append(f"decoded at {im.size[0]}x{im.size[1]}")
+        im.load()
+    except MediaError:
+        raise
+    except Exception as exc:
+        raise MediaError(f"{fmt} image is truncated or corrupt: {_one_line(exc)}") from exc
+    return _Source(im, fmt, width, height, len(data), decisions)
+
+
+def _orient(im: Image.Image, decisions: list[str]) -> Image.Image:
+    try:
+        orientation = im.getexif().get(_ORIENTATION, 1)
+    except Exception:  # corrupt EXIF: keep the pixels as stored
+        decisions.append("ignored unreadable EXIF")
+        return im
+    if orientation not in range(2, 9):
+        return im
+    try:
+        turned = ImageOps.exif_transpose(im)
+    except Exception as exc:
+        raise MediaError(f"cannot apply EXIF orientation: {_one_line(exc)}") from exc
+    decisions.append(f"applied EXIF orientation {orientation}")
+    return turned
+
+
+def _flatten(im: Image.Image, decisions: list[str]) -> Image.Image:
+    """RGBA → RGB on white."""
+    alpha = im.getchannel("A")
+    low, _high = alpha.getextrema()
+    if isinstance(low, int | float) and low < 255:
+        decisions.append("flattened transparency on white")
+    background = Image.new("RGB", im.size, _WHITE)
+    background.paste(im.convert("RGB"), mask=alpha)
+    return background
+
+
+def _scale_to_8bit(im: Image.Image, decisions: list[str]) -> Image.Image:
+    """I;16*, I and F modes → L, scaling the range (never clipping it)."""
+    bits16 = im.mode.startswith("I;16")
+    src = im.convert("I") if bits16 else im
+    low, high = src.getextrema()
+    assert isinstance(low, int | float) and isinstance(high, int | float)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        decisions.append(f"clipped non-finite {im.mode} pixels to 8-bit")
+        return src.convert("L")
+    if bits16 or (im.mode == "I" and low >= 0 and 255 < high <= 65535):
+        offset, factor = 0.0, 255 / 65535
+        decisions.append("scaled 16-bit to 8-bit")
+    elif im.mode == "F" and low >= 0 and high <= 1:
+        offset, factor = 0.0, 255.0
+        decisions.append("scaled 0..1 floats to 8-bit")
+    elif low >= 0 and high <= 255:
+        offset, factor = 0.0, 1.0
+    else:
+        span = high - low
+        offset, factor = -low, (255 / span if span else 0.0)
+        decisions.append(f"stretched {im.mode} range {low}..{high} to 8-bit")
+    if (offset, factor) != (0.0, 1.0):
+        src = src.point(lambda v: (v + offset) * factor)
+    return src.convert("L")
+
+
+def _srgb(
+    im: Image.Image, profile: bytes | ImageCms.ImageCmsProfile, decisions: list[str]
+) -> Image.Image | None:
+    """``im`` (RGB, CMYK, L or LAB) converted to sRGB, or None when the profile is unusable."""
+    try:
+        source = (
+            profile
+            if isinstance(profile, ImageCms.ImageCmsProfile)
+            else ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        )
+        out = ImageCms.profileToProfile(
+            im,
+            source,
+            ImageCms.createProfile("sRGB"),
+            renderingIntent=ImageCms.Intent.PERCEPTUAL,
+            outputMode="RGB",
+        )
+    except Exception:
+        decisions.append("ignored unusable ICC profile")
+        return None
+    if out is None:
+        return None
+    decisions.append("converted colours to sRGB")
+    return out
+
+
+def _to_rgb(im: Image.Image, decisions: list[str]) -> Image.Image:
+    """Any mode → RGB, colour-managed to sRGB, with no metadata attached."""
+    icc = im.info.get("icc_profile")
+    mode = im.mode
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or (
+        mode in ("P", "L", "RGB", "1") and "transparency" in im.info
+    ):
+        im = _flatten(im.convert("RGBA"), decisions)
+    elif mode.startswith("I") or mode == "F":
+        im = _scale_to_8bit(im, decisions)
+    elif mode == "LAB":
+        lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB"))
+        converted = _srgb(im, lab, [])
+        if converted is None:
+            raise MediaError("cannot convert a LAB image to RGB")
+        decisions.append("converted LAB to RGB")
+        im, icc = converted, None
+    elif mode == "CMYK":
+        decisions.append("converted CMYK to RGB")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode not in ("RGB", "L"):
+        if mode != "P":
+            decisions.append(f"converted {mode} to RGB")
+        im = im.convert("RGB")
+
+    if icc and im.mode in ("RGB", "CMYK", "L"):
+        managed = _srgb(im, icc, decisions)
+        if managed is not None:
+            im = managed
+    if im.mode != "RGB":
+        try:
+            im = im.convert("RGB")
+        except Exception as exc:
+            raise MediaError(f"cannot convert {im.mode} pixels to RGB: {_one_line(exc)}") from exc
+    return _bare(im)
+
+
+def _bare(im: Image.Image) -> Image.Image:
+    """The same pixels with every piece of metadata dropped (a copy starts without EXIF)."""
+    if im.info or getattr(im, "_exif", None) is not None:
+        im = im.copy()
+        im.info.clear()
+    return im
+
+
+def _decode(
+    data: bytes | Image.Image | ImageResult,
+    *,
+    target_side: int,
+    max_pixels: int,
+    max_input_bytes: int | None = None,
+) -> _Source:
+    if isinstance(data, ImageResult):
+        data = data.data
+    if isinstance(data, Image.Image):
+        width, height = data.size
+        if width * height > max_pixels:
+            raise MediaError(f"refused: {width}x{height} is over the limit of {max_pixels:,} px")
+        if width <= 0 or height <= 0:
+            raise MediaError(f"image has no pixels ({width}x{height})")
+        source = _Source(data, data.format or "image", width, height, 0, [])
+    else:
+        source = _open(
+            bytes(data),
+            target_side=target_side,
+            max_pixels=max_pixels,
+            max_input_bytes=max_input_bytes,
+        )
+    try:
+        im = _orient(source.image, source.decisions)
+        source.image = _to_rgb(im, source.decisions)
+    except MediaError:
+        raise
+    except Exception as exc:
+        raise MediaError(f"cannot convert {source.format} image: {_one_line(exc)}") from exc
+    return source
+
+
+# --------------------------------------------------------------------------
+# encoding
+
+
+def _encode(im: Image.Image, quality: int) -> bytes:
+    """One JPEG encode. Tests wrap this to count encodes."""
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality, optimize=True, progressive=True)
+    return buf.getvalue()
+
+
+@dataclass
+class _Search:
+    data: bytes
+    quality: int
+
+
+def _best_quality(
+    im: Image.Image,
+    max_bytes: int,
+    low: int,
+    high: int,
+    encode: Callable[[Image.Image, int], bytes],
+) -> _Search | None:
+    """The highest quality in [low, high] whose JPEG fits, by binary search.
+
+    When the result is below ``high``, quality + 1 was encoded and did not fit.
+    None when even ``low`` does not fit.
+    """
+    data = encode(im, high)
+    if len(data) <= max_bytes:
+        return _Search(data, high)
+    best: _Search | None = None
+    lo, hi = low, high - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        data = encode(im, mid)
+        if len(data) <= max_bytes:
+            best = _Search(data, mid)
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def _fit(
+    im: Image.Image,
+    *,
+    max_bytes: int,
+    decisions: list[str],
+    min_quality: int,
+    max_quality: int,
+    shrink: bool,
+) -> tuple[Image.Image, _Search, int]:
+    """Encode ``im`` under ``max_bytes``; shrink when the quality floor is too big."""
+    count = 0
+
+    def encode(image: Image.Image, quality: int) -> bytes:
+        nonlocal count
+        count += 1
+        return _encode(image, quality)
+
+    while True:
+        found = _best_quality(im, max_bytes, min_quality, max_quality, encode)
+        if found is not None:
+            return im, found, count
+        floor_size = len(encode(im, min_quality))
+        if not shrink or max(im.size) <= _MIN_SIDE:
+            raise MediaError(
+                f"cannot fit a {im.width}x{im.height} JPEG under {max_bytes:,} bytes "
+                f"(quality {min_quality} gives {floor_size:,})"
+            )
+        factor = min(0.9, max(0.25, math.sqrt(max_bytes / floor_size) * 0.9))
+        size = (max(1, round(im.width * factor)), max(1, round(im.height * factor)))
+        decisions.append(
+            f"shrunk {im.width}x{im.height} → {size[0]}x{size[1]} to fit {max_bytes:,} bytes"
+        )
+        im = im.resize(size, Image.Resampling.LANCZOS)
+
+
+# --------------------------------------------------------------------------
+# public
+
+
+def prepare_picture(
+    data: bytes,
+    *,
+    max_side: int = 2560,
+    max_pixels: int = 64_000_000,
+    max_bytes: int = PICTURE_MAX_BYTES,
+    max_input_bytes: int | None = None,
+    min_quality: int = MIN_QUALITY,
+    max_quality: int = MAX_QUALITY,
+) -> ImageResult:
+    """Turn image bytes into a JPEG for a Viber ``picture`` post.
+
+    The result is upright, RGB (sRGB), at most ``max_side`` on its longest
+    side, under ``max_bytes``, at the highest quality in
+    [``min_quality``, ``max_quality``] that fits, without any metadata.
+    Raises :class:`MediaError` (one-line reason) for anything else.
+    """
+    if max_side < 1 or max_bytes < 1:
+        raise ValueError("max_side and max_bytes must be positive")
+    source = _decode(
+        data, target_side=max_side, max_pixels=max_pixels, max_input_bytes=max_input_bytes
+    )
+    im, decisions = source.image, source.decisions
+    if max(im.size) > max_side:
+        scale = max_side / max(im.size)
+        size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+        decisions.append(f"resized {im.width}x{im.height} → {size[0]}x{size[1]}")
+        im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    im, found, count = _fit(
+        im,
+        max_bytes=max_bytes,
+        decisions=decisions,
+        min_quality=min_quality,
+        max_quality=max_quality,
+        shrink=True,
+    )
+    return _result(found, im, source, decisions, count)
+
+
+def _result(
+    found: _Search, im: Image.Image, source: _Source, decisions: list[str], count: int
+) -> ImageResult:
+    """The result of an encode search: ``found`` (data, quality) of ``im``."""
+    decisions.append(f"JPEG quality {found.quality}")
+    return ImageResult(
+        data=found.data,
+        width=im.width,
+        height=im.height,
+        quality=found.quality,
+        source_format=source.format,
+        source_width=source.width,
+        source_height=source.height,
+        source_size=source.size,
+        decisions=tuple(decisions),
+        encodes=count,
+    )
+
+
+def make_thumbnail(
+    data_or_image: bytes | Image.Image | ImageResult,
+    *,
+    size: int = THUMBNAIL_SIZE,
+    max_bytes: int = THUMBNAIL_MAX_BYTES,
+    mode: Literal["crop", "fit"] = "crop",
+    max_pixels: int = 64_000_000,
+) -> ImageResult:
+    """A ``size`` x ``size`` JPEG under ``max_bytes`` for a Viber ``thumbnail``.
+
+    ``"crop"`` fills the square and cuts the middle out; ``"fit"`` shows the
+    whole picture, letterboxed on white. Accepts image bytes, an open Pillow
+    image or a :class:`ImageResult` (cheap: its JPEG is decoded at reduced scale).
+    """
+    if mode not in ("crop", "fit"):
+        raise ValueError(f"thumbnail mode must be 'crop' or 'fit', not {mode!r}")
+    source = _decode(data_or_image, target_side=size, max_pixels=max_pixels)
+    im, decisions = source.image, source.decisions
+    if mode == "crop":
+        thumb = ImageOps.fit(im, (size, size), Image.Resampling.LANCZOS)
+        if im.width != im.height:
+            decisions.append("cropped to a square")
+    else:
+        thumb = ImageOps.pad(im, (size, size), Image.Resampling.LANCZOS, color=_WHITE)
+        if im.width != im.height:
+            decisions.append("letterboxed on white")
+    thumb, found, count = _fit(
+        _bare(thumb),
+        max_bytes=max_bytes,
+        decisions=decisions,
+        min_quality=10,
+        max_quality=MAX_QUALITY,
+        shrink=False,
+    )
+    return _result(found, thumb, source, decisions, count)

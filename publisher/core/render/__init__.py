@@ -1,0 +1,55 @@
+"""Render stage: an item's words made to fit Viber (pure functions, no I/O).
+
+- :mod:`publisher.core.render.html`: feed HTML to clean plain text; the images it offers.
+- :mod:`publisher.core.render.text`: UTF-16 length, grapheme clusters, truncation.
+- :mod:`publisher.core.render.post`: the text of a post or a picture caption, from an
+  item and an optional ``str.format`` template, within Viber's limits
+  (7000 for text, 768 for a caption), the link kept intact.
+"""
+
+from __future__ import annotations
+
+from publisher.core.render.html import first_image_url, html_to_text, image_urls, looks_like_html
+from publisher.core.render.post import (
+    CAPTION_LIMIT,
+    TEMPLATE_FIELDS,
+    TEXT_LIMIT,
+    CaptionResult,
+    RenderedText,
+    format_published,
+    item_body,
+    item_title,
+    render_caption,
+    render_text,
+)
+from publisher.core.render.text import (
+    clean_plain_text,
+    grapheme_boundaries,
+    graphemes,
+    normalize_blank_lines,
+    truncate,
+    utf16_len,
+)
+
+__all__ = [
+    "CAPTION_LIMIT",
+    "TEMPLATE_FIELDS",
+    "TEXT_LIMIT",
+    "CaptionResult",
+    "RenderedText",
+    "clean_plain_text",
+    "first_image_url",
+    "format_published",
+    "grapheme_boundaries",
+    "graphemes",
+    "html_to_text",
+    "image_urls",
+    "item_body",
+    "item_title",
+    "looks_like_html",
+    "normalize_blank_lines",
+    "render_caption",
+    "render_text",
+    "truncate",
+    "utf16_len",
+]

@@ -1,0 +1,416 @@
+"""HTML from feeds to clean plain text, and the images an HTML body offers.
+
+Parsed with BeautifulSoup's ``html.parser`` (no lxml), walked once:
+paragraphs and headings become blocks separated by a blank line, ``<br>`` a
+line break, list items ``• `` or ``1. `` lines (nested lists indented),
+blockquotes ``> `` lines, ``<pre>`` is kept as it is, data tables become
+``a | b`` rows. Links keep their text only. Scripts, styles, forms, iframes,
+comments, hidden elements and every image produce no text. Input without any
+HTML tag is taken as plain text and keeps its line breaks.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from urllib.parse import urljoin, urlsplit
+
+from bs4 import BeautifulSoup
+from bs4.element import NavigableString, PreformattedString, Tag
+
+from publisher.core.render.text import clean_plain_text, normalize_blank_lines
+
+__all__ = ["first_image_url", "html_to_text", "image_urls", "looks_like_html"]
+
+_TAG_NAMES = (
+    "a|abbr|address|article|aside|audio|b|big|blockquote|body|br|button|canvas|caption|center|"
+    "cite|code|col|colgroup|dd|del|details|dfn|div|dl|dt|em|embed|figcaption|figure|font|footer|"
+    "form|h[1-6]|head|header|hr|html|i|iframe|img|input|ins|kbd|label|li|link|main|mark|meta|"
+    "nav|noscript|object|ol|option|p|picture|pre|q|s|samp|script|section|select|small|source|"
+    "span|strike|strong|style|sub|summary|sup|svg|table|tbody|td|template|textarea|tfoot|th|"
+    "thead|time|title|tr|tt|u|ul|var|video|wbr"
+)
+_HTML_HINT = re.compile(rf"<(?:!--|!doctype\b|/?(?:{_TAG_NAMES})(?:\s[^<>]*)?/?>)", re.IGNORECASE)
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def _words(spaced: str) -> frozenset[str]:
+    return frozenset(spaced.split())
+
+
+#: Elements whose content is never text for a reader.
+_DROP = _words(
+    """
+    script style noscript iframe frame frameset form template svg canvas object embed
+    video audio head title meta link button input select option textarea map math img
+    picture source
+    """
+)
+#: Blocks separated from their neighbours by a blank line.
+_PARAGRAPH = _words(
+    """
+    p h1 h2 h3 h4 h5 h6 figure address details dl hr
+    """
+)
+#: Blocks that only start a new line.
+_LINE = _words(
+    """
+    div section article header footer main aside nav figcaption dt dd summary center
+    fieldset legend caption tr
+    """
+)
+_BLOCKISH = _PARAGRAPH | _LINE | frozenset({"br", "ul", "ol", "li", "blockquote", "pre", "table"})
+
+_LAYOUT_HINT = sorted(_BLOCKISH - {"tr", "caption"})
+
+_WHITESPACE = re.compile("[ \t\n\r\f\v\u00a0\u2000-\u200a\u202f\u205f]+")
+_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad\u180e]")
+_DISPLAY_NONE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+
+def looks_like_html(s: str) -> bool:
+    """True when ``s`` contains a known HTML tag, a comment or a doctype
+    (``a < b`` or ``x<y`` do not count)."""
+    return _HTML_HINT.search(s) is not None
+
+
+# --------------------------------------------------------------------------
+# HTML to text
+
+
+class _Writer:
+    """Collects inline text, collapsing whitespace, with line breaks owed
+    between blocks (at most one blank line)."""
+
+    def __init__(self, keep_newlines: bool) -> None:
+        self.parts: list[str] = []
+        self.breaks = 0
+        self.space = False
+        self.keep_newlines = keep_newlines
+
+    def text(self, s: str) -> None:
+        s = _INVISIBLE.sub("", s)
+        if self.keep_newlines and "\n" in s:
+            for i, piece in enumerate(s.replace("\r\n", "\n").split("\n")):
+                if i:
+                    self.br()
+                self._inline(piece)
+        else:
+            self._inline(s)
+
+    def _inline(self, s: str) -> None:
+        s = _WHITESPACE.sub(" ", s)
+        if not s:
+            return
+        if s[0] == " ":
+            self.space = True
+        trailing = s[-1] == " "
+        s = s.strip(" ")
+        if s:
+            self.emit(s)
+        if trailing:
+            self.space = True
+
+    def emit(self, s: str) -> None:
+        if self.parts:
+            if self.breaks:
+                self.parts.append("\n" * self.breaks)
+            elif self.space:
+                self.parts.append(" ")
+        self.parts.append(s)
+        self.breaks = 0
+        self.space = False
+
+    def block(self, level: int) -> None:
+        if self.parts:
+            self.breaks = max(self.breaks, level)
+
+    def br(self) -> None:
+        if self.parts:
+            self.breaks = min(self.breaks + 1, 2)
+
+    def raw(self, s: str, level: int) -> None:
+        self.block(level)
+        if s:
+            self.emit(s)
+        self.block(level)
+
+    def result(self) -> str:
+        return "".join(self.parts)
+
+
+@dataclass(frozen=True)
+class _Context:
+    keep_newlines: bool = False
+    #: Nesting depth of lists (a nested list is not set off by blank lines).
+    depth: int = 0
+    #: Tags to skip while rendering (a cell's nested cells, an item's nested items:
+    #: html.parser nests unclosed ``<li>``/``<td>`` instead of closing them).
+    skip: frozenset[str] = frozenset()
+
+
+def _hidden(tag: Tag) -> bool:
+    if tag.has_attr("hidden"):
+        return True
+    style = tag.get("style")
+    return isinstance(style, str) and _DISPLAY_NONE.search(style) is not None
+
+
+def _render(node: Tag, ctx: _Context) -> str:
+    writer = _Writer(ctx.keep_newlines)
+    _walk(node, writer, ctx)
+    return normalize_blank_lines(writer.result())
+
+
+def _walk(node: Tag, w: _Writer, ctx: _Context) -> None:
+    for child in node.children:
+        if isinstance(child, Tag):
+            if child.name not in ctx.skip:
+                _element(child, w, replace(ctx, skip=frozenset()))
+        elif isinstance(child, NavigableString) and not isinstance(child, PreformattedString):
+            w.text(str(child))
+
+
+def _element(tag: Tag, w: _Writer, ctx: _Context) -> None:
+    name = tag.name.lower()
+    if name in _DROP or _hidden(tag):
+        return
+    # Inside a list item, paragraphs only start a new line: lists stay compact.
+    paragraph = 2 if ctx.depth == 0 else 1
+    if name == "br":
+        w.br()
+    elif name in ("ul", "ol", "li"):
+        w.raw(_list(tag, ctx), paragraph)
+    elif name == "blockquote":
+        inner = _render(tag, replace(ctx, depth=0))
+        quoted = "\n".join(f"> {line}" if line else ">" for line in inner.split("\n"))
+        w.raw(quoted if inner else "", paragraph)
+    elif name == "pre":
+        w.raw(_preformatted(tag), paragraph)
+    elif name == "table":
+        _table(tag, w, ctx)
+    elif name in _PARAGRAPH or name in _LINE:
+        level = paragraph if name in _PARAGRAPH else 1
+        w.block(level)
+        _walk(tag, w, ctx)
+        w.block(level)
+    else:
+        _walk(tag, w, ctx)
+
+
+def _list_items(tag: Tag) -> Iterator[Tag]:
+    """The items of a list, with unclosed ``<li>`` (nested by html.parser) flattened."""
+    children = [tag] if tag.name == "li" else list(tag.children)
+    for child in children:
+        if isinstance(child, Tag) and child.name == "li":
+            yield child
+            yield from (
+                item
+                for nested in child.find_all("li", recursive=False)
+                for item in _list_items(nested)
+            )
+
+
+def _list(tag: Tag, ctx: _Context) -> str:
+    ordered = tag.name == "ol" or (
+        tag.name == "li" and isinstance(tag.parent, Tag) and tag.parent.name == "ol"
+    )
+    start = tag.get("start")
+    number = int(start) if isinstance(start, str) and start.strip().isdigit() else 1
+    inner = replace(ctx, depth=ctx.depth + 1, skip=frozenset({"li"}))
+    lines: list[str] = []
+    for item in _list_items(tag):
+        content = _render_item(item, inner)
+        marker = f"{number}. " if ordered else "• "
+        number += 1
+        if not content:
+            continue
+        first, *rest = content.split("\n")
+        lines.append(marker + first)
+        pad = " " * len(marker)
+        lines.extend(pad + line if line else "" for line in rest)
+    return "\n".join(lines)
+
+
+def _render_item(item: Tag, ctx: _Context) -> str:
+    writer = _Writer(ctx.keep_newlines)
+    for child in item.children:
+        if isinstance(child, Tag):
+            if child.name != "li":
+                _element(child, writer, replace(ctx, skip=frozenset()))
+        elif isinstance(child, NavigableString) and not isinstance(child, PreformattedString):
+            writer.text(str(child))
+    return normalize_blank_lines(writer.result())
+
+
+def _preformatted(tag: Tag) -> str:
+    text = _INVISIBLE.sub("", tag.get_text()).replace("\r\n", "\n").expandtabs(4)
+    text = text.replace("\u00a0", " ")
+    return normalize_blank_lines(text)
+
+
+def _table(tag: Tag, w: _Writer, ctx: _Context) -> None:
+    cells = [
+        cell
+        for cell in tag.find_all(["td", "th"])
+        if isinstance(cell, Tag) and cell.find_parent("table") is tag
+    ]
+    level = 2 if ctx.depth == 0 else 1
+    layout = any(cell.find(_LAYOUT_HINT) is not None for cell in cells)
+    if layout:
+        # A table used for page layout: its cells are just blocks in a row.
+        w.block(level)
+        for cell in cells:
+            w.raw(_render(cell, replace(ctx, skip=frozenset({"td", "th", "tr"}))), level)
+        w.block(level)
+        return
+    rows: list[str] = []
+    for row in tag.find_all("tr"):
+        if not isinstance(row, Tag) or row.find_parent("table") is not tag:
+            continue
+        texts = []
+        for cell in row.find_all(["td", "th"]):
+            if isinstance(cell, Tag) and cell.find_parent("tr") is row:
+                text = _render(cell, replace(ctx, skip=frozenset({"td", "th", "tr"})))
+                if text:
+                    texts.append(" ".join(text.split()))
+        if texts:
+            rows.append(" | ".join(texts))
+    if not rows:  # cells without rows
+        _walk(tag, w, ctx)
+        return
+    w.raw("\n".join(rows), level)
+
+
+def _decode_entities(text: str) -> str:
+    return _ENTITY.sub(lambda m: htmllib.unescape(m.group()), text)
+
+
+def html_to_text(markup: str) -> str:
+    """Clean plain text from an HTML fragment or document.
+
+    Text without any HTML tag is treated as plain text: its line breaks are
+    kept and only well-formed entities (``&amp;``, ``&#8217;``) are decoded.
+    HTML that has no block elements and no ``<br>`` but does have newlines
+    (common in feeds made from chat posts) keeps those newlines too.
+    """
+    if not markup:
+        return ""
+    if not looks_like_html(markup):
+        return clean_plain_text(_decode_entities(markup))
+    soup = BeautifulSoup(markup, "html.parser")
+    keep_newlines = "\n" in markup and soup.find(list(_BLOCKISH)) is None
+    return _render(soup, _Context(keep_newlines=keep_newlines))
+
+
+# --------------------------------------------------------------------------
+# Images
+
+#: Hosts that serve tracking pixels, counters or feed decorations, never content.
+_TRACKER_HOSTS = _words(
+    """
+    feeds.feedburner.com feedproxy.google.com pixel.wp.com stats.wordpress.com
+    www.google-analytics.com google-analytics.com ssl.google-analytics.com
+    stats.g.doubleclick.net ad.doubleclick.net pixel.quantserve.com
+    sb.scorecardresearch.com b.scorecardresearch.com pi.feedsportal.com
+    da.feedsportal.com feeds.feedblitz.com mc.yandex.ru counter.yadro.ru
+    top-fwz1.mail.ru www.assoc-amazon.com ir-na.amazon-adsystem.com pixel.mathtag.com
+    bat.bing.com analytics.twitter.com feeds.wordpress.com rss.buysellads.com
+    www.facebook.com certify.alexametrics.com
+    """
+)
+_TRACKER_PATH = re.compile(
+    r"/~(?:r|ff)/|/__utm\.gif|/_/stat\b|/images/core/emoji/|/avatar/|"
+    r"/(?:pixel|tracking|track|tracker|beacon|spacer|blank|1x1|transparent|open)\.(?:gif|png)$",
+    re.IGNORECASE,
+)
+_TINY = re.compile(r"^\s*[0-2](?:\.0*)?\s*(?:px)?\s*$")
+_STYLE_TINY = re.compile(r"(?:^|;)\s*(?:width|height)\s*:\s*[0-2](?:\.0*)?px", re.IGNORECASE)
+_LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-orig-file", "data-url")
+
+
+def _attr(tag: Tag, name: str) -> str:
+    value = tag.get(name)
+    if isinstance(value, list):
+        return " ".join(value)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _largest_in_srcset(srcset: str) -> str:
+    best, best_size = "", -1.0
+    for candidate in srcset.split(","):
+        parts = candidate.split()
+        if not parts:
+            continue
+        size = 1.0
+        if len(parts) > 1 and parts[1][:-1].replace(".", "", 1).isdigit():
+            size = float(parts[1][:-1])
+        if size > best_size:
+            best, best_size = parts[0], size
+    return best
+
+
+def _is_decoration(img: Tag) -> bool:
+    if _hidden(img):
+        return True
+    if _TINY.match(_attr(img, "width")) or _TINY.match(_attr(img, "height")):
+        return True
+    if _STYLE_TINY.search(_attr(img, "style")):
+        return True
+    classes = _attr(img, "class").lower()
+    return "emoji" in classes or "wp-smiley" in classes
+
+
+def _resolve(src: str, base_url: str | None) -> str | None:
+    src = src.strip()
+    if not src or src.lower().startswith(("data:", "javascript:", "blob:", "about:")):
+        return None
+    if base_url:
+        src = urljoin(base_url, src)
+    elif src.startswith("//"):
+        src = "https:" + src
+    parts = urlsplit(src)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.hostname.lower() in _TRACKER_HOSTS or _TRACKER_PATH.search(parts.path):
+        return None
+    return src
+
+
+def _image_src(img: Tag, base_url: str | None) -> str | None:
+    candidates = [_attr(img, "src"), *(_attr(img, a) for a in _LAZY_ATTRS)]
+    for attr in ("srcset", "data-srcset"):
+        srcset = _attr(img, attr)
+        if srcset:
+            candidates.append(_largest_in_srcset(srcset))
+    for candidate in candidates:
+        url = _resolve(htmllib.unescape(candidate), base_url) if candidate else None
+        if url:
+            return url
+    return None
+
+
+def image_urls(markup: str, base_url: str | None = None) -> list[str]:
+    """Absolute http(s) URLs of the real images in ``markup``, in order, without
+    repeats: ``<img src>`` (or its lazy-loading ``data-src``/``srcset``),
+    resolved against ``base_url``; tracking pixels (1x1, known counters),
+    ``data:`` URIs, emoji and avatar images are skipped."""
+    if not markup or "<" not in markup:
+        return []
+    soup = BeautifulSoup(markup, "html.parser")
+    found: list[str] = []
+    for img in soup.find_all("img"):
+        if not isinstance(img, Tag) or _is_decoration(img):
+            continue
+        url = _image_src(img, base_url)
+        if url and url not in found:
+            found.append(url)
+    return found
+
+
+def first_image_url(markup: str, base_url: str | None = None) -> str | None:
+    """The first real image of ``markup`` (see :func:`image_urls`), or None."""
+    urls = image_urls(markup, base_url)
+    return urls[0] if urls else None

@@ -1,0 +1,635 @@
+"""Render stage: one :class:`~publisher.core.items.Item` → Viber messages that pass
+every limit, with the media made compliant and stored for hosting.
+
+The choice, in order, for an item with media (pictures first, then video,
+then files; the kind of a local file is sniffed from its bytes):
+
+- a picture (first usable image candidate): re-encoded JPEG under 1 MB and a
+  400x400 thumbnail under 100 KB, hosted at ``{public_url}/media/<hash>.jpg``;
+  the caption fits 768, the rest follows as a text post
+  (``caption_overflow = "split"``) or is cut (``"truncate"``);
+- a video: MP4/H.264 within 50 MB and 180 s (``duration`` in whole seconds,
+  rounded up), with a thumbnail when a decoder is available; its text
+  follows as a text post (video posts carry no text);
+- a file: kept with its extension, never a forbidden one; text follows.
+
+Fallbacks instead of failures: picture unusable → text post with the link;
+video unusable → url post to the item's link (then the body as a text post,
+when there is one), else text; nothing usable → a refusal with the reasons.
+Every fallback is a :class:`Decision` (code ``fallback``). Except for a
+folder's media (candidate origin ``folder``): a picture, video or file put in
+a folder that cannot be posted as such refuses its item, caption or not, with
+a reason naming the file and the cause (``001-photo.jpg: JPEG image is
+truncated or corrupt: ...; not posted (...)``); the runner moves its files to
+``failed/`` with that reason.
+
+Without a ``public_url`` (and not on the local channel) nothing can be
+hosted: a picture is posted from its source URL only when that is already
+compliant (an ``https`` URL ending ``.jpg``/``.jpeg`` whose bytes are a JPEG
+under 1 MB: it is fetched once to check, since Viber would refuse anything
+else), else text. Local files, videos and other files are not even read then.
+
+Every payload is checked with :func:`publisher.core.messages.validate_payload`
+before it leaves; one that fails (a bug) degrades to the text post.
+
+The text and image work is pure (``publisher.core.render``, ``publisher.core.media``);
+this module only adds reading the media (fetcher, local files) and storing
+the results (media store; large local files are copied with ``put_file``,
+never read whole into memory).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from publisher.adapters.mediafolder import MediaStore
+from publisher.core.config import Config, SourceConfig
+from publisher.core.errors import MediaError, MessageError, SourceError
+from publisher.core.items import (
+    Decision,
+    Item,
+    MediaCandidate,
+    MediaInfo,
+    RenderedItem,
+    RenderedMessage,
+)
+from publisher.core.media.files import check_file
+from publisher.core.media.images import make_thumbnail, prepare_picture, sniff
+from publisher.core.media.video import check_video, inspect_video, video_thumbnail
+from publisher.core.messages import (
+    CAPTION_MAX,
+    PICTURE_MAX_BYTES,
+    TEXT_MAX,
+    URL_MAX,
+    URL_TEXT_MAX,
+    VIDEO_MAX_BYTES,
+    VIDEO_MAX_SECONDS,
+    utf16_len,
+    validate_payload,
+)
+from publisher.core.render import (
+    CaptionResult,
+    item_body,
+    item_title,
+    render_caption,
+    render_text,
+    truncate,
+)
+
+log = logging.getLogger(__name__)
+
+#: Reads a media URL: (bytes, sniffed MIME or None). Raises MediaError.
+FetchMedia = Callable[[str], tuple[bytes, str | None]]
+
+_IMAGE_EXT = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".avif"}
+_VIDEO_EXT = {".mp4", ".m4v", ".mov"}
+#: Sniffed types that are videos Viber may play (checked further by check_video).
+_VIDEO_MIMES = ("video/mp4", "video/quicktime")
+#: How much of a local file is read to sniff its type.
+_SNIFF_BYTES = 4096
+#: Candidates tried per item, at most (each may be a download).
+_MAX_CANDIDATES = 3
+#: The message types that carry an item's media.
+_MEDIA_TYPES = ("picture", "video", "file")
+
+
+@dataclass(frozen=True)
+class _Unusable:
+    """Why a media candidate could not be used; ``config``: the fix is in the
+    config (no public_url, images = false), not in the file."""
+
+    cause: str
+    config: bool = False
+
+
+@dataclass
+class _Media:
+    kind: str
+    data: bytes | None
+    path: Path | None
+    name: str
+    size: int
+    mime: str | None
+
+
+class Transformer:
+    """Turns items into rendered posts. Thread-safe: it keeps no state but
+    the media store (content-addressed, atomic writes)."""
+
+    def __init__(
+        self,
+        config: Config,
+        media_store: MediaStore,
+        fetch_media: FetchMedia,
+        public_url: str | None = None,
+    ) -> None:
+        self.config = config
+        self.store = media_store
+        self.fetch_media = fetch_media
+        self.public_url = public_url if public_url is not None else config.public_url
+
+    # -- entry points ------------------------------------------------------
+
+    def render(self, item: Item, source: SourceConfig) -> RenderedItem:
+        """The posts for ``item``: media with its text, or a fallback, or a refusal.
+
+        A picture, video or file put in a folder is posted as such or not at
+        all: when it cannot be used the item is refused, even with a caption
+        (posting the caption alone would silently drop the media), with a
+        reason naming the file and the cause; its files go to ``failed/``.
+        """
+        unusable: dict[MediaCandidate, _Unusable] = {}
+        rendered = self._render_media(item, source, unusable)
+        return self._require_folder_media(rendered, source, unusable)
+
+    def _render_media(
+        self, item: Item, source: SourceConfig, unusable: dict[MediaCandidate, _Unusable]
+    ) -> RenderedItem:
+        """:meth:`render` before the folder rule; why each candidate tried could
+        not be used goes into ``unusable``."""
+        decisions: list[Decision] = []
+        video_unusable = False
+        for candidate in self._candidates(item, source):
+            kind = _candidate_kind(candidate)
+            reason = self._cannot_host(candidate, kind)
+            if reason is not None:
+                decisions.append(Decision("fallback", f"{kind} {candidate.location}: {reason}"))
+                unusable[candidate] = _Unusable(reason, config=True)
+                video_unusable = video_unusable or kind == "video"
+                continue
+            try:
+                media = self._load(candidate)
+                if media.kind == "image":
+                    rendered = self._picture(item, source, media, candidate, decisions)
+                elif media.kind == "video":
+                    rendered = self._video(item, source, media, decisions)
+                else:
+                    rendered = self._file(item, source, media, decisions)
+            except MediaError as exc:
+                decisions.append(Decision("fallback", f"{kind} {candidate.location}: {exc}"))
+                unusable[candidate] = _Unusable(str(exc))
+                log.info("%s/%s: %s unusable: %s", item.source, item.key, candidate.location, exc)
+                video_unusable = video_unusable or kind == "video"
+                continue
+            checked = self._checked(rendered, source)
+            if checked is not rendered:
+                unusable[candidate] = _Unusable(
+                    next(
+                        (d.detail for d in reversed(checked.decisions) if d.code == "fallback"),
+                        "the post breaks one of Viber's limits",
+                    )
+                )
+            return checked
+        if video_unusable and item.link:
+            return self._checked(self._url_post(item, source, decisions), source)
+        return self._text_only(item, source, decisions)
+
+    def _require_folder_media(
+        self,
+        rendered: RenderedItem,
+        source: SourceConfig,
+        unusable: dict[MediaCandidate, _Unusable],
+    ) -> RenderedItem:
+        """``rendered``, or a refusal when a folder's picture, video or file
+        did not become a media post (see :meth:`render`)."""
+        item = rendered.item
+        folder_media = [c for c in item.media if c.origin == "folder"]
+        if not folder_media or any(m.type in _MEDIA_TYPES for m in rendered.messages):
+            return rendered
+        candidate = next((c for c in folder_media if c in unusable), folder_media[0])
+        problem = unusable.get(candidate)
+        if problem is None:
+            if _candidate_kind(candidate) == "image" and not source.images:
+                problem = _Unusable(
+                    f"pictures are turned off for source {source.name!r} (images = false)",
+                    config=True,
+                )
+            else:
+                problem = _Unusable("it cannot be posted as a picture, video or file")
+        name = candidate.path.name if candidate.path is not None else candidate.location
+        cause = problem.cause
+        about = cause if cause.startswith(name) else f"{name}: {cause}"
+        if problem.config:
+            hint = "change the config, then put the file back in the folder"
+        else:
+            hint = "fix or replace the file and put it back in the folder"
+        reason = f"{about}; not posted ({hint})"
+        decisions = [d for d in rendered.decisions if d.code != "refused"]
+        decisions.append(Decision("refused", reason))
+        return RenderedItem(item, (), tuple(decisions), refused=reason)
+
+    def render_url(self, item: Item, source: SourceConfig) -> RenderedItem:
+        """A ``url`` post to ``item.link`` with the item's words as its text
+        (at most 120); longer words make a text post with the link instead."""
+        decisions: list[Decision] = []
+        link = (item.link or "").strip()
+        problem = _url_problem(link)
+        if problem is not None:
+            reason = f"cannot post {link[:100]!r} as a link: {problem}"
+            decisions.append(Decision("refused", reason))
+            return RenderedItem(item, (), tuple(decisions), refused=reason)
+        words = "\n\n".join(p for p in (item_title(item), item_body(item)) if p)
+        if utf16_len(words) > URL_TEXT_MAX:
+            decisions.append(
+                Decision(
+                    "fallback",
+                    f"text of {utf16_len(words)} characters is over the {URL_TEXT_MAX}-character "
+                    "limit of a url post: posted as a text post with the link",
+                )
+            )
+            return self._text_only(item, source, decisions)
+        payload: dict[str, Any] = {"type": "url", "media": link}
+        if words:
+            payload["text"] = words
+        return self._checked(RenderedItem(item, (RenderedMessage(payload),), ()), source)
+
+    # -- choosing and loading media ---------------------------------------
+
+    def _candidates(self, item: Item, source: SourceConfig) -> list[MediaCandidate]:
+        chosen: list[MediaCandidate] = []
+        seen: set[str] = set()
+        for candidate in item.media:
+            kind = _candidate_kind(candidate)
+            if kind == "image" and not source.images:
+                continue
+            if candidate.path is None and kind in ("video", "file"):
+                if candidate.origin not in ("enclosure", "media:content"):
+                    continue
+                if kind == "file":
+                    # Feed enclosures that are neither image nor video (podcasts,
+                    # PDFs): the text post with the link serves readers better.
+                    continue
+            if candidate.location in seen:
+                continue
+            seen.add(candidate.location)
+            chosen.append(candidate)
+        # Pictures first (a post can carry one), then video, then files.
+        order = {"image": 0, "video": 1, "file": 2}
+        chosen.sort(key=lambda c: order[_candidate_kind(c)])
+        return chosen[:_MAX_CANDIDATES]
+
+    def _cannot_host(self, candidate: MediaCandidate, kind: str) -> str | None:
+        """Why ``candidate`` is useless without downloading it, or None."""
+        limit = self.config.fetch.max_bytes
+        if candidate.url is not None and candidate.length is not None and candidate.length > limit:
+            return (
+                f"the source says it is {candidate.length} bytes, over [fetch] max_bytes ({limit})"
+            )
+        if self.public_url is not None:
+            return None
+        if kind == "image" and candidate.url is not None and _compliant_picture_url(candidate.url):
+            return None  # may be posted from its source URL: fetched to check
+        what = "converted picture" if kind == "image" else kind
+        return f"no [server] public_url to host the {what}"
+
+    def _load(self, candidate: MediaCandidate) -> _Media:
+        limit = self.config.fetch.max_bytes
+        if candidate.path is not None:
+            return self._load_path(candidate.path, candidate.mime, limit)
+        assert candidate.url is not None
+        data, mime = self.fetch_media(candidate.url)
+        mime = mime or sniff(data)
+        name = Path(urlsplit(candidate.url).path).name or "media"
+        if mime and mime.startswith("video/"):
+            kind = "video"
+        elif mime and mime.startswith("image/") and mime != "image/svg+xml":
+            kind = "image"
+        else:
+            kind = _guess_kind(name, candidate.mime)
+        return _Media(kind, data, None, name, len(data), mime)
+
+    @staticmethod
+    def _load_path(path: Path, claimed: str | None, limit: int) -> _Media:
+        try:
+            size = path.stat().st_size
+            with path.open("rb") as fh:
+                head = fh.read(_SNIFF_BYTES)
+        except OSError as exc:
+            raise MediaError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+        mime = sniff(head)
+        kind = _sniffed_kind(mime) or _guess_kind(path.name, claimed)
+        if kind != "image":
+            return _Media(kind, None, path, path.name, size, mime)
+        if size > limit:
+            raise MediaError(
+                f"{path.name} is {size} bytes, over [fetch] max_bytes ({limit}); "
+                "make it smaller or raise max_bytes"
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise MediaError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+        return _Media("image", data, path, path.name, len(data), mime)
+
+    # -- message kinds -----------------------------------------------------
+
+    def _caption(self, item: Item, source: SourceConfig) -> CaptionResult:
+        return render_caption(
+            item,
+            source.template,
+            overflow=source.caption_overflow,
+            caption_limit=CAPTION_MAX,
+            text_limit=TEXT_MAX,
+        )
+
+    def _picture(
+        self,
+        item: Item,
+        source: SourceConfig,
+        media: _Media,
+        candidate: MediaCandidate,
+        decisions: list[Decision],
+    ) -> RenderedItem:
+        if self.public_url is None:
+            return self._picture_unhosted(item, source, media, candidate, decisions)
+        data = media.data if media.data is not None else b""
+        picture = prepare_picture(
+            data,
+            max_side=self.config.media.max_side,
+            max_pixels=self.config.media.max_pixels,
+            max_bytes=PICTURE_MAX_BYTES,
+        )
+        thumb = make_thumbnail(picture, mode=self.config.media.thumbnail)
+        caption = self._caption(item, source)
+        decisions.extend(caption.decisions)
+        picture_name = self.store.put(picture.data, ".jpg")
+        thumb_name = self.store.put(thumb.data, ".jpg")
+        decisions.append(
+            Decision(
+                "image",
+                f"{picture.source_format} {picture.source_width}x{picture.source_height} "
+                f"{picture.source_size} B → JPEG {picture.width}x{picture.height} "
+                f"{len(picture.data)} B q{picture.quality}",
+            )
+        )
+        for note in picture.decisions:
+            decisions.append(Decision("image", note))
+        payload: dict[str, Any] = {
+            "type": "picture",
+            "text": caption.caption,
+            "media": self.store.url(self.public_url, picture_name),
+            "thumbnail": self.store.url(self.public_url, thumb_name),
+        }
+        infos = (picture.media_info(picture_name), thumb.media_info(thumb_name))
+        messages = [RenderedMessage(payload, infos)]
+        if caption.follow_up:
+            messages.append(RenderedMessage({"type": "text", "text": caption.follow_up}))
+        return RenderedItem(item, tuple(messages), tuple(decisions))
+
+    def _picture_unhosted(
+        self,
+        item: Item,
+        source: SourceConfig,
+        media: _Media,
+        candidate: MediaCandidate,
+        decisions: list[Decision],
+    ) -> RenderedItem:
+        url = candidate.url or ""
+        if media.mime != "image/jpeg" or media.size > PICTURE_MAX_BYTES:
+            what = media.mime or "unknown data"
+            raise MediaError(
+                f"no [server] public_url to host a converted picture, and the source is "
+                f"{what} of {media.size} bytes, not a JPEG under {PICTURE_MAX_BYTES} bytes"
+            )
+        caption = self._caption(item, source)
+        decisions.extend(caption.decisions)
+        decisions.append(Decision("image", "posted from its source URL (no public_url)"))
+        messages = [RenderedMessage({"type": "picture", "text": caption.caption, "media": url})]
+        if caption.follow_up:
+            messages.append(RenderedMessage({"type": "text", "text": caption.follow_up}))
+        return RenderedItem(item, tuple(messages), tuple(decisions))
+
+    def _video(
+        self, item: Item, source: SourceConfig, media: _Media, decisions: list[Decision]
+    ) -> RenderedItem:
+        assert self.public_url is not None  # _cannot_host said so
+        if media.path is not None:
+            info = inspect_video(media.path)
+        else:
+            assert media.data is not None
+            info = inspect_video(media.data)
+        check_video(info)
+        if info.size > VIDEO_MAX_BYTES:
+            raise MediaError(f"video is {info.size} bytes, over 50 MB")
+        # Viber wants whole seconds; rounding down would understate the length.
+        seconds = math.ceil(info.duration) if info.duration else None
+        if seconds is not None and seconds > VIDEO_MAX_SECONDS:
+            raise MediaError(
+                f"video lasts {info.duration:.2f} s, {seconds} s in whole seconds, over "
+                f"Viber's limit of {VIDEO_MAX_SECONDS} s: cut it shorter"
+            )
+        if media.path is not None:
+            try:
+                name = self.store.put_file(media.path, ".mp4")
+            except OSError as exc:
+                raise MediaError(f"cannot store {media.name}: {exc.strerror or exc}") from exc
+        else:
+            assert media.data is not None
+            name = self.store.put(media.data, ".mp4")
+        size = self.store.path(name).stat().st_size
+        payload: dict[str, Any] = {
+            "type": "video",
+            "media": self.store.url(self.public_url, name),
+            "size": size,
+        }
+        if seconds is not None:
+            payload["duration"] = max(1, seconds)
+        infos = [
+            MediaInfo(
+                kind="video",
+                name=name,
+                size=size,
+                mime="video/mp4",
+                width=info.width,
+                height=info.height,
+                duration=info.duration,
+            )
+        ]
+        thumb_bytes = video_thumbnail(self.store.path(name), mode=self.config.media.thumbnail)
+        if thumb_bytes:
+            thumb_name = self.store.put(thumb_bytes, ".jpg")
+            payload["thumbnail"] = self.store.url(self.public_url, thumb_name)
+            infos.append(
+                MediaInfo(kind="image", name=thumb_name, size=len(thumb_bytes), mime="image/jpeg")
+            )
+        else:
+            decisions.append(Decision("video", "no thumbnail: no video decoder installed"))
+        decisions.append(Decision("video", f"MP4 {info.codec} {info.duration or 0:.1f} s {size} B"))
+        return self._with_text(item, source, RenderedMessage(payload, tuple(infos)), decisions)
+
+    def _file(
+        self, item: Item, source: SourceConfig, media: _Media, decisions: list[Decision]
+    ) -> RenderedItem:
+        assert self.public_url is not None  # _cannot_host said so
+        file_name = check_file(media.name, media.size)
+        ext = Path(file_name).suffix
+        try:
+            if media.path is not None:
+                name = self.store.put_file(media.path, ext)
+            else:
+                name = self.store.put(media.data or b"", ext)
+        except ValueError as exc:  # an extension the store cannot name
+            raise MediaError(f"file {file_name!r}: {exc}") from exc
+        except OSError as exc:
+            raise MediaError(f"cannot store {media.name}: {exc.strerror or exc}") from exc
+        size = self.store.path(name).stat().st_size
+        payload = {
+            "type": "file",
+            "media": self.store.url(self.public_url, name),
+            "size": size,
+            "file_name": file_name,
+        }
+        info = MediaInfo(
+            kind="file", name=name, size=size, mime=media.mime or "application/octet-stream"
+        )
+        decisions.append(Decision("file", f"{file_name} {size} B"))
+        return self._with_text(item, source, RenderedMessage(payload, (info,)), decisions)
+
+    def _with_text(
+        self,
+        item: Item,
+        source: SourceConfig,
+        message: RenderedMessage,
+        decisions: list[Decision],
+    ) -> RenderedItem:
+        """A media post followed by the item's text, when it has any."""
+        messages = [message]
+        if item.title or item.text or item.html:
+            rendered = render_text(item, source.template, limit=TEXT_MAX)
+            decisions.extend(rendered.decisions)
+            if rendered.text.strip() and not _only_link(rendered.text, item):
+                messages.append(RenderedMessage({"type": "text", "text": rendered.text}))
+        return RenderedItem(item, tuple(messages), tuple(decisions))
+
+    def _url_post(
+        self, item: Item, source: SourceConfig, decisions: list[Decision]
+    ) -> RenderedItem:
+        link = (item.link or "").strip()
+        if _url_problem(link) is not None:
+            return self._text_only(item, source, decisions)
+        payload: dict[str, Any] = {"type": "url", "media": link}
+        title = item_title(item)
+        if title:
+            payload["text"] = truncate(title, URL_TEXT_MAX)
+        decisions.append(Decision("fallback", "video unusable: posted a link to the item instead"))
+        message = RenderedMessage(payload)
+        if item_body(item):
+            # The body would be lost in a url post: it follows as a text post.
+            return self._with_text(item, source, message, decisions)
+        return RenderedItem(item, (message,), tuple(decisions))
+
+    def _text_only(
+        self, item: Item, source: SourceConfig, decisions: list[Decision]
+    ) -> RenderedItem:
+        rendered = render_text(item, source.template, limit=TEXT_MAX)
+        decisions.extend(rendered.decisions)
+        if not rendered.text.strip():
+            fallbacks = [d.detail for d in decisions if d.code == "fallback"]
+            reason = "nothing to post: no text, no link and no usable media"
+            if fallbacks:
+                reason += " (" + "; ".join(fallbacks) + ")"
+            decisions.append(Decision("refused", reason))
+            return RenderedItem(item, (), tuple(decisions), refused=reason)
+        return RenderedItem(
+            item, (RenderedMessage({"type": "text", "text": rendered.text}),), tuple(decisions)
+        )
+
+    def _checked(self, rendered: RenderedItem, source: SourceConfig) -> RenderedItem:
+        """``rendered`` if every payload passes Viber's limits, else the text post."""
+        for message in rendered.messages:
+            try:
+                validate_payload(message.payload)
+            except MessageError as exc:
+                log.error(
+                    "%s/%s: a %s payload breaks a limit (%s); posting the text instead",
+                    rendered.item.source,
+                    rendered.item.key,
+                    message.type,
+                    exc,
+                )
+                decisions = [
+                    d
+                    for d in rendered.decisions
+                    if d.code not in ("image", "video", "file", "split")
+                ]
+                decisions.append(Decision("fallback", f"{message.type} post: {exc}"))
+                return self._text_only(rendered.item, source, decisions)
+        return rendered
+
+
+def _only_link(text: str, item: Item) -> bool:
+    return bool(item.link) and text.strip() == (item.link or "").strip()
+
+
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a url post's ``media``, or None."""
+    if utf16_len(url) > URL_MAX:
+        return f"longer than {URL_MAX} characters"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) URL"
+    return None
+
+
+def _compliant_picture_url(url: str) -> bool:
+    """An https URL whose path ends .jpg/.jpeg (what Viber takes as it is)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and parts.path.lower().endswith((".jpg", ".jpeg"))
+
+
+def _sniffed_kind(mime: str | None) -> str | None:
+    """The kind sniffed bytes say, or None when they say nothing."""
+    if mime is None:
+        return None
+    if mime.startswith("image/") and mime != "image/svg+xml":
+        return "image"
+    if mime in _VIDEO_MIMES:
+        return "video"
+    return "file"
+
+
+def _candidate_kind(candidate: MediaCandidate) -> str:
+    if candidate.kind != "unknown":
+        return candidate.kind
+    return _guess_kind(candidate.location, candidate.mime)
+
+
+def _guess_kind(location: str, mime: str | None) -> str:
+    if mime:
+        if mime.startswith("image/") and mime != "image/svg+xml":
+            return "image"
+        if mime.startswith("video/"):
+            return "video"
+    suffix = Path(urlsplit(location).path if "://" in location else location).suffix.lower()
+    if suffix in _IMAGE_EXT:
+        return "image"
+    if suffix in _VIDEO_EXT:
+        return "video"
+    return "file"
+
+
+def fetch_media_with(fetcher: Any) -> FetchMedia:
+    """Adapt a :class:`publisher.adapters.fetch.Fetcher` to :data:`FetchMedia`: every
+    media URL of a feed goes through ``Fetcher.fetch_media`` (timeouts, size
+    cap, content sniffing, private addresses refused)."""
+
+    def fetch(url: str) -> tuple[bytes, str | None]:
+        try:
+            response = fetcher.fetch_media(url)
+        except SourceError as exc:
+            raise MediaError(str(exc)) from exc
+        return response.data, getattr(response, "sniffed_type", None)
+
+    return fetch
