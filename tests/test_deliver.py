@@ -17,14 +17,15 @@ import pytest
 from click.testing import CliRunner
 from helpers import STANDIN_TOKEN, posted_texts
 
-from publisher.adapters.sqlite import OutboxRow, Store
+from publisher.adapters.sqlite import Store
 from publisher.adapters.standin import ViberStandIn
-from publisher.adapters.viber.client import ChannelClient, PostResult
+from publisher.adapters.viber.client import ChannelClient
 from publisher.cli import cli
 from publisher.config import parse_config
 from publisher.core.config import Config
 from publisher.core.items import Item, RenderedItem, RenderedMessage
 from publisher.core.policy import Wait
+from publisher.core.records import OutboxRow, PostResult
 from publisher.pipeline.deliver import KV_COOLDOWN, KV_STOPPED, NAG_EVERY, RECHECK_EVERY, Deliverer
 from publisher.service.parts import readiness
 from publisher.service.runner import Service

@@ -13,15 +13,8 @@ from typing import Any
 import pytest
 
 from publisher.adapters import sqlite as store_module
-from publisher.adapters.sqlite import (
-    KEEP,
-    SCHEMA_VERSION,
-    Store,
-    StoreError,
-    TransitionError,
-    migrate,
-    user_version,
-)
+from publisher.adapters.sqlite import KEEP, SCHEMA_VERSION, Store, migrate, user_version
+from publisher.core.errors import StoreError, TransitionError
 from publisher.core.items import Decision, Item, MediaInfo, RenderedItem, RenderedMessage
 from publisher.core.policy import PostedRecord
 

@@ -12,13 +12,7 @@ import pytest
 from helpers import STANDIN_TOKEN
 
 from publisher.adapters.standin import SUPERADMIN_ID, ViberStandIn
-from publisher.adapters.viber.client import (
-    AccountInfo,
-    ChannelClient,
-    Member,
-    check_answer,
-    parse_message_token,
-)
+from publisher.adapters.viber.client import ChannelClient, check_answer, parse_message_token
 from publisher.adapters.viber.signature import sign, verify_signature
 from publisher.core.errors import (
     MessageError,
@@ -37,6 +31,7 @@ from publisher.core.errors import (
     WebhookRefusedError,
 )
 from publisher.core.messages import PictureMessage, TextMessage
+from publisher.core.records import AccountInfo, Member
 
 TOKEN = "44dafb7e0f40021e-61a47a1e6778d187-f2c5a676a07050b3"
 MediaHost = Any  # fixtures from conftest

@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +55,7 @@ import httpx
 
 from publisher.core.config import FetchConfig, format_duration
 from publisher.core.errors import MediaError, PublisherError, SourceError
+from publisher.core.records import FeedResponse, MediaResponse
 
 MAX_REDIRECTS = 10
 FEED_ACCEPT = (
@@ -86,47 +87,6 @@ class FetchError(SourceError):
         self.url = url
         self.status = status
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class FeedResponse:
-    """What fetching a feed gave. ``body`` is empty when ``not_modified``."""
-
-    url: str
-    final_url: str
-    status: int
-    body: bytes
-    #: Response headers, names lowercased.
-    headers: Mapping[str, str] = field(default_factory=dict)
-    #: Where the feed moved for good (301/308 from the start), to update the config.
-    permanent_redirect: str | None = None
-    #: The server said 304 Not Modified.
-    not_modified: bool = False
-    #: The body is byte-identical to the one with the ``body_hash`` passed in.
-    unchanged: bool = False
-    #: Validators to send next time (the old ones are kept on a 304 without them).
-    etag: str | None = None
-    last_modified: str | None = None
-    body_hash: str | None = None
-    #: The server's ``Retry-After`` and ``Cache-Control: max-age``, if any.
-    retry_after: timedelta | None = None
-    max_age: timedelta | None = None
-
-    @property
-    def floor(self) -> timedelta | None:
-        """Do not poll again sooner than this (the larger of the two hints)."""
-        hints = [h for h in (self.retry_after, self.max_age) if h is not None]
-        return max(hints) if hints else None
-
-
-@dataclass(frozen=True)
-class MediaResponse:
-    data: bytes
-    #: The ``Content-Type`` the server sent (not trusted).
-    content_type_header: str | None
-    final_url: str
-    #: The MIME type the first bytes say (see :func:`sniff_type`), if known.
-    sniffed_type: str | None = None
 
 
 @dataclass

@@ -46,31 +46,25 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 from urllib.parse import quote
 
-from publisher.core.errors import PublisherError
+from publisher.core.errors import StoreError, TransitionError
 from publisher.core.items import RenderedItem
-from publisher.core.policy import Candidate, PostedRecord
-
-OutboxStatus = Literal["queued", "sending", "posted", "failed", "skipped", "unknown"]
-STATUSES: tuple[str, ...] = get_args(OutboxStatus)
-#: Statuses from which nothing more happens unless an operator steps in.
-FINISHED: tuple[str, ...] = ("posted", "failed", "skipped")
+from publisher.core.policy import PostedRecord
+from publisher.core.records import (
+    STATUSES,
+    Event,
+    OutboxRow,
+    OutboxStatus,
+    SeenItem,
+    SourceState,
+)
 
 BUSY_TIMEOUT_MS = 10_000
-
-
-class StoreError(PublisherError):
-    """The database cannot be used (missing, newer schema, unknown post...)."""
-
-
-class TransitionError(StoreError):
-    """An outbox row is not in a status the requested change starts from."""
 
 
 class _Keep(Enum):
@@ -106,86 +100,6 @@ def _opt_dt(value: str | None) -> datetime | None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class SourceState:
-    name: str
-    url: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    body_hash: str | None = None
-    last_poll: datetime | None = None
-    last_success: datetime | None = None
-    next_poll: datetime | None = None
-    last_error: str | None = None
-    consecutive_failures: int = 0
-    paused: bool = False
-    first_poll_done: bool = False
-    #: A folder source's last listing (any JSON value), None if never taken.
-    snapshot: Any = None
-
-
-@dataclass(frozen=True)
-class SeenItem:
-    source: str
-    key: str
-    first_seen: datetime
-    last_seen: datetime
-    content_hash: str
-    outcome: str
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    source: str
-    item_key: str
-    seq: int
-    #: The id of the item's first message: its messages share it.
-    group_id: int
-    payload: dict[str, Any]
-    #: Stored media file names the payload refers to.
-    media: tuple[str, ...]
-    status: OutboxStatus
-    attempts: int
-    next_attempt_at: datetime | None
-    reason: str | None
-    message_token: int | None
-    created_at: datetime
-    posted_at: datetime | None
-    #: When it reached posted / failed / skipped.
-    finished_at: datetime | None
-    item_published: datetime | None
-    send_at: datetime | None
-    decisions: tuple[tuple[str, str], ...]
-    #: Folder files the item consists of (moved once the item is finished).
-    files: tuple[str, ...]
-    #: The outbox id whose failure or skip skipped this one.
-    held_by: int | None
-
-    def candidate(self) -> Candidate:
-        return Candidate(
-            id=self.id,
-            source=self.source,
-            item_key=self.item_key,
-            created_at=self.created_at,
-            seq=self.seq,
-            item_published=self.item_published,
-            send_at=self.send_at,
-            group=self.group_id,
-        )
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    time: datetime
-    source: str
-    item_key: str | None
-    outbox_id: int | None
-    event: str
-    detail: str
 
 
 def _source_state(row: sqlite3.Row) -> SourceState:

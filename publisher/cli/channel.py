@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import click
 
-from publisher.adapters.viber.client import AccountInfo, ChannelClient, Member
+from publisher.adapters.viber.client import ChannelClient
 from publisher.cli import (
     EXIT_CONFIG,
     EXIT_FAILURE,
@@ -34,6 +34,7 @@ from publisher.core.errors import (
     ViberFatalError,
     WebhookRefusedError,
 )
+from publisher.core.records import AccountInfo, Member
 
 LOCAL_NOTE = (
     'viber.api_url is "local": the local channel is in use, so there is no Viber account '

@@ -17,10 +17,11 @@ from pathlib import Path
 import click
 
 from publisher.adapters.sources.folder import move_done
-from publisher.adapters.sqlite import FINISHED, OutboxRow, Store, StoreError, TransitionError
+from publisher.adapters.sqlite import Store
 from publisher.cli import EXIT_FAILURE, State, fail, pass_state
 from publisher.core.config import Config
-from publisher.core.errors import SourceError
+from publisher.core.errors import SourceError, StoreError, TransitionError
+from publisher.core.records import FINISHED, OutboxRow
 
 #: The reason recorded (and written beside a folder item's files in failed/).
 SKIP_REASON = "skipped by the operator"

@@ -30,10 +30,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from publisher.adapters.sqlite import OutboxRow, Store, StoreError
+from publisher.adapters.sqlite import Store
 from publisher.cli import EXIT_FAILURE, EXIT_OK, State, pass_state
 from publisher.core.config import Config, Policy
+from publisher.core.errors import StoreError
 from publisher.core.policy import Idle, Post, Skip, Wait, explain, history_horizon, next_post
+from publisher.core.records import OutboxRow
 from publisher.service.reload import pid_path, process_alive, read_pid
 
 FORMAT = 1

@@ -19,7 +19,9 @@
     │   └── SenderError             no superadmin / configured sender is not one
     ├── MessageError                a message breaks a documented limit (before sending)
     ├── SourceError                 a source could not be fetched or parsed
-    └── MediaError                  media could not be fetched or made compliant
+    ├── MediaError                  media could not be fetched or made compliant
+    └── StoreError                  the state cannot be used (damaged, newer schema, unknown post)
+        └── TransitionError         an outbox row is not in a status the change starts from
 
 Errors a user can cause carry a message that says what to do.
 ``MessageError`` is also a ``ValueError``.
@@ -132,3 +134,11 @@ class SourceError(PublisherError):
 
 class MediaError(PublisherError):
     """Media could not be fetched, decoded or made to fit Viber's limits."""
+
+
+class StoreError(PublisherError):
+    """The database cannot be used (missing, newer schema, unknown post...)."""
+
+
+class TransitionError(StoreError):
+    """An outbox row is not in a status the requested change starts from."""

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from publisher.adapters.sqlite import OutboxRow, Store
+from publisher.adapters.sqlite import Store
 from publisher.core.config import Config
 from publisher.core.errors import (
     MessageError,
@@ -51,6 +51,7 @@ from publisher.core.errors import (
     WebhookNotSetError,
 )
 from publisher.core.policy import Idle, Post, Skip, Wait, history_horizon, next_post
+from publisher.core.records import OutboxRow
 
 log = logging.getLogger(__name__)
 

@@ -52,11 +52,12 @@ from publisher.adapters.mediafolder import MediaStore
 from publisher.adapters.metrics import Metrics
 from publisher.adapters.sources.feed import parse_feed
 from publisher.adapters.sources.folder import move_done, scan_folder
-from publisher.adapters.sqlite import FINISHED, Store
+from publisher.adapters.sqlite import Store
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import MediaError, PublisherError, SourceError
 from publisher.core.items import Decision, Item
 from publisher.core.plan import plan_source
+from publisher.core.records import FINISHED
 from publisher.pipeline.deliver import Deliverer
 from publisher.pipeline.transform import Transformer, fetch_media_with
 

@@ -25,9 +25,8 @@ import json
 import logging
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
@@ -56,16 +55,13 @@ from publisher.core.messages import (
     payload_json,
     validate_payload,
 )
+from publisher.core.records import AccountInfo, Member, PostResult
 from publisher.logs import register_secret
 
 __all__ = [
     "DEFAULT_API_URL",
     "STATUS_NAMES",
-    "AccountInfo",
-    "Channel",
     "ChannelClient",
-    "Member",
-    "PostResult",
     "check_answer",
     "error_for_status",
     "parse_message_token",
@@ -111,63 +107,6 @@ _TOKEN_WHERE = "(Viber app: channel → Settings → Developer Tools)"
 
 # --------------------------------------------------------------------------
 # answers
-
-
-@dataclass(frozen=True)
-class Member:
-    id: str
-    name: str
-    role: str
-    avatar: str | None = None
-
-    @property
-    def is_superadmin(self) -> bool:
-        return self.role == "superadmin"
-
-
-@dataclass(frozen=True)
-class AccountInfo:
-    id: str
-    name: str
-    uri: str | None
-    members: tuple[Member, ...]
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def superadmins(self) -> tuple[Member, ...]:
-        return tuple(m for m in self.members if m.is_superadmin)
-
-    @classmethod
-    def from_answer(cls, answer: Mapping[str, Any]) -> AccountInfo:
-        members = []
-        for raw in answer.get("members") or ():
-            if not isinstance(raw, Mapping) or raw.get("id") in (None, ""):
-                continue
-            avatar = raw.get("avatar")
-            members.append(
-                Member(
-                    id=str(raw["id"]),
-                    name=str(raw.get("name") or ""),
-                    role=str(raw.get("role") or ""),
-                    avatar=str(avatar) if avatar else None,
-                )
-            )
-        uri = answer.get("uri")
-        return cls(
-            id=str(answer.get("id") or ""),
-            name=str(answer.get("name") or ""),
-            uri=str(uri) if uri else None,
-            members=tuple(members),
-            raw=dict(answer),
-        )
-
-
-@dataclass(frozen=True)
-class PostResult:
-    #: Viber's id of the post; None only if Viber left it out (the post is out).
-    message_token: int | None
-    chat_hostname: str | None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def parse_message_token(value: object) -> int | None:
@@ -290,18 +229,6 @@ def check_answer(
 def _ssl_context() -> ssl.SSLContext:
     """One verifying context per process (building one takes ~0.1 s)."""
     return httpx.create_ssl_context()
-
-
-class Channel(Protocol):
-    """What the rest of the publisher needs from a channel."""
-
-    def get_account_info(self) -> AccountInfo: ...
-
-    def sender(self) -> str: ...
-
-    def post(
-        self, message: Message | Mapping[str, Any], sender: str | None = None
-    ) -> PostResult: ...
 
 
 class ChannelClient:
