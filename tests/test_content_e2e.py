@@ -23,7 +23,8 @@ from publisher.adapters.viber.client import ChannelClient
 from publisher.cli import cli
 from publisher.core.config import Config, FetchConfig, ServerConfig, SourceConfig
 from publisher.core.items import Item, MediaCandidate
-from publisher.core.messages import CAPTION_MAX, TEXT_MAX, utf16_len
+from publisher.core.limits import CAPTION_MAX, TEXT_MAX
+from publisher.core.messages import utf16_len
 from publisher.pipeline.transform import Transformer, fetch_media_with
 from publisher.service.web import make_app
 

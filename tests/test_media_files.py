@@ -7,7 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from publisher.core.errors import MediaError
-from publisher.core.media.files import FILE_MAX_BYTES, FORBIDDEN_EXTENSIONS, check_file
+from publisher.core.limits import FILE_MAX_BYTES, FILE_NAME_MAX, FORBIDDEN_EXTENSIONS
+from publisher.core.media.files import check_file
+from publisher.core.messages import FileMessage, utf16_len
+
+PDF = "https://media.example.org/r.pdf"
 
 
 @pytest.mark.parametrize(
@@ -64,14 +68,14 @@ def test_bidi_override_cannot_hide_an_extension() -> None:
 @pytest.mark.parametrize("ext", sorted(FORBIDDEN_EXTENSIONS))
 def test_every_forbidden_extension(ext: str) -> None:
     with pytest.raises(MediaError):
-        check_file(f"file.{ext}", 10)
+        check_file(f"file{ext}", 10)
     with pytest.raises(MediaError):
-        check_file(f"file.{ext.upper()}", 10)
+        check_file(f"file{ext.upper()}", 10)
 
 
 def test_forbidden_list_matches_the_api_sheet() -> None:
     assert len(FORBIDDEN_EXTENSIONS) == 44
-    assert {"exe", "inf1", "u3p", "vbscript", "workflow", "ipa"} <= FORBIDDEN_EXTENSIONS
+    assert {".exe", ".inf1", ".u3p", ".vbscript", ".workflow", ".ipa"} <= FORBIDDEN_EXTENSIONS
 
 
 @pytest.mark.parametrize("name", ["README", "noext.", ".pdf", "", "   ", "dir/", "...", "a.  "])
@@ -108,13 +112,28 @@ def test_absurd_extension_is_refused() -> None:
         check_file("a." + "z" * 300, 10)
 
 
+@pytest.mark.parametrize(
+    "stem",
+    ["😀" * 200, "a" + "😀" * 200, "🇺🇦" * 100, "q\u0301" * 200, "文" * 300],
+    ids=["emoji", "odd", "flags", "combining", "cjk"],
+)
+def test_long_name_fits_in_utf16_units(stem: str) -> None:
+    # Viber counts UTF-16 units: 200 emoji are 400 units, not 200 characters.
+    safe = check_file(stem + ".pdf", 10)
+    assert utf16_len(safe) <= FILE_NAME_MAX and safe.endswith(".pdf")
+    assert utf16_len(safe) >= FILE_NAME_MAX - 3  # cut only as much as needed
+    assert stem.startswith(safe[: -len(".pdf")])  # a prefix, cut between characters
+    FileMessage(PDF, 10, safe)  # the payload rule accepts what was made
+
+
 @given(st.text(max_size=400))
 def test_any_name_is_safe_or_refused(name: str) -> None:
     try:
         safe = check_file(name + ".txt", 10)
     except MediaError:
         return
-    assert len(safe) <= 256
+    assert utf16_len(safe) <= FILE_NAME_MAX
+    FileMessage(PDF, 10, safe)  # what check_file makes, the payload rule accepts
     assert safe.endswith(".txt")
     assert "/" not in safe and "\\" not in safe
     assert all(ch.isprintable() or ch == " " for ch in safe)

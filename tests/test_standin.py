@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,11 +15,12 @@ from PIL import Image
 
 from publisher.adapters.standin import ADMIN_ID, SUPERADMIN_ID, ViberStandIn
 from publisher.adapters.viber.signature import verify_signature
-from publisher.core.messages import REQUEST_MAX_BYTES
+from publisher.core.limits import PICTURE_MAX_BYTES, REQUEST_MAX_BYTES, THUMBNAIL_MAX_BYTES
 
 #: One client for the whole module (building one costs ~0.1 s).
 HTTP = httpx.Client(timeout=10)
-MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 1000
+VIDEOS = Path(__file__).parent / "data" / "video"
+MP4 = (VIDEOS / "h264_2s.mp4").read_bytes()
 
 
 def call(
@@ -216,7 +218,9 @@ def test_request_over_30kb_is_bad_data(standin: ViberStandIn) -> None:
     content = json.dumps({**payload, "auth_token": TOKEN}).encode()
     assert len(content) > REQUEST_MAX_BYTES
     answer = call(standin, "post", content, where="header")
-    assert answer["status"] == 3 and "30 KB" in answer["status_message"]
+    assert answer["status"] == 3
+    assert answer["status_message"].startswith(f"badData: request: {len(content)} bytes")
+    assert "30 KB" in answer["status_message"]
 
 
 def test_body_that_is_not_json(standin: ViberStandIn) -> None:
@@ -312,7 +316,7 @@ def test_missing_media_url(standin: ViberStandIn, media_host: Any) -> None:
 
 @pytest.mark.parametrize(
     ("field", "limit"),
-    [("media", 1_000_000), ("thumbnail", 100_000)],
+    [("media", PICTURE_MAX_BYTES), ("thumbnail", THUMBNAIL_MAX_BYTES)],
 )
 def test_picture_size_limits_both_sides(
     standin: ViberStandIn, media_host: Any, jpeg_bytes: bytes, field: str, limit: int
@@ -348,6 +352,28 @@ def test_video_checks(standin: ViberStandIn, media_host: Any) -> None:
     mov = media_host.add("/v/clip.mov", MP4, "video/mp4")
     assert post(standin, {**ok, "media": mov})["status"] == 3
     assert len(standin.posts) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("hevc_1s.mp4", "hvc1, not H.264"),
+        ("mpeg4_2s.mp4", "mp4v, not H.264"),
+        ("h264_190s.mp4", "over Viber's limit of 180 s"),
+    ],
+)
+def test_video_judged_by_the_cores_rules(
+    standin: ViberStandIn, media_host: Any, name: str, words: str
+) -> None:
+    # The duration a post states is not enough: the stand-in reads the file,
+    # with the same check_video the publisher applies before posting.
+    data = (VIDEOS / name).read_bytes()
+    url = media_host.add(f"/v/{name}", data, "video/mp4")
+    answer = post(standin, {"type": "video", "media": url, "size": len(data), "duration": 2})
+    assert answer["status"] == 3
+    assert answer["status_message"].startswith("badData: video.media:")
+    assert words in answer["status_message"]
+    assert standin.posts == []
 
 
 def test_file_size_must_match(standin: ViberStandIn, media_host: Any) -> None:

@@ -20,7 +20,8 @@ from publisher.adapters.mediafolder import MediaStore
 from publisher.core.config import Config, FetchConfig, ServerConfig, SourceConfig, ViberConfig
 from publisher.core.errors import MediaError
 from publisher.core.items import Item, MediaCandidate, RenderedItem
-from publisher.core.messages import CAPTION_MAX, TEXT_MAX, utf16_len, validate_payload
+from publisher.core.limits import CAPTION_MAX, TEXT_MAX
+from publisher.core.messages import utf16_len, validate_payload
 from publisher.pipeline.transform import Transformer, fetch_media_with
 
 DATA = Path(__file__).parent / "data"

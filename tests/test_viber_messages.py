@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from publisher.core import limits as L
 from publisher.core import messages as m
 from publisher.core.errors import MessageError
 from publisher.core.messages import (
@@ -43,17 +44,24 @@ def test_utf16_len_counts_astral_characters_twice() -> None:
 
 
 def test_constants_match_the_api_sheet() -> None:
-    assert (m.TEXT_MAX, m.CAPTION_MAX, m.URL_MAX, m.URL_TEXT_MAX) == (7000, 768, 2000, 120)
-    assert (m.PICTURE_MAX_BYTES, m.THUMBNAIL_MAX_BYTES) == (1_000_000, 100_000)
-    assert (m.VIDEO_MAX_BYTES, m.FILE_MAX_BYTES, m.VIDEO_MAX_SECONDS) == (
+    assert (L.TEXT_MAX, L.CAPTION_MAX, L.URL_MAX, L.URL_TEXT_MAX) == (7000, 768, 2000, 120)
+    assert (L.PICTURE_MAX_BYTES, L.THUMBNAIL_MAX_BYTES, L.THUMBNAIL_SIZE) == (
+        1_000_000,
+        100_000,
+        400,
+    )
+    assert (L.VIDEO_MAX_BYTES, L.FILE_MAX_BYTES, L.VIDEO_MAX_SECONDS) == (
         50_000_000,
         50_000_000,
         180,
     )
-    assert (m.FILE_NAME_MAX, m.CONTACT_NAME_MAX, m.PHONE_MAX) == (256, 28, 18)
-    assert m.REQUEST_MAX_BYTES == 30_000
-    assert len(m.FORBIDDEN_EXTENSIONS) == 44
-    assert {".exe", ".apk", ".vbscript", ".inf1"} <= m.FORBIDDEN_EXTENSIONS
+    assert (L.FILE_NAME_MAX, L.CONTACT_NAME_MAX, L.PHONE_MAX) == (256, 28, 18)
+    assert (L.LAT_MAX, L.LON_MAX) == (90, 180)
+    assert L.REQUEST_MAX_BYTES == 30_000
+    assert (L.PICTURE_CONTENT_TYPE, L.VIDEO_CONTENT_TYPE) == ("image/jpeg", "video/mp4")
+    assert (L.PICTURE_URL_EXTENSIONS, L.VIDEO_URL_EXTENSIONS) == ((".jpg", ".jpeg"), (".mp4",))
+    assert len(L.FORBIDDEN_EXTENSIONS) == 44
+    assert {".exe", ".apk", ".vbscript", ".inf1"} <= L.FORBIDDEN_EXTENSIONS
 
 
 # (id, builder, arguments at the limit, arguments one past it, field named in the error)
@@ -263,10 +271,43 @@ def test_request_cap_keeps_room_for_the_envelope() -> None:
     with pytest.raises(MessageError, match=r"request: .* more than the limit of 30000"):
         validate_payload({"type": "text", "text": "\x01" * 7000})
     # a bare payload must leave ENVELOPE_RESERVE bytes free
-    room = m.REQUEST_MAX_BYTES - m.ENVELOPE_RESERVE - m.payload_size({"type": "text", "text": ""})
+    room = L.REQUEST_MAX_BYTES - L.ENVELOPE_RESERVE - m.payload_size({"type": "text", "text": ""})
     text = "\x01" * (room // 6) + "a" * (room % 6)
     validate_payload({"type": "text", "text": text})
     with pytest.raises(MessageError, match="request"):
         validate_payload({"type": "text", "text": text + "a"})
     # a whole request (with auth_token) is measured as it is
     validate_payload({"type": "text", "text": text + "a" * 200, "auth_token": "t"})
+
+
+def test_request_measured_as_received() -> None:
+    payload = {"type": "text", "text": "hi", "from": "x"}
+    validate_payload(payload, wire_size=L.REQUEST_MAX_BYTES)
+    with pytest.raises(MessageError, match=r"^request: 30001 bytes of JSON, .* \(30 KB\)"):
+        validate_payload(payload, wire_size=L.REQUEST_MAX_BYTES + 1)
+    # the message is judged first: its field is named, not the size
+    with pytest.raises(MessageError, match=r"^text\.text: missing"):
+        validate_payload({"type": "text"}, wire_size=10**6)
+
+
+@pytest.mark.parametrize(
+    ("name", "extension"),
+    [
+        ("report.pdf", ".pdf"),
+        ("Report.PDF", ".pdf"),
+        ("archive.tar.gz", ".gz"),
+        ("x. exe", ".exe"),
+        ("report", ""),
+        (".profile", ""),
+        ("report.", ""),
+        ("report. ", ""),
+        ("", ""),
+    ],
+)
+def test_file_extension(name: str, extension: str) -> None:
+    assert m.file_extension(name) == extension
+
+
+def test_forbidden_extension_behind_a_space_is_refused() -> None:
+    with pytest.raises(MessageError, match="forbidden"):
+        FileMessage(PDF, 10, "setup. exe")

@@ -1,27 +1,32 @@
-"""Typed builders for the eight Channels Post API message types.
+"""Viber's rules for a post, in one place: typed builders and payload checks.
 
 Every builder is a frozen dataclass that checks its values against the
-documented limits when it is created and raises :class:`MessageError`
-(naming the field, the limit and the value's size) before any request is
-made. ``to_payload()`` gives the JSON body without ``auth_token`` and
-``from``; the client adds those when it sends.
+documented limits (:mod:`publisher.core.limits`) when it is created and raises
+:class:`MessageError` (naming the field, the limit and the value's size)
+before any request is made. ``to_payload()`` gives the JSON body without
+``auth_token`` and ``from``; the client adds those when it sends.
 
-Conservative readings, taken where the documents are vague:
+The rules, in the order :func:`validate_payload` applies them:
 
-- Lengths are counted in UTF-16 code units (:func:`utf16_len`), as Viber's
-  clients do; an emoji outside the BMP counts as two. This is never less than
-  the number of code points, so a value accepted here is accepted by any
-  reading of "characters".
-- "1 MB" is 1,000,000 bytes, "100 KB" 100,000 and "50 MB" 50,000,000, never
-  the larger binary units.
-- The request body (JSON, UTF-8, no padding) must stay within 30,000 bytes.
-- A video URL's path must end in ``.mp4`` (the bot API wants it); a picture
-  URL's path in ``.jpg`` or ``.jpeg``; a file name must carry an extension
-  that is not on Viber's forbidden list.
+1. the payload is a JSON object with a known ``type``, no unknown field and
+   every required field (envelope keys ``auth_token``, ``from`` and
+   ``min_api_version`` are let through);
+2. each field against its limit: lengths in UTF-16 code units
+   (:func:`utf16_len`), never fewer than the code points; URLs are http(s)
+   and within their length; a picture URL's path ends ``.jpg``/``.jpeg``, a
+   video URL's ``.mp4``; sizes and durations are integers within the limits;
+   a file name is bare, carries an extension (:func:`file_extension`) that is
+   not on Viber's forbidden list;
+3. the request as a whole within 30 KB of JSON (:func:`check_request_size`).
 
-:func:`validate_payload` checks a raw payload dict (as stored in the outbox or
-received by the stand-in) against the same limits; :func:`message_from_payload`
-turns one back into a builder.
+What needs the media's bytes (a JPEG really, of at most 1 MB; an MP4 with
+H.264) is not checked here: :mod:`publisher.core.media` makes media fit, and
+the stand-in's media fetcher checks what it downloads against the same limits.
+
+The stand-in (``publisher.adapters.standin``) refuses a post exactly when
+:func:`validate_payload` does, with the same message; the client checks the
+same way before it sends. :func:`message_from_payload` turns a payload back
+into a builder.
 """
 
 from __future__ import annotations
@@ -34,77 +39,26 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from publisher.core.errors import MessageError
-
-TEXT_MAX = 7000
-CAPTION_MAX = 768
-#: 1 MB read as 1,000,000 bytes (the safe reading).
-PICTURE_MAX_BYTES = 1_000_000
-THUMBNAIL_MAX_BYTES = 100_000
-VIDEO_MAX_BYTES = 50_000_000
-VIDEO_MAX_SECONDS = 180
-FILE_MAX_BYTES = 50_000_000
-FILE_NAME_MAX = 256
-URL_MAX = 2000
-URL_TEXT_MAX = 120
-CONTACT_NAME_MAX = 28
-PHONE_MAX = 18
-#: At most 30 KB of JSON per request, read as 30,000 bytes.
-REQUEST_MAX_BYTES = 30_000
-#: Room kept for the ``auth_token`` and ``from`` the client adds to a bare payload.
-ENVELOPE_RESERVE = 256
-#: Media URLs of picture/video/file posts are held to the same length as url posts.
-MEDIA_URL_MAX = URL_MAX
-
-PICTURE_EXTENSIONS = (".jpg", ".jpeg")
-VIDEO_EXTENSIONS = (".mp4",)
-
-FORBIDDEN_EXTENSIONS: frozenset[str] = frozenset(
-    [
-        ".bat",
-        ".bin",
-        ".cmd",
-        ".com",
-        ".cpl",
-        ".exe",
-        ".gadget",
-        ".inf1",
-        ".ins",
-        ".inx",
-        ".isu",
-        ".job",
-        ".jse",
-        ".lnk",
-        ".msc",
-        ".msi",
-        ".msp",
-        ".mst",
-        ".paf",
-        ".pif",
-        ".ps1",
-        ".reg",
-        ".rgs",
-        ".sct",
-        ".shb",
-        ".shs",
-        ".u3p",
-        ".vb",
-        ".vbe",
-        ".vbs",
-        ".vbscript",
-        ".ws",
-        ".wsf",
-        ".action",
-        ".app",
-        ".command",
-        ".csh",
-        ".osx",
-        ".workflow",
-        ".ksh",
-        ".out",
-        ".run",
-        ".apk",
-        ".ipa",
-    ]
+from publisher.core.limits import (
+    CAPTION_MAX,
+    CONTACT_NAME_MAX,
+    ENVELOPE_RESERVE,
+    FILE_MAX_BYTES,
+    FILE_NAME_MAX,
+    FORBIDDEN_EXTENSIONS,
+    LAT_MAX,
+    LON_MAX,
+    MEDIA_URL_MAX,
+    PHONE_MAX,
+    PICTURE_URL_EXTENSIONS,
+    REQUEST_MAX_BYTES,
+    STICKER_ID_MAX,
+    TEXT_MAX,
+    URL_MAX,
+    URL_TEXT_MAX,
+    VIDEO_MAX_BYTES,
+    VIDEO_MAX_SECONDS,
+    VIDEO_URL_EXTENSIONS,
 )
 
 MESSAGE_TYPES = ("text", "picture", "video", "file", "url", "contact", "location", "sticker")
@@ -182,8 +136,12 @@ def _check_coordinate(field: str, value: object, limit: int) -> None:
         raise MessageError(f"{field}: {value} is outside -{limit}..{limit}")
 
 
-def _extension(file_name: str) -> str:
+def file_extension(file_name: str) -> str:
+    """The extension Viber reads in ``file_name``, lower case with its dot
+    (``"Report.PDF"`` → ``".pdf"``, ``"x. exe"`` → ``".exe"``), or "" when it
+    has none (``"report"``, ``".profile"``, ``"report."``)."""
     stem, dot, ext = file_name.rpartition(".")
+    ext = ext.strip()
     if not dot or not stem.strip() or not ext:
         return ""
     return "." + ext.lower()
@@ -194,7 +152,7 @@ def _check_file_name(field: str, value: object) -> None:
     assert isinstance(value, str)
     if "/" in value or "\\" in value:
         raise MessageError(f"{field}: {value!r} must be a bare file name, without folders")
-    ext = _extension(value)
+    ext = file_extension(value)
     if not ext:
         raise MessageError(f"{field}: {value!r} has no extension; Viber wants e.g. report.pdf")
     if ext in FORBIDDEN_EXTENSIONS:
@@ -246,7 +204,7 @@ class PictureMessage(Message):
             required=False,
             hint="send the rest of the caption as a text post",
         )
-        _check_url("picture.media", self.media, extensions=PICTURE_EXTENSIONS)
+        _check_url("picture.media", self.media, extensions=PICTURE_URL_EXTENSIONS)
         if self.thumbnail is not None:
             _check_url("picture.thumbnail", self.thumbnail)
 
@@ -269,7 +227,7 @@ class VideoMessage(Message):
     type: ClassVar[str] = "video"
 
     def __post_init__(self) -> None:
-        _check_url("video.media", self.media, extensions=VIDEO_EXTENSIONS)
+        _check_url("video.media", self.media, extensions=VIDEO_URL_EXTENSIONS)
         _check_int("video.size", self.size, minimum=1, maximum=VIDEO_MAX_BYTES, unit="bytes")
         if self.duration is not None:
             _check_int(
@@ -354,8 +312,8 @@ class LocationMessage(Message):
     type: ClassVar[str] = "location"
 
     def __post_init__(self) -> None:
-        _check_coordinate("location.lat", self.lat, 90)
-        _check_coordinate("location.lon", self.lon, 180)
+        _check_coordinate("location.lat", self.lat, LAT_MAX)
+        _check_coordinate("location.lon", self.lon, LON_MAX)
 
     def to_payload(self) -> dict[str, Any]:
         return {"type": "location", "location": {"lat": self.lat, "lon": self.lon}}
@@ -367,7 +325,9 @@ class StickerMessage(Message):
     type: ClassVar[str] = "sticker"
 
     def __post_init__(self) -> None:
-        _check_int("sticker.sticker_id", self.sticker_id, minimum=1, maximum=2**63 - 1, unit="(id)")
+        _check_int(
+            "sticker.sticker_id", self.sticker_id, minimum=1, maximum=STICKER_ID_MAX, unit="(id)"
+        )
 
     def to_payload(self) -> dict[str, Any]:
         return {"type": "sticker", "sticker_id": self.sticker_id}
@@ -451,22 +411,35 @@ def message_from_payload(payload: Mapping[str, Any]) -> Message:
     return _BUILDERS[kind](**args)
 
 
-def validate_payload(payload: Mapping[str, Any]) -> None:
-    """Check a raw payload against every documented limit; MessageError if not.
+def check_request_size(size: int, *, note: str = "") -> None:
+    """MessageError when a request of ``size`` bytes of JSON is over Viber's 30 KB.
 
-    Includes the 30 KB request cap. A payload without ``auth_token`` (as the
-    outbox stores it) must leave :data:`ENVELOPE_RESERVE` bytes for the
-    ``auth_token`` and ``from`` the client adds; a whole request (as the
-    stand-in receives it) is measured as it is.
-    """
-    message_from_payload(payload)
-    size = payload_size(payload)
-    note = ""
-    if "auth_token" not in payload:
-        size += ENVELOPE_RESERVE
-        note = f" (with {ENVELOPE_RESERVE} kept for auth_token and from)"
+    ``note`` says how the size was counted (shown in the message)."""
     if size > REQUEST_MAX_BYTES:
         raise MessageError(
             f"request: {size} bytes of JSON{note}, more than the limit of "
-            f"{REQUEST_MAX_BYTES}; shorten the text"
+            f"{REQUEST_MAX_BYTES} (30 KB); shorten the text"
+        )
+
+
+def validate_payload(payload: Mapping[str, Any], *, wire_size: int | None = None) -> None:
+    """Check a raw payload against every documented limit; MessageError if not.
+
+    The message first (:func:`message_from_payload`), then the 30 KB request
+    cap. ``wire_size`` is the size of the request as it was received (the
+    stand-in passes its body's length); without it the payload is measured as
+    the client sends it (:func:`payload_json`), and a payload without
+    ``auth_token`` (as the outbox stores it) must leave
+    :data:`~publisher.core.limits.ENVELOPE_RESERVE` bytes for the
+    ``auth_token`` and ``from`` the client adds.
+    """
+    message_from_payload(payload)
+    if wire_size is not None:
+        check_request_size(wire_size)
+    elif "auth_token" in payload:
+        check_request_size(payload_size(payload))
+    else:
+        check_request_size(
+            payload_size(payload) + ENVELOPE_RESERVE,
+            note=f" (with {ENVELOPE_RESERVE} kept for auth_token and from)",
         )

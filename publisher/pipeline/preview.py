@@ -36,7 +36,8 @@ from publisher.adapters.sqlite import Store
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import MediaError, MessageError, PublisherError, SourceError
 from publisher.core.items import Decision, Item, MediaInfo, RenderedItem, RenderedMessage
-from publisher.core.messages import CAPTION_MAX, TEXT_MAX, URL_TEXT_MAX, validate_payload
+from publisher.core.limits import CAPTION_MAX, TEXT_MAX, URL_TEXT_MAX
+from publisher.core.messages import validate_payload
 from publisher.core.plan import Planned, plan_source
 from publisher.core.policy import (
     Candidate,

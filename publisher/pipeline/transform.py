@@ -59,20 +59,21 @@ from publisher.core.items import (
     RenderedItem,
     RenderedMessage,
 )
-from publisher.core.media.files import check_file
-from publisher.core.media.images import make_thumbnail, prepare_picture, sniff
-from publisher.core.media.video import check_video, inspect_video, video_thumbnail
-from publisher.core.messages import (
+from publisher.core.limits import (
     CAPTION_MAX,
+    PICTURE_CONTENT_TYPE,
     PICTURE_MAX_BYTES,
+    PICTURE_URL_EXTENSIONS,
     TEXT_MAX,
     URL_MAX,
     URL_TEXT_MAX,
     VIDEO_MAX_BYTES,
     VIDEO_MAX_SECONDS,
-    utf16_len,
-    validate_payload,
 )
+from publisher.core.media.files import check_file
+from publisher.core.media.images import make_thumbnail, prepare_picture, sniff
+from publisher.core.media.video import check_video, inspect_video, video_thumbnail
+from publisher.core.messages import utf16_len, validate_payload
 from publisher.core.render import (
     CaptionResult,
     item_body,
@@ -391,7 +392,7 @@ class Transformer:
         decisions: list[Decision],
     ) -> RenderedItem:
         url = candidate.url or ""
-        if media.mime != "image/jpeg" or media.size > PICTURE_MAX_BYTES:
+        if media.mime != PICTURE_CONTENT_TYPE or media.size > PICTURE_MAX_BYTES:
             what = media.mime or "unknown data"
             raise MediaError(
                 f"no [server] public_url to host a converted picture, and the source is "
@@ -416,7 +417,7 @@ class Transformer:
             info = inspect_video(media.data)
         check_video(info)
         if info.size > VIDEO_MAX_BYTES:
-            raise MediaError(f"video is {info.size} bytes, over 50 MB")
+            raise MediaError(f"video is {info.size} bytes, over {VIDEO_MAX_BYTES:,}")
         # Viber wants whole seconds; rounding down would understate the length.
         seconds = math.ceil(info.duration) if info.duration else None
         if seconds is not None and seconds > VIDEO_MAX_SECONDS:
@@ -586,7 +587,7 @@ def _compliant_picture_url(url: str) -> bool:
         parts = urlsplit(url)
     except ValueError:
         return False
-    return parts.scheme == "https" and parts.path.lower().endswith((".jpg", ".jpeg"))
+    return parts.scheme == "https" and parts.path.lower().endswith(PICTURE_URL_EXTENSIONS)
 
 
 def _sniffed_kind(mime: str | None) -> str | None:

@@ -8,6 +8,12 @@ package answers like ``https://chatapi.viber.com/pa`` does, following
 thumbnail and video URLs the way Viber does. Faults (HTTP 500, any status,
 slow answers, dropped connections) can be planned with ``fail_next``.
 
+It holds no rule of Viber's of its own: a post's payload is judged by
+:func:`publisher.core.messages.validate_payload` (the check the publisher
+makes before it sends), the media it fetches against
+:mod:`publisher.core.limits` and the core's video check. Only what concerns
+one channel (token, webhook, the sender's role) is decided here.
+
 It is used by the tests and, with ``viber.api_url = "local"``, as the
 product's embedded local channel::
 

@@ -5,6 +5,13 @@ good as the URL it names: reachable, answering HEAD and GET with HTTP 200,
 the right ``Content-Type`` and a ``Content-Length`` that is true, and bytes
 that really are what they claim. Every failure raises :class:`MediaRefused`
 with a precise message (the stand-in answers it as ``status 3``).
+
+These are the rules only I/O can check; the limits are the core's
+(:mod:`publisher.core.limits`), and a video is judged by the core's own
+:func:`~publisher.core.media.video.inspect_video` and
+:func:`~publisher.core.media.video.check_video`, the ones the publisher
+applies before it posts. Everything a payload says on its own is checked by
+:func:`publisher.core.messages.validate_payload` before any media is fetched.
 """
 
 from __future__ import annotations
@@ -19,12 +26,16 @@ from PIL import Image, UnidentifiedImageError
 
 from publisher import __version__
 from publisher.core.config import is_private_address
-from publisher.core.messages import (
+from publisher.core.errors import MediaError
+from publisher.core.limits import (
     FILE_MAX_BYTES,
+    PICTURE_CONTENT_TYPE,
     PICTURE_MAX_BYTES,
     THUMBNAIL_MAX_BYTES,
+    VIDEO_CONTENT_TYPE,
     VIDEO_MAX_BYTES,
 )
+from publisher.core.media.video import check_video, inspect_video
 
 
 class MediaRefused(Exception):
@@ -59,7 +70,7 @@ class MediaFetcher:
 
     def check_jpeg(self, field: str, url: str, limit: int = PICTURE_MAX_BYTES) -> bytes:
         """A JPEG of at most ``limit`` bytes (picture media, thumbnails)."""
-        body = self.fetch(field, url, limit, ("image/jpeg",))
+        body = self.fetch(field, url, limit, (PICTURE_CONTENT_TYPE,))
         try:
             with Image.open(io.BytesIO(body)) as image:
                 kind = image.format
@@ -74,14 +85,17 @@ class MediaFetcher:
         return self.check_jpeg(field, url, THUMBNAIL_MAX_BYTES)
 
     def check_video(self, field: str, url: str, size: int) -> bytes:
-        """An MP4 of exactly ``size`` bytes, at most 50 MB."""
-        body = self.fetch(field, url, VIDEO_MAX_BYTES, ("video/mp4",), expected_size=size)
-        if body[4:8] != b"ftyp":
-            raise MediaRefused(f"{field}: {url} is not an MP4 file (no ftyp box)")
+        """An MP4 with H.264 of exactly ``size`` bytes, within Viber's limits
+        (the core's :func:`~publisher.core.media.video.check_video`)."""
+        body = self.fetch(field, url, VIDEO_MAX_BYTES, (VIDEO_CONTENT_TYPE,), expected_size=size)
+        try:
+            check_video(inspect_video(body))
+        except MediaError as exc:
+            raise MediaRefused(f"{field}: {url}: {exc}") from exc
         return body
 
     def check_file(self, field: str, url: str, size: int) -> bytes:
-        """Any file of exactly ``size`` bytes, at most 50 MB."""
+        """Any file of exactly ``size`` bytes, within Viber's limit."""
         return self.fetch(field, url, FILE_MAX_BYTES, (), expected_size=size)
 
     # ------------------------------------------------------------- fetching

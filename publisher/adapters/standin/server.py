@@ -23,7 +23,7 @@ from publisher.adapters.httpserver import HTTPServer
 from publisher.adapters.standin.media import MediaFetcher, MediaRefused
 from publisher.adapters.viber.signature import sign
 from publisher.core.errors import MessageError
-from publisher.core.messages import REQUEST_MAX_BYTES, message_from_payload
+from publisher.core.messages import check_request_size, validate_payload
 
 log = logging.getLogger("publisher.adapters.standin")
 
@@ -416,10 +416,11 @@ class ViberStandIn:
                 token.encode("utf-8"), self.token.encode("utf-8")
             ):
                 return _Outcome(_answer(2, "invalidAuthToken"))
-        if len(body) > REQUEST_MAX_BYTES:
-            return _Outcome(
-                _answer(3, f"badData: the request is {len(body)} bytes, over the 30 KB limit")
-            )
+        if endpoint != "post":  # a post's size is checked with the rest of it, in _post
+            try:
+                check_request_size(len(body))
+            except MessageError as exc:
+                return _Outcome(_answer(3, f"badData: {exc}"))
         if payload is None:
             if body.strip() or (request.method == "POST" and endpoint != "get_account_info"):
                 return _Outcome(_answer(3, "badData: the body is not a JSON object"))
@@ -428,7 +429,7 @@ class ViberStandIn:
             return _Outcome(self._account_info())
         if endpoint == "set_webhook":
             return _Outcome(self._set_webhook(payload))
-        return self._post(payload)
+        return self._post(payload, len(body))
 
     def _account_info(self) -> dict[str, Any]:
         answer = _answer(0, "ok")
@@ -491,7 +492,10 @@ class ViberStandIn:
         answer["event_types"] = []
         return answer
 
-    def _post(self, payload: dict[str, Any]) -> _Outcome:
+    def _post(self, payload: dict[str, Any], body_size: int) -> _Outcome:
+        """The channel's rules (webhook, sender), then the core's rules for the
+        payload (:func:`~publisher.core.messages.validate_payload`, on the
+        request as received), then the media, fetched as Viber does."""
         if self.require_webhook and self.webhook_url is None:
             return _Outcome(_answer(10, "webhookNotSet"))
         sender = payload.get("from")
@@ -502,8 +506,7 @@ class ViberStandIn:
                 _answer(3, f"badData: from {sender!r} is not a superadmin of this channel")
             )
         try:
-            # the 30 KB cap was checked on the raw body above
-            message_from_payload(payload)
+            validate_payload(payload, wire_size=body_size)
         except MessageError as exc:
             return _Outcome(_answer(3, f"badData: {exc}"))
         if self.check_media:

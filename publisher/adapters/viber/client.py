@@ -35,7 +35,6 @@ from publisher.adapters.viber import signature
 from publisher.config import resolve_token
 from publisher.core.config import DEFAULT_API_URL, ViberConfig
 from publisher.core.errors import (
-    MessageError,
     RateLimitedError,
     SenderError,
     ViberAmbiguousError,
@@ -50,8 +49,8 @@ from publisher.core.errors import (
     WebhookRefusedError,
 )
 from publisher.core.messages import (
-    REQUEST_MAX_BYTES,
     Message,
+    check_request_size,
     payload_json,
     validate_payload,
 )
@@ -292,11 +291,7 @@ class ChannelClient:
         data = dict(body)
         data["auth_token"] = self._token
         content = payload_json(data)
-        if len(content) > REQUEST_MAX_BYTES:
-            raise MessageError(
-                f"request: {len(content)} bytes of JSON, more than Viber's limit of "
-                f"{REQUEST_MAX_BYTES}; shorten the text"
-            )
+        check_request_size(len(content))
         url = f"{self.api_url}/{endpoint}"
         try:
             response = self._http.post(

@@ -5,17 +5,16 @@
 - :mod:`publisher.core.media.video`: MP4 inspection and Viber's video limits.
 - :mod:`publisher.core.media.files`: safe file names and Viber's file limits.
 
-Everything that cannot be made to fit raises
+The limits themselves live in :mod:`publisher.core.limits`. Everything that
+cannot be made to fit raises
 :class:`publisher.core.errors.MediaError` with a one-line reason.
 """
 
 from __future__ import annotations
 
-from publisher.core.media.files import FILE_MAX_BYTES, FORBIDDEN_EXTENSIONS, check_file
+from publisher.core.media.files import check_file
 from publisher.core.media.images import ImageResult, make_thumbnail, prepare_picture, sniff
 from publisher.core.media.video import (
-    VIDEO_MAX_BYTES,
-    VIDEO_MAX_SECONDS,
     VideoInfo,
     check_video,
     inspect_video,
@@ -23,10 +22,6 @@ from publisher.core.media.video import (
 )
 
 __all__ = [
-    "FILE_MAX_BYTES",
-    "FORBIDDEN_EXTENSIONS",
-    "VIDEO_MAX_BYTES",
-    "VIDEO_MAX_SECONDS",
     "ImageResult",
     "VideoInfo",
     "check_file",

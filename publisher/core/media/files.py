@@ -1,7 +1,11 @@
 """Files: a safe ``file_name`` within Viber's limits, or a refusal.
 
-Viber wants ``file_name`` with its extension, at most 256 characters, a
-file of at most 50 MB, and refuses a list of executable extensions.
+Viber wants ``file_name`` with its extension, at most
+:data:`~publisher.core.limits.FILE_NAME_MAX` characters (UTF-16 units), a
+file of at most :data:`~publisher.core.limits.FILE_MAX_BYTES`, and refuses
+the extensions in :data:`~publisher.core.limits.FORBIDDEN_EXTENSIONS`. The
+extension is read the way :func:`publisher.core.messages.file_extension`
+reads it, so a name made here passes the payload checks.
 """
 
 from __future__ import annotations
@@ -10,62 +14,11 @@ import re
 import unicodedata
 
 from publisher.core.errors import MediaError
+from publisher.core.limits import FILE_MAX_BYTES, FILE_NAME_MAX, FORBIDDEN_EXTENSIONS
+from publisher.core.messages import file_extension, utf16_len
+from publisher.core.render.text import grapheme_boundaries
 
-__all__ = ["FILE_MAX_BYTES", "FILE_NAME_MAX_CHARS", "FORBIDDEN_EXTENSIONS", "check_file"]
-
-#: 50 MB, read the safe way (decimal megabytes).
-FILE_MAX_BYTES = 50_000_000
-FILE_NAME_MAX_CHARS = 256
-
-#: Extensions Viber refuses for ``file`` posts (lower case, without the dot).
-FORBIDDEN_EXTENSIONS = frozenset(
-    [
-        "bat",
-        "bin",
-        "cmd",
-        "com",
-        "cpl",
-        "exe",
-        "gadget",
-        "inf1",
-        "ins",
-        "inx",
-        "isu",
-        "job",
-        "jse",
-        "lnk",
-        "msc",
-        "msi",
-        "msp",
-        "mst",
-        "paf",
-        "pif",
-        "ps1",
-        "reg",
-        "rgs",
-        "sct",
-        "shb",
-        "shs",
-        "u3p",
-        "vb",
-        "vbe",
-        "vbs",
-        "vbscript",
-        "ws",
-        "wsf",
-        "action",
-        "app",
-        "command",
-        "csh",
-        "osx",
-        "workflow",
-        "ksh",
-        "out",
-        "run",
-        "apk",
-        "ipa",
-    ]
-)
+__all__ = ["check_file"]
 
 # Characters some file systems or clients refuse in a name.
 _RESERVED = re.compile(r'[<>:"|?*]')
@@ -105,15 +58,31 @@ def check_file(name: str, size: int) -> str:
     clean = _clean(name)
     stem, dot, ext = clean.rpartition(".")
     stem = stem.rstrip(" .")
-    if not dot or not stem or not ext.strip():
+    extension = file_extension(f"{stem}.{ext}") if dot and stem else ""
+    if not extension:
         raise MediaError(
             f"file name {name!r} has no extension: Viber needs one (rename it, e.g. to .pdf)"
         )
-    if ext.strip().lower() in FORBIDDEN_EXTENSIONS:
-        raise MediaError(f"file {name!r}: Viber refuses .{ext.strip().lower()} files")
-    room = FILE_NAME_MAX_CHARS - len(ext) - 1
+    if extension in FORBIDDEN_EXTENSIONS:
+        raise MediaError(f"file {name!r}: Viber refuses {extension} files")
+    room = FILE_NAME_MAX - utf16_len(ext) - 1
     if room < 1:
         raise MediaError(f"file name {name!r} has an extension too long for Viber")
-    if len(stem) > room:
-        stem = stem[:room].rstrip(" .") or stem[:room]
+    if utf16_len(stem) > room:
+        cut = _prefix_within(stem, room)
+        stem = cut.rstrip(" .") or cut
+        if not stem:
+            raise MediaError(f"file name {name!r} cannot be shortened to fit Viber's limit")
     return f"{stem}.{ext}"
+
+
+def _prefix_within(text: str, units: int) -> str:
+    """The longest prefix of ``text`` of at most ``units`` UTF-16 units that
+    does not split a user-perceived character (may be "")."""
+    best = 0
+    # units + 1 code points hold every boundary that can fit (each is >= 1 unit).
+    for bound in grapheme_boundaries(text[: units + 1]):
+        if utf16_len(text[:bound]) > units:
+            break
+        best = bound
+    return text[:best]

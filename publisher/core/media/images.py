@@ -28,6 +28,7 @@ from PIL import Image, ImageCms, ImageOps
 
 from publisher.core.errors import MediaError
 from publisher.core.items import MediaInfo
+from publisher.core.limits import PICTURE_MAX_BYTES, THUMBNAIL_MAX_BYTES, THUMBNAIL_SIZE
 
 __all__ = [
     "JPEG_MIME",
@@ -38,11 +39,6 @@ __all__ = [
 ]
 
 JPEG_MIME = "image/jpeg"
-
-#: Viber's limit for a picture, and for a thumbnail.
-PICTURE_MAX_BYTES = 1_000_000
-THUMBNAIL_MAX_BYTES = 100_000
-THUMBNAIL_SIZE = 400
 
 #: The quality search starts here (highest) and never goes below the floor.
 MAX_QUALITY = 92

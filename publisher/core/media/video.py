@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -23,21 +24,23 @@ from typing import IO, Any, Literal
 import mutagen.mp4
 
 from publisher.core.errors import MediaError
-from publisher.core.media.images import THUMBNAIL_MAX_BYTES, THUMBNAIL_SIZE, make_thumbnail, sniff
+from publisher.core.limits import (
+    THUMBNAIL_MAX_BYTES,
+    THUMBNAIL_SIZE,
+    VIDEO_MAX_BYTES,
+    VIDEO_MAX_SECONDS,
+)
+from publisher.core.media.images import make_thumbnail, sniff
 
 __all__ = [
     "H264_CODECS",
     "HAVE_PYAV",
-    "VIDEO_MAX_BYTES",
-    "VIDEO_MAX_SECONDS",
     "VideoInfo",
     "check_video",
     "inspect_video",
     "video_thumbnail",
 ]
 
-VIDEO_MAX_BYTES = 50_000_000
-VIDEO_MAX_SECONDS = 180
 #: Sample entries of H.264 video.
 H264_CODECS = frozenset({"avc1", "avc3"})
 
@@ -199,7 +202,11 @@ def check_video(
     max_bytes: int = VIDEO_MAX_BYTES,
     max_seconds: float = VIDEO_MAX_SECONDS,
 ) -> None:
-    """Raise :class:`MediaError` unless Viber accepts this video as it is."""
+    """Raise :class:`MediaError` unless Viber accepts this video as it is.
+
+    The duration is judged in whole seconds rounded up, as a post's
+    ``duration`` states it: 180.2 s is 181 s, over the limit of 180.
+    """
     if info.container != "mp4":
         raise MediaError(
             f"video is {info.container}, not MP4: remux or convert it to MP4 with H.264"
@@ -213,10 +220,10 @@ def check_video(
             f"video is {info.size:,} bytes, over Viber's limit of {max_bytes:,}: "
             "shorten or compress it"
         )
-    if info.duration is not None and info.duration > max_seconds:
+    if info.duration is not None and (seconds := math.ceil(info.duration)) > max_seconds:
         raise MediaError(
-            f"video lasts {info.duration:.1f} s, over Viber's limit of {max_seconds:g} s: "
-            "cut it shorter"
+            f"video lasts {info.duration:.2f} s ({seconds} s in whole seconds), over Viber's "
+            f"limit of {max_seconds:g} s: cut it shorter"
         )
 
 

@@ -4,16 +4,15 @@
 - :mod:`publisher.core.render.text`: UTF-16 length, grapheme clusters, truncation.
 - :mod:`publisher.core.render.post`: the text of a post or a picture caption, from an
   item and an optional ``str.format`` template, within Viber's limits
-  (7000 for text, 768 for a caption), the link kept intact.
+  (``TEXT_MAX`` for text, ``CAPTION_MAX`` for a caption, from
+  :mod:`publisher.core.limits`), the link kept intact.
 """
 
 from __future__ import annotations
 
 from publisher.core.render.html import first_image_url, html_to_text, image_urls, looks_like_html
 from publisher.core.render.post import (
-    CAPTION_LIMIT,
     TEMPLATE_FIELDS,
-    TEXT_LIMIT,
     CaptionResult,
     RenderedText,
     format_published,
@@ -32,9 +31,7 @@ from publisher.core.render.text import (
 )
 
 __all__ = [
-    "CAPTION_LIMIT",
     "TEMPLATE_FIELDS",
-    "TEXT_LIMIT",
     "CaptionResult",
     "RenderedText",
     "clean_plain_text",

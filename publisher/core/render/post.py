@@ -22,13 +22,12 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from publisher.core.items import Decision, Item
+from publisher.core.limits import CAPTION_MAX, TEXT_MAX
 from publisher.core.render.html import html_to_text
 from publisher.core.render.text import clean_plain_text, normalize_blank_lines, truncate, utf16_len
 
 __all__ = [
-    "CAPTION_LIMIT",
     "TEMPLATE_FIELDS",
-    "TEXT_LIMIT",
     "CaptionResult",
     "RenderedText",
     "format_published",
@@ -38,8 +37,6 @@ __all__ = [
     "render_text",
 ]
 
-TEXT_LIMIT = 7000
-CAPTION_LIMIT = 768
 TEMPLATE_FIELDS = ("title", "text", "link", "author", "published", "source", "summary")
 _BODY_FIELDS = frozenset({"text", "summary"})
 #: A body cut shorter than this (UTF-16 units) says nothing: it is left out instead.
@@ -221,7 +218,7 @@ def _render(parts: _Parts, template: str | None, limit: int) -> RenderedText:
     return RenderedText(text, (*decisions, *cut))
 
 
-def render_text(item: Item, template: str | None = None, limit: int = TEXT_LIMIT) -> RenderedText:
+def render_text(item: Item, template: str | None = None, limit: int = TEXT_MAX) -> RenderedText:
     """The text of a post for ``item``, at most ``limit`` UTF-16 units.
 
     ``template`` is a :meth:`str.format` string over ``title``, ``text``
@@ -240,8 +237,8 @@ def render_caption(
     item: Item,
     template: str | None = None,
     overflow: Literal["split", "truncate"] = "split",
-    caption_limit: int = CAPTION_LIMIT,
-    text_limit: int = TEXT_LIMIT,
+    caption_limit: int = CAPTION_MAX,
+    text_limit: int = TEXT_MAX,
 ) -> CaptionResult:
     """The caption of a picture post for ``item``, and a follow-up text post if needed.
 
