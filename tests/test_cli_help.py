@@ -9,14 +9,19 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from publisher.cli import COMMANDS as LAZY
 from publisher.cli import cli
 
 ROOT = Path(__file__).parent.parent
 
 
 def _walk(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path, loading the lazily registered commands."""
+    ctx = click.Context(group)
     found = []
-    for name, command in sorted(group.commands.items()):
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, f"{name} is listed but cannot be loaded"
         path = (*prefix, name)
         found.append(path)
         if isinstance(command, click.Group):
@@ -53,6 +58,26 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     # A summary line, not just the usage.
     body = result.output.split("\n\n", 2)
     assert len(body) >= 2 and body[1].strip(), result.output
+
+
+@pytest.mark.parametrize("name", sorted(LAZY))
+def test_the_summary_in_the_table_is_the_commands_own(name: str) -> None:
+    """``--help`` lists each command from :data:`publisher.cli.COMMANDS` without
+    importing it: that summary must be the first sentence of its docstring."""
+    command = LAZY[name].load()
+    assert command.name == name
+    stand_in = click.Command(name, help=LAZY[name].summary)
+    for limit in (40, 80, 1000):
+        assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit)
+
+
+def test_top_level_help_lists_the_commands_as_an_eager_group_would() -> None:
+    """The lazy listing is byte for byte what click prints with every command loaded."""
+    eager = click.Group("cli", commands=[LAZY[name].load() for name in LAZY])
+    expected = CliRunner().invoke(eager, ["--help"], terminal_width=80).output
+    result = CliRunner().invoke(cli, ["--help"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert result.output.split("Commands:\n", 1)[1] == expected.split("Commands:\n", 1)[1]
 
 
 @pytest.mark.parametrize("path", [p for p in COMMANDS if len(p) == 1], ids=" ".join)

@@ -1,8 +1,16 @@
 """The ``viber-publisher`` command line.
 
-Each command lives in a module of its own in this package and is registered
-below. Exit codes everywhere: 0 ok, 1 failure, 2 config or usage error,
-3 Viber refused the token or the account.
+Each command lives in a module of its own in this package, listed in
+:data:`COMMANDS` with the one-line summary that ``--help`` shows. A module
+is imported only when its command runs (or its own ``--help`` is asked for),
+so ``--help`` and ``health`` (the container's health check, every 30 s)
+start without loading Pillow, PyAV, BeautifulSoup, feedparser or the service;
+``tests/test_cli_startup.py`` holds that. Exit codes everywhere: 0 ok,
+1 failure, 2 config or usage error, 3 Viber refused the token or the account.
+
+To add a command: write it in a module here, then add a line to
+:data:`COMMANDS` (``tests/test_cli_help.py`` checks the summary matches the
+command's docstring, and that the README names it).
 """
 
 from __future__ import annotations
@@ -10,6 +18,8 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
@@ -25,20 +35,111 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 EXIT_VIBER_REFUSED = 3
 
-#: Modules that each define one or more click commands; every ``click.Command``
-#: they export in ``COMMANDS`` is added to the group.
-COMMAND_MODULES = (
-    "publisher.cli.check",
-    "publisher.cli.channel",
-    "publisher.cli.run",
-    "publisher.cli.opml",
-    "publisher.cli.post",
-    "publisher.cli.status",
-    "publisher.cli.health",
-    "publisher.cli.reload",
-    "publisher.cli.preview",
-    "publisher.cli.outbox",
-)
+
+@dataclass(frozen=True)
+class LazyCommand:
+    """Where a command lives (``module:attribute``) and its summary for ``--help``."""
+
+    target: str
+    #: The first sentence of the command's docstring, as ``--help`` lists it.
+    summary: str
+
+    def load(self) -> click.Command:
+        module_name, _, attribute = self.target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):  # pragma: no cover - a wrong table entry
+            raise TypeError(f"{self.target} is not a click command")
+        return command
+
+
+#: Every command by name (``--help`` lists them sorted by name).
+COMMANDS: dict[str, LazyCommand] = {
+    "account": LazyCommand(
+        "publisher.cli.channel:account",
+        "Show the channel: name, id, members with their roles, and the sender.",
+    ),
+    "check": LazyCommand(
+        "publisher.cli.check:check",
+        "Check sources.toml: print one line per problem, exit 2 if any.",
+    ),
+    "health": LazyCommand(
+        "publisher.cli.health:health",
+        "Ask the running service whether it is healthy (exit 0) or not (exit 1).",
+    ),
+    "import-opml": LazyCommand(
+        "publisher.cli.opml:import_opml",
+        "Add the feeds of an OPML export (Feedly, Inoreader, NetNewsWire, ...) to sources.toml.",
+    ),
+    "post": LazyCommand(
+        "publisher.cli.post:post",
+        'Publish one thing now: `post --text "..."`, `post PATH [--caption "..."]` (a picture, '
+        'video or file, by its sniffed type) or `post --url URL [--text "..."]`.',
+    ),
+    "preview": LazyCommand(
+        "publisher.cli.preview:preview",
+        "Show what the next poll would post, without posting or changing anything.",
+    ),
+    "reload": LazyCommand(
+        "publisher.cli.reload:reload",
+        "Re-read sources.toml in the running service (sends it SIGHUP).",
+    ),
+    "retry": LazyCommand(
+        "publisher.cli.outbox:retry",
+        "Queue post ID again: one whose fate is unknown or that failed.",
+    ),
+    "run": LazyCommand(
+        "publisher.cli.run:run",
+        "Run the service: poll sources, queue new items, post them.",
+    ),
+    "skip": LazyCommand(
+        "publisher.cli.outbox:skip",
+        "Drop post ID: it will not be sent (queued, unknown or failed posts).",
+    ),
+    "status": LazyCommand(
+        "publisher.cli.status:status",
+        "Show sources, the queue, when the next post may go and why, and the latest posts; "
+        "or one item's story (--item KEY).",
+    ),
+    "webhook": LazyCommand(
+        "publisher.cli.channel:webhook",
+        "Set or remove the channel's webhook (Viber wants one before any post).",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands (``name → LazyCommand``) are imported on first use.
+
+    ``--help`` lists them from their summaries without importing them.
+    """
+
+    def __init__(self, *args: Any, lazy: Mapping[str, LazyCommand], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self.add_command(self.lazy[cmd_name].load(), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            # A command not loaded yet is shown by a stand-in with its summary,
+            # shortened by click exactly as the real docstring would be.
+            command = self.commands.get(name) or click.Command(name, help=self.lazy[name].summary)
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 log = logging.getLogger("publisher")
 
@@ -80,7 +181,11 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
 pass_state = click.make_pass_decorator(State)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--config",
     "config",
@@ -116,16 +221,6 @@ def cli(ctx: click.Context, config: str | None, log_format: str, log_level: str)
     """
     setup_logging(log_format, log_level)
     ctx.obj = State(config, log_format, log_level)
-
-
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(name)
-        for command in getattr(module, "COMMANDS", ()):
-            cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

@@ -4,15 +4,18 @@ Asks the running service's ``/healthz`` (``--ready``: ``/readyz``) at
 ``[server] listen`` (``0.0.0.0`` and ``::`` are asked on the loopback),
 with a short timeout. Exit 0 when healthy, 1 otherwise (also for a broken
 config: Docker reserves exit 2), one line of output.
+
+It runs every 30 s in the container, so it asks with the standard library's
+``http.client`` (no proxies, no redirects) and imports nothing heavy.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import sys
 
 import click
-import httpx
 
 from publisher.cli import EXIT_FAILURE, EXIT_OK, State, pass_state
 from publisher.config import load_config
@@ -23,16 +26,35 @@ from publisher.core.errors import ConfigError
 TIMEOUT = 5.0
 
 
-def probe_url(listen: str, ready: bool = False) -> str:
-    """The URL of the service's probe for ``[server] listen``."""
+def probe_address(listen: str) -> tuple[str, int]:
+    """The host and port to ask for ``[server] listen`` (wildcards: the loopback)."""
     host, port = parse_listen(listen)
     if host in ("0.0.0.0", "", "*"):
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
+    return host, port
+
+
+def probe_url(listen: str, ready: bool = False) -> str:
+    """The URL of the service's probe for ``[server] listen``."""
+    host, port = probe_address(listen)
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}" + ("/readyz" if ready else "/healthz")
+
+
+def ask(listen: str, ready: bool, timeout: float) -> tuple[int, bytes]:
+    """GET the probe: its status and body (at most 64 KiB). Raises OSError
+    (no answer, timeout) or http.client.HTTPException (not HTTP)."""
+    host, port = probe_address(listen)
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", "/readyz" if ready else "/healthz")
+        response = connection.getresponse()
+        return response.status, response.read(65536)
+    finally:
+        connection.close()
 
 
 def _summary(body: bytes) -> str:
@@ -71,14 +93,15 @@ def health(state: State, ready: bool, timeout: float) -> None:
     url = probe_url(config.server.listen, ready)
     what = "ready" if ready else "healthy"
     try:
-        response = httpx.get(url, timeout=timeout, trust_env=False, follow_redirects=False)
-    except httpx.HTTPError as exc:
-        click.echo(f"not {what}: no answer from {url}: {exc or type(exc).__name__}")
+        status, body = ask(config.server.listen, ready, timeout)
+    except (OSError, http.client.HTTPException) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+        click.echo(f"not {what}: no answer from {url}: {reason or type(exc).__name__}")
         sys.exit(EXIT_FAILURE)
-    if response.status_code == 200:
+    if status == 200:
         click.echo(f"{what}: {url}")
         sys.exit(EXIT_OK)
-    click.echo(f"not {what}: {url} answered {response.status_code}: {_summary(response.content)}")
+    click.echo(f"not {what}: {url} answered {status}: {_summary(body)}")
     sys.exit(EXIT_FAILURE)
 
 
