@@ -40,12 +40,14 @@ from publisher.core.config import (
     StorageConfig,
     ViberConfig,
     Window,
+    format_duration,
     parse_clock,
     parse_duration,
     parse_listen,
     parse_size,
 )
 from publisher.core.errors import ConfigError
+from publisher.core.policy import history_horizon
 
 # --------------------------------------------------------------------------
 # loading
@@ -391,7 +393,9 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         path=_resolve(base, st.string("path", "data/publisher.sqlite3")),
         media_dir=_resolve(base, st.string("media_dir", "data/media")),
         media_retention=st.duration("media_retention", timedelta(days=14)),
+        history_retention=st.duration("history_retention", timedelta(days=180)),
     )
+    history_key = st.key("history_retention")
     st.finish()
 
     f = top.table("fetch")
@@ -465,6 +469,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
             "source": "write sources as [[sources]] (plural)",
         }
     )
+    _check_history_retention(storage, delivery.policy, sources, history_key, problems)
     if problems.lines:
         raise ConfigError(problems.lines)
     return Config(
@@ -479,6 +484,25 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         path=path,
         warnings=tuple(problems.warnings),
     )
+
+
+def _check_history_retention(
+    storage: StorageConfig,
+    channel: Policy,
+    sources: list[SourceConfig],
+    key: str,
+    problems: _Problems,
+) -> None:
+    """Pruning must leave the posts the posting rules look back at."""
+    look_back = history_horizon(channel, {source.name: source.policy for source in sources})
+    days = -(-look_back // timedelta(days=1))  # rounded up
+    if storage.history_retention < look_back:
+        problems.add(
+            key,
+            f'"{format_duration(storage.history_retention)}" is too short: the posting rules '
+            "(max_per_day, min_interval) look back further over what was posted; use at "
+            f'least "{days}d"',
+        )
 
 
 def config_path(given: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:

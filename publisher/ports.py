@@ -20,18 +20,25 @@ Everything that crosses a seam is a plain value from
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from publisher.core.config import SourceConfig
+from publisher.core.items import RenderedItem
 from publisher.core.messages import Message
+from publisher.core.policy import PostedRecord
 from publisher.core.records import (
     AccountInfo,
+    Event,
     FeedResponse,
     MediaResponse,
+    OutboxRow,
+    OutboxStatus,
     PostResult,
+    SeenItem,
     SourceRead,
     SourceState,
 )
@@ -117,3 +124,207 @@ class Channel(Protocol):
 
 # --------------------------------------------------------------------------
 # the store, in parts
+#
+# Every method that changes something is one transaction (all of it, or
+# none), takes ``now`` from the caller and raises StoreError, with what to
+# do, when the state file cannot be used (damaged, full, read-only, locked).
+
+
+class Keep(Enum):
+    """The type of :data:`KEEP`."""
+
+    KEEP = 0
+
+
+#: "Leave this column as it is" in :meth:`SourceStates.record_poll`.
+KEEP = Keep.KEEP
+
+
+class SourceStates(Protocol):
+    """Each source's state: validators, poll times, last error, paused."""
+
+    def get_source(self, name: str) -> SourceState:
+        """The source's state; a fresh one (never polled) if it is not known yet."""
+        ...
+
+    def sources(self) -> list[SourceState]: ...
+
+    def record_poll(
+        self,
+        name: str,
+        now: datetime,
+        *,
+        ok: bool,
+        error: str | None = None,
+        etag: str | Keep | None = KEEP,
+        last_modified: str | Keep | None = KEEP,
+        body_hash: str | Keep | None = KEEP,
+        url: str | Keep | None = KEEP,
+        next_poll: datetime | Keep | None = KEEP,
+        snapshot: Any = KEEP,
+        first_poll_done: bool | Keep = KEEP,
+    ) -> SourceState:
+        """Record a poll: ``ok`` clears the error count, a failure adds one;
+        columns passed as :data:`KEEP` stay as they are, None clears."""
+        ...
+
+    def set_paused(self, name: str, paused: bool, now: datetime, reason: str = "") -> None: ...
+
+
+class SeenItems(Protocol):
+    """The items each source offered, so that nothing is posted twice."""
+
+    def seen(self, source: str, key: str) -> SeenItem | None: ...
+
+    def mark_seen(
+        self,
+        source: str,
+        key: str,
+        content_hash: str,
+        now: datetime,
+        outcome: str,
+        detail: str = "",
+    ) -> None:
+        """Remember an item that is not queued, with an event ``outcome: detail``."""
+        ...
+
+    def touch_seen(self, source: str, keys: Iterable[str], now: datetime) -> int: ...
+
+    def forget_older_than(self, source: str, cutoff: datetime) -> int:
+        """Forget keys last seen before ``cutoff`` (the source's ``remember``)."""
+        ...
+
+
+class Outbox(Protocol):
+    """One row per message to post, and its status transitions (see
+    :mod:`publisher.adapters.sqlite.outbox` for the diagram)."""
+
+    def queue_item(
+        self, rendered: RenderedItem, now: datetime, outcome: str = "queued"
+    ) -> list[int]:
+        """Mark the item seen and queue its messages; returns the new ids."""
+        ...
+
+    def claim(self, outbox_id: int, now: datetime) -> bool:
+        """queued → sending; False if it was not queued."""
+        ...
+
+    def mark_posted(self, outbox_id: int, token: int | str | None, now: datetime) -> None: ...
+
+    def mark_failed(self, outbox_id: int, reason: str, now: datetime) -> list[int]: ...
+
+    def mark_retry(
+        self,
+        outbox_id: int,
+        reason: str,
+        next_attempt_at: datetime,
+        now: datetime,
+        *,
+        refund: bool = False,
+    ) -> None: ...
+
+    def mark_unknown(self, outbox_id: int, reason: str, now: datetime) -> None: ...
+
+    def mark_skipped(self, outbox_id: int, reason: str, now: datetime) -> list[int]: ...
+
+    def requeue(
+        self, outbox_id: int, now: datetime, detail: str = "by the operator"
+    ) -> list[int]: ...
+
+    def recover_after_crash(
+        self, now: datetime, on_unknown: Literal["hold", "retry"] = "hold"
+    ) -> list[int]: ...
+
+    def get(self, outbox_id: int) -> OutboxRow | None: ...
+
+    def item_rows(self, group_id: int) -> list[OutboxRow]: ...
+
+    def rows_for_item(self, source: str, key: str) -> list[OutboxRow]: ...
+
+    def pending(self, now: datetime) -> list[OutboxRow]: ...
+
+    def next_attempt(self) -> datetime | None: ...
+
+    def outbox(
+        self,
+        status: OutboxStatus | None = None,
+        limit: int = 100,
+        *,
+        source: str | None = None,
+        newest_first: bool = True,
+    ) -> list[OutboxRow]: ...
+
+    def media_in_use(self, finished_after: datetime) -> set[str]: ...
+
+
+class History(Protocol):
+    """Each item's story (events), what was posted, and pruning the old."""
+
+    def add_event(
+        self, source: str, key: str | None, event: str, detail: str, now: datetime
+    ) -> None: ...
+
+    def item_story(self, source: str | None, key: str) -> list[Event]: ...
+
+    def events(self, limit: int = 50, source: str | None = None) -> list[Event]: ...
+
+    def history_since(self, since: datetime) -> list[PostedRecord]:
+        """What was posted at or after ``since``, oldest first (for the policy)."""
+        ...
+
+    def recent_posts(self, limit: int = 20) -> list[OutboxRow]: ...
+
+    def prune_history(self, before: datetime) -> tuple[int, int]:
+        """Delete the posts of items finished (posted, failed, skipped) before
+        ``before`` and the events older than it with no post left; never a
+        queued, sending or unknown post, nor its item's story, nor seen
+        items. Returns how many (posts, events) went."""
+        ...
+
+
+class ChannelState(Protocol):
+    """One channel's state, by name (the one channel so far is ``main``)."""
+
+    name: str
+
+    def stopped_reason(self) -> str | None:
+        """Why posting is stopped (what the operator should check), or None."""
+        ...
+
+    def set_stopped(self, reason: str | None) -> None: ...
+
+    def cooldown_until(self) -> datetime | None: ...
+
+    def set_cooldown_until(self, until: datetime | None) -> None: ...
+
+    def extend_cooldown(self, until: datetime) -> None:
+        """Cool down until ``until``, unless a later cool-down is already set."""
+        ...
+
+    def webhook_url(self) -> str | None: ...
+
+    def set_webhook_url(self, url: str | None) -> None: ...
+
+    def last_post_at(self) -> datetime | None: ...
+
+    def set_last_post_at(self, when: datetime | None) -> None: ...
+
+
+class Store(SourceStates, SeenItems, Outbox, History, Protocol):
+    """The whole persistent state: the parts above, and the channels' state."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def read_only(self) -> bool: ...
+
+    def channel(self, name: str = "main") -> ChannelState: ...
+
+    def check_writable(self) -> None:
+        """Raise StoreError unless a change could be saved now; writes nothing."""
+        ...
+
+    def counts_by_source(self) -> dict[str, dict[str, int]]: ...
+
+    def close(self) -> None: ...

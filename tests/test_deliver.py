@@ -26,7 +26,7 @@ from publisher.core.config import Config
 from publisher.core.items import Item, RenderedItem, RenderedMessage
 from publisher.core.policy import Wait
 from publisher.core.records import OutboxRow, PostResult
-from publisher.pipeline.deliver import KV_COOLDOWN, KV_STOPPED, NAG_EVERY, RECHECK_EVERY, Deliverer
+from publisher.pipeline.deliver import NAG_EVERY, RECHECK_EVERY, Deliverer
 from publisher.service.parts import readiness
 from publisher.service.runner import Service
 
@@ -194,7 +194,7 @@ def test_status_12_slows_the_whole_channel(rig: Rig, standin: ViberStandIn) -> N
     first, second = queue_text(rig.store, "a")[0], queue_text(rig.store, "b")[0]
     standin.fail_next("status12")
     rig.deliverer.step()
-    cooldown = rig.store.kv_get_time(KV_COOLDOWN)
+    cooldown = rig.store.channel().cooldown_until()
     assert cooldown == START + rig.config.delivery.rate_limit_cooldown
     # b is ready (no back-off of its own) but waits for the channel's cooldown.
     verdict = rig.deliverer.verdict(rig.clock())
@@ -377,7 +377,7 @@ def test_account_errors_stop_posting_then_it_resumes(
         standin.fail_next("status", 12, endpoint="get_account_info", status=status)
         wait = deliverer.step()
         assert wait is None
-        stopped = service.store.kv_get(KV_STOPPED)
+        stopped = service.store.channel().stopped_reason()
         assert stopped is not None and f"Viber status {status}" in stopped
         assert "resumes by itself" in stopped and "VIBER_AUTH_TOKEN" in stopped
         ready, details = readiness(service)
@@ -390,10 +390,10 @@ def test_account_errors_stop_posting_then_it_resumes(
         checks_before = len([r for r in standin.requests if r.endpoint == "get_account_info"])
         caplog.clear()
         for _ in range(int(timedelta(hours=3) / timedelta(minutes=1))):
-            if service.store.kv_get(KV_STOPPED) is None:
+            if service.store.channel().stopped_reason() is None:
                 break
             wait = deliverer.step()
-            if service.store.kv_get(KV_STOPPED) is not None:
+            if service.store.channel().stopped_reason() is not None:
                 assert wait is not None and wait >= timedelta(minutes=1)
             clock.advance(timedelta(minutes=1))
         checks = [r for r in standin.requests if r.endpoint == "get_account_info"]
@@ -405,7 +405,7 @@ def test_account_errors_stop_posting_then_it_resumes(
         assert len(errors) <= len(nag) + 3  # not a line per step (65 steps)
         assert any("posting resumed" in r.getMessage() for r in caplog.records)
 
-        assert service.store.kv_get(KV_STOPPED) is None
+        assert service.store.channel().stopped_reason() is None
         assert readiness(service)[1]["posting"] == "ok"
         for _ in range(10):
             if deliverer.step() is not None:

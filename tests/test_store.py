@@ -91,11 +91,11 @@ def test_existing_version_0_file_is_migrated_and_reopen_keeps_data(db_path: Path
     raw.execute("PRAGMA user_version = 0")
     raw.close()
     with Store.open(db_path) as s:
-        s.kv_set("webhook_set_at", "yes")
+        s.channel().set_webhook_url("https://bot.example.org/hook")
         ids = s.queue_item(rendered(), T0)
     with Store.open(db_path) as s:
         assert s.schema_version == SCHEMA_VERSION
-        assert s.kv_get("webhook_set_at") == "yes"
+        assert s.channel().webhook_url() == "https://bot.example.org/hook"
         assert [r.id for r in s.pending(T0)] == ids
 
 
@@ -135,7 +135,7 @@ def test_read_only_open_leaves_the_file_bytes_unchanged(db_path: Path) -> None:
         assert ro.counts_by_source()["blog"]["queued"] == 1
         assert ro.item_story("blog", "k1")
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            ro.kv_set("x", "y")
+            ro.channel().set_stopped("x")
     assert sha(db_path) == before
 
 
@@ -187,7 +187,7 @@ def test_payload_never_keeps_auth_token_or_from(store: Store) -> None:
 
 def test_queue_item_is_one_transaction(store: Store) -> None:
     # Fail at the very end of the transaction: after seen and outbox rows are written.
-    store._db.execute(
+    store.db.conn.execute(
         "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.event = 'queued'"
         " BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
     )
@@ -196,7 +196,7 @@ def test_queue_item_is_one_transaction(store: Store) -> None:
     assert store.seen("blog", "k1") is None
     assert store.outbox() == []
     assert store.item_story("blog", "k1") == []
-    store._db.execute("DROP TRIGGER boom")
+    store.db.conn.execute("DROP TRIGGER boom")
     assert len(store.queue_item(rendered(messages=2), T0)) == 2
 
 
@@ -447,12 +447,15 @@ def test_prune_removes_only_old_finished_items(store: Store) -> None:
     store.claim(old, at(1))
     store.mark_posted(old, 1, at(1))
     store.mark_failed(failed, "no", at(1))
-    store.prune(at(10))
-    assert store.get(old) is None
-    assert store.get(failed) is not None and store.get(fresh) is not None
+    posts, events = store.prune_history(at(10))
+    assert posts == 2 and events > 0
+    assert store.get(old) is None and store.get(failed) is None, "posted and failed go"
+    assert store.item_story("blog", "a") == [] and store.item_story("blog", "b") == []
+    assert store.get(fresh) is not None, "queued stays"
+    assert store.item_story("blog", "c"), "with its story"
 
 
-# ---- sources and kv
+# ---- sources and channel state
 
 
 def test_record_poll(store: Store) -> None:
@@ -485,12 +488,13 @@ def test_record_poll(store: Store) -> None:
     assert KEEP is store_module.KEEP
 
 
-def test_kv(store: Store) -> None:
-    assert store.kv_get("cooldown_until") is None
-    store.kv_set_time("cooldown_until", at(5))
-    assert store.kv_get_time("cooldown_until") == at(5)
-    store.kv_set("cooldown_until", None)
-    assert store.kv_get_time("cooldown_until") is None
+def test_channel_state(store: Store) -> None:
+    main = store.channel()
+    assert main.cooldown_until() is None
+    main.set_cooldown_until(at(5))
+    assert main.cooldown_until() == at(5)
+    main.set_cooldown_until(None)
+    assert main.cooldown_until() is None
 
 
 def test_naive_datetimes_are_refused(store: Store) -> None:

@@ -366,7 +366,6 @@ def _post_now(
     config: Config, store: Store, ids: list[int], token: str | None, serving: _Serving
 ) -> None:
     from publisher.adapters.viber.client import ChannelClient
-    from publisher.pipeline.deliver import KV_WEBHOOK
 
     if serving.local is not None:
         assert serving.server is not None and serving.local_token is not None
@@ -415,7 +414,7 @@ def _post_now(
                         client.set_webhook(webhook)
                     except ViberError as hook_exc:
                         _fail_row(store, outbox_id, f"{exc}; setting it: {hook_exc}", EXIT_FAILURE)
-                    store.kv_set(KV_WEBHOOK, webhook)
+                    store.channel().set_webhook_url(webhook)
                     continue
                 except ViberAmbiguousError as exc:
                     store.mark_unknown(outbox_id, str(exc), _now())

@@ -103,7 +103,7 @@ def _sources(config: Config, store: Store, tz: ZoneInfo) -> list[dict[str, Any]]
 def _next_post(
     config: Config, store: Store, now: datetime, queued: Sequence[OutboxRow], tz: ZoneInfo
 ) -> dict[str, Any]:
-    stopped = store.kv_get("posting_stopped")
+    stopped = store.channel().stopped_reason()
     if stopped:
         return {
             "state": "stopped",
@@ -121,7 +121,7 @@ def _next_post(
         channel,
         policies,
         now,
-        cooldown_until=store.kv_get_time("cooldown_until"),
+        cooldown_until=store.channel().cooldown_until(),
     )
     if isinstance(verdict, Post):
         return {
@@ -174,7 +174,7 @@ def _queue(
         channel,
         policies,
         now,
-        cooldown_until=store.kv_get_time("cooldown_until"),
+        cooldown_until=store.channel().cooldown_until(),
     )
     rows = {row.id: row for row in queued}
     result = []
@@ -214,9 +214,9 @@ def status_document(
         "state_file": str(config.storage.path),
         "service": _service(config),
         "posting": {
-            "stopped": store.kv_get("posting_stopped"),
-            "cooldown_until": _iso(store.kv_get_time("cooldown_until"), tz),
-            "last_post_at": _iso(store.kv_get_time("last_post_at"), tz),
+            "stopped": store.channel().stopped_reason(),
+            "cooldown_until": _iso(store.channel().cooldown_until(), tz),
+            "last_post_at": _iso(store.channel().last_post_at(), tz),
         },
         "next_post": _next_post(config, store, now, queued, tz),
         "queued": len(queued),

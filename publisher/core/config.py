@@ -173,6 +173,8 @@ class StorageConfig:
     media_dir: Path = Path("data/media")
     #: Media files of finished posts are deleted after this long.
     media_retention: timedelta = timedelta(days=14)
+    #: Finished posts and old events are deleted after this long (daily).
+    history_retention: timedelta = timedelta(days=180)
 
 
 @dataclass(frozen=True)

@@ -58,11 +58,6 @@ log = logging.getLogger(__name__)
 #: Called when an item's last message is finished: (source, files, ok, reason).
 OnDone = Callable[[str, list[str], bool, str | None], None]
 
-KV_STOPPED = "posting_stopped"
-KV_COOLDOWN = "cooldown_until"
-KV_WEBHOOK = "webhook_url"
-KV_LAST_POST = "last_post_at"
-
 #: How often a stopped channel re-checks the token or account.
 RECHECK_EVERY = timedelta(minutes=5)
 #: How often the "posting is stopped" line is repeated in the log.
@@ -109,14 +104,14 @@ class Deliverer:
 
     @property
     def stopped_reason(self) -> str | None:
-        return self.store.kv_get(KV_STOPPED)
+        return self.store.channel().stopped_reason()
 
     def _stop_posting(self, reason: str) -> None:
         now = self.clock()
-        if self.store.kv_get(KV_STOPPED) != reason:
+        if self.store.channel().stopped_reason() != reason:
             log.error("posting stopped: %s", reason)
             self._last_nag = now
-        self.store.kv_set(KV_STOPPED, reason)
+        self.store.channel().set_stopped(reason)
         self._last_check = now
         if self.metrics is not None:
             self.metrics.set_posting_stopped(True)
@@ -124,11 +119,11 @@ class Deliverer:
             self.alerter.alert("posting_stopped", "channel", f"posting stopped: {reason}")
 
     def _resume(self) -> None:
-        if self.store.kv_get(KV_STOPPED) is not None:
+        if self.store.channel().stopped_reason() is not None:
             log.warning("posting resumed: Viber accepts the token and account again")
             if self.alerter is not None:
                 self.alerter.alert("recovered", "channel", "posting resumed")
-        self.store.kv_set(KV_STOPPED, None)
+        self.store.channel().set_stopped(None)
         if self.metrics is not None:
             self.metrics.set_posting_stopped(False)
 
@@ -146,7 +141,7 @@ class Deliverer:
         url = self.webhook_url()
         if url is None:
             return False
-        if not force and self.store.kv_get(KV_WEBHOOK) == url:
+        if not force and self.store.channel().webhook_url() == url:
             return True
         try:
             self.client.set_webhook(url)
@@ -161,7 +156,7 @@ class Deliverer:
                 exc,
             )
             return False
-        self.store.kv_set(KV_WEBHOOK, url)
+        self.store.channel().set_webhook_url(url)
         log.info("webhook set to %s", url)
         return True
 
@@ -229,7 +224,7 @@ class Deliverer:
             self.config.delivery.policy,
             self._source_policies(),
             now,
-            cooldown_until=self.store.kv_get_time(KV_COOLDOWN),
+            cooldown_until=self.store.channel().cooldown_until(),
         )
 
     def _source_policies(self) -> dict[str, Any]:
@@ -333,7 +328,7 @@ class Deliverer:
         self._webhook_forced = False
         finished = self.clock()
         self.store.mark_posted(row.id, result.message_token, finished)
-        self.store.kv_set_time(KV_LAST_POST, finished)
+        self.store.channel().set_last_post_at(finished)
         self._count("ok", row, (finished - started).total_seconds())
         log.info(
             "posted %s (%s/%s) token=%s", row.id, row.source, row.item_key, result.message_token
@@ -364,9 +359,7 @@ class Deliverer:
         )
 
     def _cool_down(self, until: datetime) -> None:
-        current = self.store.kv_get_time(KV_COOLDOWN)
-        if current is None or current < until:
-            self.store.kv_set_time(KV_COOLDOWN, until)
+        self.store.channel().extend_cooldown(until)
 
     def _retry_or_fail(self, row: OutboxRow, reason: str) -> None:
         now = self.clock()

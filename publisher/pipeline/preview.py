@@ -57,7 +57,6 @@ TEXT_CAPS = {"text": TEXT_MAX, "picture": CAPTION_MAX, "url": URL_TEXT_MAX}
 #: The delivery simulation stops looking this far ahead.
 SIMULATION_HORIZON = timedelta(days=60)
 
-KV_COOLDOWN = "cooldown_until"
 
 
 # --------------------------------------------------------------------------
@@ -317,7 +316,7 @@ def _simulate_delivery(config: Config, store: Store | None, preview: Preview) ->
     if store is not None:
         queue = [row.candidate() for row in store.outbox("queued", limit=100_000)]
         history = list(store.history_since(now - history_horizon(channel, policies)))
-        cooldown = store.kv_get_time(KV_COOLDOWN)
+        cooldown = store.channel().cooldown_until()
     next_id = max((c.id for c in queue), default=0) + 1_000_000
     ours: dict[int, PreviewEntry] = {}
     for entry in preview.entries:

@@ -70,17 +70,17 @@ def readiness(service: Service) -> tuple[bool, dict[str, Any]]:
     polled successfully within a few of its intervals."""
     details: dict[str, Any] = {}
     ok = True
-    stopped = service.store.kv_get("posting_stopped")
+    stopped = service.store.channel().stopped_reason()
     details["posting"] = "stopped: " + stopped if stopped else "ok"
     if stopped:
         ok = False
     webhook = service.deliverer.webhook_url() if service.deliverer is not None else None
     if webhook is not None:
-        is_set = service.store.kv_get("webhook_url") == webhook
+        is_set = service.store.channel().webhook_url() == webhook
         details["webhook"] = "set" if is_set else "not set"
         ok = ok and is_set
     try:
-        service.store.kv_set("readyz_probe", service.clock().isoformat())
+        service.store.check_writable()
         details["database"] = "writable"
     except Exception as exc:  # any storage failure means not ready
         details["database"] = f"not writable: {exc}"

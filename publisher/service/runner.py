@@ -176,7 +176,7 @@ class Service:
             return float(sum(c.get("queued", 0) for c in counts.values()))
 
         self.metrics.outbox_depth_from(depth)
-        self.metrics.set_posting_stopped(self.store.kv_get("posting_stopped") is not None)
+        self.metrics.set_posting_stopped(self.store.channel().stopped_reason() is not None)
         for source in self.config.sources:
             self.metrics.set_source_paused(source.name, self.store.get_source(source.name).paused)
 
@@ -193,7 +193,7 @@ class Service:
             self._client.close()
         self.fetcher.close()
         self.alerter.close()
-        self.stopped_reason = self.store.kv_get("posting_stopped")
+        self.stopped_reason = self.store.channel().stopped_reason()
         self.store.close()
 
     def stop(self) -> None:
