@@ -122,6 +122,30 @@ class Channel(Protocol):
     def close(self) -> None: ...
 
 
+class Metrics(Protocol):
+    """Counters and gauges the pipeline reports (Prometheus in the service)."""
+
+    def poll(self, source: str, result: str, seconds: float | None = None) -> None: ...
+
+    def item(
+        self, source: str, outcome: str, reason: str | None = None, count: int = 1
+    ) -> None: ...
+
+    def post(self, result: str, seconds: float | None = None) -> None: ...
+
+    def set_source_paused(self, source: str, paused: bool) -> None: ...
+
+    def set_posting_stopped(self, stopped: bool) -> None: ...
+
+
+class Alerts(Protocol):
+    """Tells the operator (rate-limited): source paused, posting stopped, post failed."""
+
+    def alert(
+        self, kind: str, subject: str, message: str, details: dict[str, Any] | None = None
+    ) -> bool: ...
+
+
 # --------------------------------------------------------------------------
 # the store, in parts
 #

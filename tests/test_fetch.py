@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from publisher.adapters.fetch import Fetcher, FetchError, sniff_type
+from publisher.adapters.fetch import Fetcher, sniff_type
 from publisher.adapters.httpserver import HTTPServer
 from publisher.adapters.sources.feed import parse_feed
 from publisher.core.config import FetchConfig
-from publisher.core.errors import MediaError, SourceError
+from publisher.core.errors import FetchError, MediaError, SourceError
 from publisher.core.records import FeedResponse
 
 RSS = (

@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,8 +22,9 @@ from helpers import free_port
 
 from publisher.adapters.sqlite import Store
 from publisher.cli import cli
+from publisher.compose import build_preview
 from publisher.config import load_config
-from publisher.pipeline.preview import build_preview, json_lines, render_cards, write_html
+from publisher.pipeline.preview import json_lines, render_cards, write_html
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
@@ -298,28 +298,16 @@ def test_delivery_policy_window_and_expiry(tmp_path: Path) -> None:
 # the page, in a real browser
 
 
-def _browser() -> str | None:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(
-            "apt-get update -qq && apt-get install -y -qq chromium",
-            shell=True,
-            check=False,
-            capture_output=True,
-            timeout=900,
-        )
-        return shutil.which("chromium")
-    return None
-
-
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[str]:
-    found = _browser()
+def chromium() -> str:
+    """The headless browser; tests install nothing (``make browser`` does)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.skip("chromium is not installed and cannot be installed (not root or no apt-get)")
-    yield found
+        pytest.skip(
+            "no chromium on PATH: run `make browser` (as root it installs Debian's "
+            "chromium with apt-get), or install Chromium yourself"
+        )
+    return found
 
 
 def dump_dom(browser: str, url: str) -> str:

@@ -233,3 +233,28 @@ def test_move_symlink_moves_the_link_not_the_target(tmp_path: Path) -> None:
     link.symlink_to(target)
     [moved] = move_done(tmp_path, [link], ok=True, reason=None)
     assert moved.is_symlink() and target.exists()
+
+
+def test_send_at_is_read_in_the_sources_timezone(tmp_path: Path) -> None:
+    """Bug: a caption's `send-at: 2026-12-01 09:00` was read as UTC, not in the
+    source's timezone (the channel's, unless the source names its own)."""
+    from publisher.adapters.sources.folder_source import FolderSource
+    from publisher.config import parse_config
+    from publisher.core.records import SourceState
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "001-note.txt").write_text("send-at: 2026-12-01 09:00\nGood morning", "utf-8")
+    old = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
+    os.utime(inbox / "001-note.txt", (old, old))
+    config = parse_config(
+        {
+            "delivery": {"timezone": "Europe/Berlin"},
+            "sources": [{"name": "inbox", "type": "folder", "path": str(inbox)}],
+        }
+    )
+    source = FolderSource(config.source("inbox"))
+    read = source.read(SourceState("inbox"), datetime(2026, 11, 30, tzinfo=UTC))
+    (item,) = read.items
+    assert item.text == "Good morning"
+    assert item.send_at == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

@@ -54,7 +54,7 @@ from urllib.request import url2pathname
 import httpx
 
 from publisher.core.config import FetchConfig, format_duration
-from publisher.core.errors import MediaError, PublisherError, SourceError
+from publisher.core.errors import FetchError, MediaError, PublisherError
 from publisher.core.records import FeedResponse, MediaResponse
 
 MAX_REDIRECTS = 10
@@ -68,25 +68,6 @@ _PERMANENT = frozenset({301, 308})
 
 #: ``resolve(host, port)`` → the IP addresses the host name stands for.
 Resolver = Callable[[str, int], list[str]]
-
-
-class FetchError(SourceError):
-    """A feed could not be fetched. ``status`` is the HTTP status when the
-    server answered with an error; ``retry_after`` is how long it asked us
-    to wait (429/503 with ``Retry-After``), if it did."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str,
-        status: int | None = None,
-        retry_after: timedelta | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass

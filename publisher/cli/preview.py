@@ -71,7 +71,8 @@ def preview(
     posted and why (unless --new-only). The state file, the media folder and
     folder sources are left exactly as they were.
     """
-    from publisher.pipeline.preview import build_preview, json_lines, print_cards, write_html
+    from publisher.compose import build_preview
+    from publisher.pipeline.preview import json_lines, print_cards, write_html
 
     config = state.load()
     known = {s.name for s in config.sources}

@@ -32,10 +32,12 @@ from rich.text import Text
 
 from publisher.adapters.sqlite import Store
 from publisher.cli import EXIT_FAILURE, EXIT_OK, State, pass_state
-from publisher.core.config import Config, Policy
+from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import StoreError
-from publisher.core.policy import Idle, Post, Skip, Wait, explain, history_horizon, next_post
-from publisher.core.records import OutboxRow
+from publisher.core.policy import explain
+from publisher.core.records import OutboxRow, SourceState
+from publisher.core.schedule import due_at
+from publisher.pipeline.queue import QueueView, in_words, look, source_policies
 from publisher.service.reload import pid_path, process_alive, read_pid
 
 FORMAT = 1
@@ -61,17 +63,13 @@ def _summary(payload: Mapping[str, Any], width: int = 60) -> str:
     return f"{kind}: {text}" if text else kind
 
 
-def _source_policies(config: Config) -> dict[str, Policy]:
-    return {source.name: source.policy for source in config.sources}
-
-
 def _service(config: Config) -> dict[str, Any]:
     pid = read_pid(pid_path(config))
     running = pid is not None and process_alive(pid)
     return {"running": running, "pid": pid if running else None}
 
 
-def _sources(config: Config, store: Store, tz: ZoneInfo) -> list[dict[str, Any]]:
+def _sources(config: Config, store: Store, now: datetime, tz: ZoneInfo) -> list[dict[str, Any]]:
     counts = store.counts_by_source()
     configured = {source.name: source for source in config.sources}
     names = list(configured) + sorted(n for n in counts if n not in configured)
@@ -90,7 +88,7 @@ def _sources(config: Config, store: Store, tz: ZoneInfo) -> list[dict[str, Any]]
                 "paused": state.paused,
                 "last_poll": _iso(state.last_poll, tz),
                 "last_success": _iso(state.last_success, tz),
-                "next_poll": _iso(state.next_poll, tz),
+                "next_poll": _iso(_due(source, state, now), tz),
                 "last_error": state.last_error,
                 "consecutive_failures": state.consecutive_failures,
                 "counts": {key: int(count.get(key, 0)) for key in COUNT_KEYS}
@@ -100,81 +98,29 @@ def _sources(config: Config, store: Store, tz: ZoneInfo) -> list[dict[str, Any]]
     return result
 
 
-def _next_post(
-    config: Config, store: Store, now: datetime, queued: Sequence[OutboxRow], tz: ZoneInfo
-) -> dict[str, Any]:
-    stopped = store.channel().stopped_reason()
-    if stopped:
-        return {
-            "state": "stopped",
-            "at": None,
-            "post": None,
-            "reason": f"posting stopped: {stopped}",
-        }
-    channel = config.delivery.policy
-    policies = _source_policies(config)
-    history = store.history_since(now - history_horizon(channel, policies))
-    pending = [row.candidate() for row in store.pending(now)]
-    verdict = next_post(
-        pending,
-        history,
-        channel,
-        policies,
-        now,
-        cooldown_until=store.channel().cooldown_until(),
-    )
-    if isinstance(verdict, Post):
-        return {
-            "state": "now",
-            "at": _iso(now, tz),
-            "post": verdict.candidate.id,
-            "reason": "due now",
-        }
-    if isinstance(verdict, Skip):
-        return {
-            "state": "now",
-            "at": _iso(now, tz),
-            "post": verdict.candidate.id,
-            "reason": f"post {verdict.candidate.id} is skipped next: {verdict.reason}",
-        }
-    if isinstance(verdict, Wait):
-        return {
-            "state": "waiting",
-            "at": _iso(verdict.until, tz),
-            "post": verdict.candidate.id if verdict.candidate else None,
-            "reason": verdict.reason,
-        }
-    assert isinstance(verdict, Idle)
-    retries = sorted(
-        (row for row in queued if row.next_attempt_at is not None and row.next_attempt_at > now),
-        key=lambda row: row.next_attempt_at or now,
-    )
-    if retries:
-        row = retries[0]
-        assert row.next_attempt_at is not None
-        local = row.next_attempt_at.astimezone(tz)
-        return {
-            "state": "waiting",
-            "at": _iso(row.next_attempt_at, tz),
-            "post": row.id,
-            "reason": f"post {row.id} is retried at {local:%H:%M:%S} {tz.key}: {row.reason}",
-        }
-    return {"state": "idle", "at": None, "post": None, "reason": "nothing queued"}
+def _due(source: SourceConfig | None, state: SourceState, now: datetime) -> datetime | None:
+    """When the service polls the source next (None when it does not)."""
+    if source is None or not source.enabled:
+        return None
+    return due_at(source.every, state.last_poll, state.next_poll, now)
+
+
+def _next_post(config: Config, view: QueueView, tz: ZoneInfo) -> dict[str, Any]:
+    up = in_words(view, config, tz)
+    return {"state": up.state, "at": _iso(up.at, tz), "post": up.post, "reason": up.reason}
 
 
 def _queue(
-    config: Config, store: Store, now: datetime, queued: Sequence[OutboxRow], tz: ZoneInfo
+    config: Config, view: QueueView, queued: Sequence[OutboxRow], tz: ZoneInfo
 ) -> list[dict[str, Any]]:
-    channel = config.delivery.policy
-    policies = _source_policies(config)
-    history = store.history_since(now - history_horizon(channel, policies))
+    now = view.now
     explained = explain(
         [row.candidate() for row in queued],
-        history,
-        channel,
-        policies,
+        view.history,
+        config.delivery.policy,
+        source_policies(config),
         now,
-        cooldown_until=store.channel().cooldown_until(),
+        cooldown_until=view.cooldown_until,
     )
     rows = {row.id: row for row in queued}
     result = []
@@ -207,6 +153,7 @@ def status_document(
     tz = config.delivery.policy.tz
     queued = store.outbox(status="queued", limit=100_000, newest_first=False)
     unknown = store.outbox(status="unknown", limit=1000, newest_first=False)
+    view = look(store, config, now)
     return {
         "format": FORMAT,
         "now": _iso(now, tz),
@@ -218,10 +165,10 @@ def status_document(
             "cooldown_until": _iso(store.channel().cooldown_until(), tz),
             "last_post_at": _iso(store.channel().last_post_at(), tz),
         },
-        "next_post": _next_post(config, store, now, queued, tz),
+        "next_post": _next_post(config, view, tz),
         "queued": len(queued),
-        "queue": _queue(config, store, now, queued, tz)[:limit],
-        "sources": _sources(config, store, tz),
+        "queue": _queue(config, view, queued, tz)[:limit],
+        "sources": _sources(config, store, now, tz),
         "unknown": [
             {
                 "id": row.id,

@@ -9,6 +9,8 @@
     │   │   ├── ViberConnectError   the request never left: safe to retry
     │   │   ├── ViberAmbiguousError sent, but no answer: the post may be out
     │   │   └── ViberHTTPError      an HTTP error status (5xx etc.) instead of JSON
+    │   ├── WrongAPIURLError        viber.api_url answers, but not as Viber (404, 405,
+    │   │                           a redirect): nothing was posted; fix the config (exit 2)
     │   ├── ViberAPIError           Viber answered with a non-zero ``status``
     │   │   ├── ViberFatalError     2, 7, 8, 9: stop posting, tell the operator
     │   │   ├── ViberRejectedError  3, 4 (and bot-only codes): never retry unchanged
@@ -19,15 +21,19 @@
     │   └── SenderError             no superadmin / configured sender is not one
     ├── MessageError                a message breaks a documented limit (before sending)
     ├── SourceError                 a source could not be fetched or parsed
+    │   └── FetchError              the server answered with an error (status, Retry-After)
     ├── MediaError                  media could not be fetched or made compliant
     └── StoreError                  the state cannot be used (damaged, newer schema, unknown post)
         └── TransitionError         an outbox row is not in a status the change starts from
 
 Errors a user can cause carry a message that says what to do.
-``MessageError`` is also a ``ValueError``.
+``MessageError`` is also a ``ValueError``; ``WrongAPIURLError`` is also a
+``ConfigError``. What each means for a post: :mod:`publisher.core.outcomes`.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 
 class PublisherError(Exception):
@@ -73,6 +79,19 @@ class ViberHTTPError(ViberTransportError):
         super().__init__(message)
         self.http_status = http_status
         self.retryable = http_status >= 500 or http_status == 429
+
+
+class WrongAPIURLError(ViberError, ConfigError):
+    """``viber.api_url`` does not lead to Viber's API: an endpoint answered
+    404 or 405, redirected, or ``get_account_info`` answered with something
+    that is not Viber's JSON. The request was not taken as a post (nothing
+    was posted); retrying cannot help, the configuration must change."""
+
+    def __init__(self, message: str, *, url: str, http_status: int) -> None:
+        super().__init__(message)
+        #: The URL that answered (never carries the token).
+        self.url = url
+        self.http_status = http_status
 
 
 class ViberAPIError(ViberError):
@@ -130,6 +149,25 @@ class MessageError(PublisherError, ValueError):
 
 class SourceError(PublisherError):
     """A source could not be fetched or parsed."""
+
+
+class FetchError(SourceError):
+    """A feed could not be fetched. ``status`` is the HTTP status when the
+    server answered with an error; ``retry_after`` is how long it asked us
+    to wait (429/503 with ``Retry-After``), if it did."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status: int | None = None,
+        retry_after: timedelta | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
 
 
 class MediaError(PublisherError):

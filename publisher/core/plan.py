@@ -286,13 +286,14 @@ def plan_source(
     *,
     first_run: bool,
 ) -> list[Planned]:
-    """:func:`plan_items` with a source's settings. Backfill applies to feeds
-    on their very first poll only: a folder is an inbox, all of it is new."""
+    """:func:`plan_items` with a source's settings. Backfill applies on a
+    source's very first poll only, when its read says so (feeds; a folder is
+    an inbox, all of it is new)."""
     return plan_items(
         items,
         known_hash,
         include=source.include,
         exclude=source.exclude,
-        backfill=source.backfill if first_run and source.type == "rss" else None,
+        backfill=source.backfill if first_run else None,
         on_update=source.on_update,
     )

@@ -28,35 +28,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from publisher.adapters.fetch import Fetcher
-from publisher.adapters.mediafolder import MediaStore
-from publisher.adapters.sources.feed import parse_feed
-from publisher.adapters.sources.folder import scan_folder
-from publisher.adapters.sqlite import Store
 from publisher.core.config import Config, SourceConfig
-from publisher.core.errors import MediaError, MessageError, PublisherError, SourceError
+from publisher.core.errors import MediaError, MessageError, PublisherError
 from publisher.core.items import Decision, Item, MediaInfo, RenderedItem, RenderedMessage
 from publisher.core.limits import CAPTION_MAX, TEXT_MAX, URL_TEXT_MAX
 from publisher.core.messages import validate_payload
-from publisher.core.plan import Planned, plan_source
-from publisher.core.policy import (
-    Candidate,
-    Idle,
-    Post,
-    PostedRecord,
-    Skip,
-    Wait,
-    history_horizon,
-    next_post,
-)
+from publisher.core.plan import Planned
+from publisher.core.policy import Candidate, Idle, Post, PostedRecord, Skip, Wait
 from publisher.core.render import render_text, utf16_len
-from publisher.pipeline.transform import Transformer, fetch_media_with
+from publisher.pipeline.poll import Poller, Select, Step
+from publisher.pipeline.queue import decide, look
+from publisher.ports import Source, Store
 
 #: The text cap of each message type, in UTF-16 units.
 TEXT_CAPS = {"text": TEXT_MAX, "picture": CAPTION_MAX, "url": URL_TEXT_MAX}
 #: The delivery simulation stops looking this far ahead.
 SIMULATION_HORIZON = timedelta(days=60)
-
 
 
 # --------------------------------------------------------------------------
@@ -124,157 +111,96 @@ class Preview:
 # building
 
 
-def build_preview(
+def run_preview(
     config: Config,
-    media_dir: Path,
+    poller: Poller,
+    sources: Sequence[Source],
     *,
-    sources: Sequence[str] | None = None,
     limit: int | None = None,
     new_only: bool = False,
-    now: datetime | None = None,
-    fetcher: Any = None,
+    now: datetime,
+    media_dir: Path,
 ) -> Preview:
-    """Run the pipeline up to the delivery decision; change nothing.
+    """Run the poll pipeline without its writes, and the delivery policy
+    forward in time over the queue plus what would be queued.
 
-    ``media_dir`` receives the rendered pictures and thumbnails (use a
-    temporary directory). ``limit`` caps the items shown per source (new ones
-    first); ``new_only`` leaves out items that will not be posted.
+    ``poller`` must be built over a store this changes nothing in (a
+    read-only or empty one) and a transformer writing to ``media_dir``
+    (a temporary folder). ``limit`` caps the items shown per source (new
+    ones first); ``new_only`` leaves out items that will not be posted.
     """
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    chosen = [
-        s for s in config.sources if (s.name in sources if sources is not None else s.enabled)
-    ]
     preview = Preview(now=now, media_dir=Path(media_dir), public_url=config.public_url)
-    store = _open_store(config)
-    own_fetcher = fetcher is None
-    fetcher = fetcher if fetcher is not None else Fetcher(config.fetch)
-    try:
-        transformer = Transformer(
-            config, MediaStore(media_dir), fetch_media_with(fetcher), config.public_url
+    store = poller.store
+    select = _selector(limit, new_only)
+    for source in sources:
+        name = source.config.name
+        try:
+            plan = poller.plan(
+                source, store.get_source(name), now, conditional=False, select=select
+            )
+        except (PublisherError, OSError) as exc:
+            preview.errors.append((name, str(exc)))
+            continue
+        preview.notes.extend((name, note) for note in plan.read.notes)
+        preview.notes.extend(
+            (name, f"{pending}: still being written; taken on a later poll")
+            for pending in plan.read.pending
         )
-        for source in chosen:
-            try:
-                items, first_run = _read_source(source, store, fetcher, now, preview)
-            except (SourceError, OSError, PublisherError) as exc:
-                preview.errors.append((source.name, str(exc)))
-                continue
-            entries = _plan_source(source, items, store, first_run, transformer, limit, new_only)
-            preview.entries.extend(entries)
-        _simulate_delivery(config, store, preview)
-    finally:
-        if store is not None:
-            store.close()
-        if own_fetcher:
-            fetcher.close()
+        queued_keys = {row.item_key for row in store.outbox("queued", limit=100_000, source=name)}
+        preview.entries.extend(
+            _entry(source.config, step, store, queued_keys) for step in plan.steps
+        )
+    _simulate_delivery(config, store, preview)
     if new_only:
         preview.entries = [e for e in preview.entries if e.will_post]
     return preview
 
 
-def _open_store(config: Config) -> Store | None:
-    path = config.storage.path
-    if str(path) == ":memory:" or not Path(path).exists():
-        return None
-    return Store.open(path, read_only=True)
-
-
-def _read_source(
-    source: SourceConfig, store: Store | None, fetcher: Any, now: datetime, preview: Preview
-) -> tuple[list[Item], bool]:
-    state = store.get_source(source.name) if store is not None else None
-    if source.type == "folder":
-        assert source.path is not None
-        if not source.path.is_dir():
-            raise SourceError(
-                f"folder {source.path} does not exist or is not a folder; create it or fix "
-                f"sources.{source.name}.path"
-            )
-        scan = scan_folder(source.path, source.name, state.snapshot if state else None, now=now)
-        for problem in scan.problems:
-            preview.notes.append((source.name, problem))
-        for pending in scan.pending:
-            preview.notes.append(
-                (source.name, f"{pending.name}: still being written; taken on a later poll")
-            )
-        return list(scan.items), False
-    url = (state.url if state and state.url else None) or source.url
-    assert url is not None
-    # No conditional GET: the preview wants the items even when they did not change.
-    response = fetcher.fetch_feed(url)
-    parsed = parse_feed(response.body, response.headers, response.final_url, source.name, now)
-    for warning in parsed.warnings:
-        preview.notes.append((source.name, warning))
-    first_run = not (state and state.first_poll_done)
-    return list(parsed.items), first_run
-
-
 _ACTION_ORDER = {"queue": 0, "update": 0}
 
 
-def _plan_source(
-    source: SourceConfig,
-    items: Sequence[Item],
-    store: Store | None,
-    first_run: bool,
-    transformer: Transformer,
-    limit: int | None,
-    new_only: bool,
-) -> list[PreviewEntry]:
-    def known_hash(key: str) -> str | None:
-        if store is None:
-            return None
-        seen = store.seen(source.name, key)
-        return None if seen is None else seen.content_hash
+def _selector(limit: int | None, new_only: bool) -> Select:
+    """What will be posted first (in the order it is queued), then the rest;
+    only the new with ``new_only``; at most ``limit``."""
 
-    planned = plan_source(source, items, known_hash, first_run=first_run)
-    # What will be posted first (in the order it is queued), then the rest.
-    planned.sort(key=lambda p: _ACTION_ORDER.get(p.action, 1))
-    if new_only:
-        planned = [p for p in planned if p.action in _ACTION_ORDER]
-    if limit is not None:
-        planned = planned[:limit]
-    queued_keys: set[str] = set()
-    if store is not None:
-        queued_keys = {
-            row.item_key for row in store.outbox("queued", limit=100_000, source=source.name)
-        }
-    return [_entry(source, plan, store, transformer, queued_keys) for plan in planned]
+    def select(planned: list[Planned]) -> list[Planned]:
+        planned = sorted(planned, key=lambda p: _ACTION_ORDER.get(p.action, 1))
+        if new_only:
+            planned = [p for p in planned if p.action in _ACTION_ORDER]
+        return planned if limit is None else planned[:limit]
+
+    return select
 
 
-def _entry(
-    source: SourceConfig,
-    plan: Planned,
-    store: Store | None,
-    transformer: Transformer,
-    queued_keys: set[str],
-) -> PreviewEntry:
-    item = plan.item
+def _entry(source: SourceConfig, step: Step, store: Store, queued_keys: set[str]) -> PreviewEntry:
+    item = step.item
 
     def make(action: str, will_post: bool, reason: str = "", **more: Any) -> PreviewEntry:
         return PreviewEntry(source.name, source.type, item, action, will_post, reason, **more)
 
-    if plan.action == "seen":
+    if step.action == "seen":
         if item.key in queued_keys:
             return make("queued", False, "already queued, not posted yet")
-        seen = store.seen(source.name, item.key) if store is not None else None
+        seen = store.seen(source.name, item.key)
         outcome = f" ({_OUTCOMES.get(seen.outcome, seen.outcome)})" if seen else ""
         return make("seen", False, f"already seen{outcome}")
-    if plan.action in ("filtered", "backfill"):
-        label = "filtered" if plan.action == "filtered" else "backfill"
+    if step.action in ("filtered", "backfill"):
+        label = "filtered" if step.action == "filtered" else "backfill"
         return make(
-            plan.action,
+            step.action,
             False,
-            f"{label}: {plan.detail}",
-            decisions=(Decision(plan.action, plan.detail),),
+            f"{label}: {step.detail}",
+            decisions=(Decision(step.action, step.detail),),
         )
-    rendered = transformer.render(item, source)
+    rendered = step.rendered
+    assert rendered is not None
     decisions = rendered.decisions
-    if plan.action == "update":
-        decisions = (Decision("update", plan.detail), *decisions)
-    if rendered.refused:
-        return make("refused", False, f"refused: {rendered.refused}", decisions=decisions)
+    if step.action == "refused":
+        return make("refused", False, f"refused: {step.detail}", decisions=decisions)
+    if step.action == "update":
+        decisions = (Decision("update", step.detail), *decisions)
     return make(
-        plan.action,
+        step.action,
         True,
         messages=rendered.messages,
         decisions=decisions,
@@ -304,19 +230,13 @@ def _invalid(rendered: RenderedItem) -> tuple[str, ...]:
 # the delivery policy, simulated
 
 
-def _simulate_delivery(config: Config, store: Store | None, preview: Preview) -> None:
-    """Run :func:`next_post` over the queue plus the new posts, advancing a
-    virtual clock, and note when each new item would go (or that it expires)."""
-    channel = config.delivery.policy
-    policies = {s.name: s.policy for s in config.sources}
+def _simulate_delivery(config: Config, store: Store, preview: Preview) -> None:
+    """Run the policy over the queue plus the new posts, advancing a virtual
+    clock, and note when each new item would go (or that it expires)."""
     now = preview.now
-    queue: list[Candidate] = []
-    history: list[PostedRecord] = []
-    cooldown: datetime | None = None
-    if store is not None:
-        queue = [row.candidate() for row in store.outbox("queued", limit=100_000)]
-        history = list(store.history_since(now - history_horizon(channel, policies)))
-        cooldown = store.channel().cooldown_until()
+    view = look(store, config, now)
+    queue = [row.candidate() for row in store.outbox("queued", limit=100_000)]
+    history = list(view.history)
     next_id = max((c.id for c in queue), default=0) + 1_000_000
     ours: dict[int, PreviewEntry] = {}
     for entry in preview.entries:
@@ -343,7 +263,7 @@ def _simulate_delivery(config: Config, store: Store | None, preview: Preview) ->
     for _ in range(len(queue) * 8 + 64):
         if clock - now > SIMULATION_HORIZON:
             break
-        verdict = next_post(queue, history, channel, policies, clock, cooldown)
+        verdict = decide(view, config, queue=queue, history=history, now=clock)
         if isinstance(verdict, Idle):
             break
         if isinstance(verdict, Wait):

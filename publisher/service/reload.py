@@ -28,14 +28,10 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from publisher.config import load_config
 from publisher.core.config import Config
 from publisher.core.errors import ConfigError, PublisherError
-
-if TYPE_CHECKING:
-    from publisher.service.runner import Service
 
 log = logging.getLogger("publisher.service.reload")
 
@@ -177,31 +173,3 @@ def read_config(path: Path) -> Config | None:
         for problem in exc.problems:
             log.error("reload: %s; keeping the running config", problem)
         return None
-
-
-def apply_reload(service: Service, new: Config) -> ReloadPlan:
-    """Apply ``new`` to the running ``service`` (see the module docstring)."""
-    plan = plan_reload(service.config, new)
-    for section in plan.restart_needed:
-        log.warning(
-            "reload: [%s] changed; it takes effect only after a restart "
-            "(the running values stay until then)",
-            section,
-        )
-    effective = plan.config
-    service.config = effective
-    service.transformer.config = effective
-    if service.deliverer is not None:
-        service.deliverer.config = effective
-    service.alerter.config = effective.alerts
-    for name in plan.removed:
-        service.metrics.forget_source(name)
-    for source in effective.sources:
-        if not source.enabled:
-            service.metrics.forget_source(source.name)
-    service.reschedule(
-        [s for s in effective.sources if s.name in plan.added],
-        [s for s in effective.sources if s.name in plan.rescheduled],
-    )
-    log.info("reload: config %s applied: %s", effective.path, plan.summary())
-    return plan
