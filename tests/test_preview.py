@@ -24,7 +24,7 @@ from publisher.adapters.sqlite import Store
 from publisher.cli import cli
 from publisher.compose import build_preview
 from publisher.config import load_config
-from publisher.pipeline.preview import json_lines, render_cards, write_html
+from publisher.ui.preview import json_lines, render_cards, write_html
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"

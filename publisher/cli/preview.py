@@ -72,7 +72,7 @@ def preview(
     folder sources are left exactly as they were.
     """
     from publisher.compose import build_preview
-    from publisher.pipeline.preview import json_lines, print_cards, write_html
+    from publisher.ui.preview import json_lines, print_cards, write_html
 
     config = state.load()
     known = {s.name for s in config.sources}

@@ -1,0 +1,1 @@
+"""How things are shown to a person: the preview's cards, JSON and page."""
