@@ -21,21 +21,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from publisher.adapters.alerts import Alerter
-from publisher.adapters.fetch import Fetcher
-from publisher.adapters.httpserver import HTTPServer
-from publisher.adapters.mediafolder import MediaStore
-from publisher.adapters.metrics import Metrics
 from publisher.adapters.sources.registry import make_source
-from publisher.adapters.sqlite import Store
+from publisher.config import resolve_token
 from publisher.core.config import Config, SourceConfig
-from publisher.pipeline.deliver import Deliverer
-from publisher.pipeline.poll import Poller
-from publisher.pipeline.transform import Transformer, fetch_media_with
 from publisher.ports import Channel, Clock, Source
 
+# The adapters are imported where they are built, so that a command that
+# needs only the config (``check``, ``health``) loads none of them.
 if TYPE_CHECKING:
+    from publisher.adapters.alerts import Alerter
+    from publisher.adapters.fetch import Fetcher
+    from publisher.adapters.httpserver import HTTPServer
+    from publisher.adapters.mediafolder import MediaStore
+    from publisher.adapters.metrics import Metrics
+    from publisher.adapters.sqlite import Store
+    from publisher.pipeline.deliver import Deliverer
+    from publisher.pipeline.poll import Poller
     from publisher.pipeline.preview import Preview
+    from publisher.pipeline.transform import Transformer
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +94,20 @@ def build_sources(configs: Iterable[SourceConfig], fetcher: Fetcher) -> dict[str
 
 def build(config: Config, *, token: str | None = None, clock: Clock = utcnow) -> Parts:
     """The shared parts. Opens the state file (StoreError when it cannot be used)."""
+    from publisher.adapters.alerts import Alerter
+    from publisher.adapters.fetch import Fetcher
+    from publisher.adapters.mediafolder import MediaStore
+    from publisher.adapters.metrics import Metrics
+    from publisher.adapters.sqlite import Store
+    from publisher.pipeline.poll import Poller
+    from publisher.pipeline.transform import Transformer, fetch_media_with
+
     metrics = Metrics(clock=clock)
     alerter = Alerter(config.alerts, clock=clock, metrics=metrics)
     store = Store.open(config.storage.path)
     media = MediaStore(config.storage.media_dir)
     fetcher = Fetcher(config.fetch)
-    transformer = Transformer(config, media, fetch_media_with(fetcher), config.server.public_url)
+    transformer = Transformer(config, media, fetch_media_with(fetcher), public_url(config))
     poller = Poller(config, store, transformer, clock=clock, metrics=metrics, alerts=alerter)
     return Parts(
         config=config,
@@ -110,7 +121,7 @@ def build(config: Config, *, token: str | None = None, clock: Clock = utcnow) ->
         poller=poller,
         sources=build_sources(config.sources, fetcher),
         token=token,
-        public_url=config.server.public_url,
+        public_url=public_url(config),
     )
 
 
@@ -121,6 +132,45 @@ def build(config: Config, *, token: str | None = None, clock: Clock = utcnow) ->
 def uses_local_channel(config: Config) -> bool:
     """Whether the channel is the built-in local channel (no Viber account)."""
     return config.viber.is_local
+
+
+#: What the commands that talk to Viber's account say on the local channel.
+LOCAL_NOTE = (
+    'viber.api_url is "local": the local channel is in use, so there is no Viber account '
+    "to ask. Set viber.api_url to https://chatapi.viber.com/pa to post to Viber"
+)
+
+
+def no_account(config: Config) -> str | None:
+    """Why there is no Viber account to ask (the local channel), or None."""
+    return LOCAL_NOTE if uses_local_channel(config) else None
+
+
+def public_url(config: Config, server_url: str | None = None) -> str | None:
+    """Where Viber (or the local channel) reaches this service: ``[server]
+    public_url``; on the local channel without one, the built-in server's own
+    address (``server_url`` once it listens, else the one ``listen`` names),
+    since the local channel fetches media from it as Viber would."""
+    if config.server.public_url:
+        return config.server.public_url.rstrip("/")
+    if not uses_local_channel(config):
+        return None
+    if server_url is not None:
+        return server_url
+    host, port = config.server.host, config.server.port
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def channel_token(config: Config) -> str | None:
+    """The channel's token, read from where ``[viber]`` says (ConfigError when
+    it is missing); None for the local channel, which makes its own."""
+    if uses_local_channel(config):
+        return None
+    return resolve_token(config.viber)
 
 
 def prepare_channel(parts: Parts) -> None:
@@ -159,9 +209,7 @@ def start_channel(parts: Parts, channel: Channel | None = None) -> Channel:
             sender_id=config.viber.sender_id,
         )
     parts.channel = channel
-    if parts.public_url is None and parts.local is not None and parts.server is not None:
-        # The local channel fetches media from this service, as Viber would.
-        parts.public_url = parts.server.url
+    parts.public_url = public_url(config, parts.server.url if parts.server else None)
     parts.transformer.public_url = parts.public_url
     return channel
 
@@ -191,6 +239,7 @@ def _channel_page(parts: Parts) -> WSGIApp | None:
 
 def serve(parts: Parts, *, health: Probe, ready: Probe) -> HTTPServer:
     """Start the built-in HTTP server on ``[server] listen`` (OSError if it cannot)."""
+    from publisher.adapters.httpserver import HTTPServer
     from publisher.adapters.web import make_app
 
     config = parts.config
@@ -227,7 +276,12 @@ def build_preview(
     """What the next poll would post, changing nothing: the state file is
     opened read-only (absent: an empty store in memory), rendered media go to
     ``media_dir`` (a temporary folder), nothing is posted or moved."""
+    from publisher.adapters.fetch import Fetcher
+    from publisher.adapters.mediafolder import MediaStore
+    from publisher.adapters.sqlite import Store
+    from publisher.pipeline.poll import Poller
     from publisher.pipeline.preview import run_preview
+    from publisher.pipeline.transform import Transformer, fetch_media_with
 
     now = (now or utcnow()).astimezone(UTC)
     chosen = [
@@ -240,7 +294,7 @@ def build_preview(
     fetcher = fetcher if fetcher is not None else Fetcher(config.fetch)
     try:
         transformer = Transformer(
-            config, MediaStore(media_dir), fetch_media_with(fetcher), config.public_url
+            config, MediaStore(media_dir), fetch_media_with(fetcher), public_url(config)
         )
         poller = Poller(config, store, transformer, clock=lambda: now)
         adapters = list(build_sources(chosen, fetcher).values())

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from publisher.compose import public_url
 from publisher.config import config_path, load_config, parse_config, resolve_token
 from publisher.core.config import Config, parse_clock, parse_duration, parse_listen, parse_size
 from publisher.core.errors import ConfigError
+from publisher.core.urls import webhook_url
 
 
 def problems(text: str) -> list[str]:
@@ -92,7 +94,7 @@ def test_empty_config_has_defaults() -> None:
     assert config.server.listen == "127.0.0.1:8080"
     assert config.server.webhook_path == "/viber/webhook"
     assert config.fetch.allow_private is False
-    assert config.public_url is None
+    assert public_url(config) is None
 
 
 def test_full_config_round_trip(tmp_path: Path) -> None:
@@ -143,7 +145,9 @@ caption_overflow = "truncate"
     config = load_config(path)
     assert config.viber.token_file == tmp_path / "secret/token"
     assert config.server.public_url == "https://bot.example.org"
-    assert config.server.webhook_url == "https://bot.example.org/viber/webhook"
+    assert webhook_url(public_url(config), config.server.webhook_path) == (
+        "https://bot.example.org/viber/webhook"
+    )
     assert config.storage.path == tmp_path / "state.sqlite3"
     assert config.fetch.max_bytes == 2_000_000
     policy = config.delivery.policy
@@ -228,7 +232,7 @@ def test_public_url_not_https_is_a_warning() -> None:
 def test_local_channel_public_url_defaults_to_listen_address() -> None:
     config = parse_config({"viber": {"api_url": "local"}, "server": {"listen": "0.0.0.0:9090"}})
     assert config.viber.is_local
-    assert config.public_url == "http://127.0.0.1:9090"
+    assert public_url(config) == "http://127.0.0.1:9090"
 
 
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:

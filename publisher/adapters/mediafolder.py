@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from publisher.core.urls import media_url
+
 log = logging.getLogger(__name__)
 
 #: A stored file's name: hex content hash and a short lowercase extension.
@@ -182,8 +184,8 @@ class MediaStore:
 
     @staticmethod
     def url(public_url: str, name: str) -> str:
-        """``{public_url}/media/{name}`` (one slash between, whatever ``public_url`` ends with)."""
-        return f"{public_url.rstrip('/')}/media/{check_name(name)}"
+        """``{public_url}/media/{name}`` (see :mod:`publisher.core.urls`)."""
+        return media_url(public_url, check_name(name))
 
     # ---------------------------------------------------------------- pruning
 

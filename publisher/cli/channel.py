@@ -26,6 +26,7 @@ from publisher.cli import (
     fail_config,
     pass_state,
 )
+from publisher.compose import no_account
 from publisher.core.config import Config
 from publisher.core.errors import (
     ConfigError,
@@ -35,16 +36,14 @@ from publisher.core.errors import (
     WebhookRefusedError,
 )
 from publisher.core.records import AccountInfo, Member
-
-LOCAL_NOTE = (
-    'viber.api_url is "local": the local channel is in use, so there is no Viber account '
-    "to ask. Set viber.api_url to https://chatapi.viber.com/pa to post to Viber"
-)
+from publisher.core.urls import webhook_url
 
 
 def _local(config: Config) -> bool:
-    if config.viber.is_local:
-        click.echo(LOCAL_NOTE)
+    """On the local channel there is no Viber account: say so."""
+    note = no_account(config)
+    if note is not None:
+        click.echo(note)
         return True
     return False
 
@@ -138,7 +137,7 @@ def webhook_set(state: State, url: str | None) -> None:
     config = state.load()
     if _local(config):
         sys.exit(EXIT_OK)
-    target = url or config.server.webhook_url
+    target = url or webhook_url(config.server.public_url, config.server.webhook_path)
     if not target:
         raise click.UsageError(
             "no URL given and server.public_url is not set; pass the URL "
@@ -169,7 +168,7 @@ def online_check(config: Config) -> None:
 
     Prints one line on success; on failure prints why and exits (1, 2 or 3).
     """
-    if config.viber.is_local:
+    if no_account(config) is not None:
         click.echo("viber: the local channel is in use; nothing to check online")
         return
     with _viber(config) as client:

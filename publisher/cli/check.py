@@ -7,7 +7,7 @@ import sys
 import click
 
 from publisher.cli import EXIT_CONFIG, EXIT_OK, State, pass_state
-from publisher.config import load_config, resolve_token
+from publisher.config import load_config
 from publisher.core.errors import ConfigError
 
 
@@ -22,9 +22,11 @@ def check(state: State, online: bool) -> None:
     except ConfigError as exc:
         problems.extend(exc.problems)
         config = None
-    if config is not None and not config.viber.is_local:
+    if config is not None:
+        from publisher.compose import channel_token
+
         try:
-            resolve_token(config.viber)
+            channel_token(config)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -34,7 +36,9 @@ def check(state: State, online: bool) -> None:
     assert config is not None
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
-    if config.public_url is None:
+    from publisher.compose import public_url
+
+    if public_url(config) is None:
         click.echo(
             "warning: server.public_url is not set: pictures are posted only when the source "
             "image is already a JPEG under 1 MB at a .jpg URL; others become text posts with "

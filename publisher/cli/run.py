@@ -7,7 +7,6 @@ import logging
 import click
 
 from publisher.cli import EXIT_FAILURE, EXIT_VIBER_REFUSED, State, fail, fail_config, pass_state
-from publisher.config import resolve_token
 from publisher.core.config import Config
 from publisher.core.errors import ConfigError, PublisherError
 from publisher.logs import register_secret
@@ -16,14 +15,16 @@ log = logging.getLogger("publisher")
 
 
 def token_for(config: Config) -> str | None:
-    """The token (registered as a secret), None on the local channel; exit 2 if missing."""
-    if config.viber.is_local:
-        return None
+    """The channel's token (registered as a secret), or None when the channel
+    makes its own (the local channel); exit 2 if it is missing."""
+    from publisher.compose import channel_token
+
     try:
-        token = resolve_token(config.viber)
+        token = channel_token(config)
     except ConfigError as exc:
         fail_config(exc)
-    register_secret(token)
+    if token is not None:
+        register_secret(token)
     return token
 
 

@@ -160,12 +160,6 @@ class ServerConfig:
     def port(self) -> int:
         return parse_listen(self.listen)[1]
 
-    @property
-    def webhook_url(self) -> str | None:
-        if self.public_url is None:
-            return None
-        return self.public_url.rstrip("/") + self.webhook_path
-
 
 @dataclass(frozen=True)
 class StorageConfig:
@@ -295,24 +289,6 @@ class Config:
             if source.name == name:
                 return source
         raise KeyError(name)
-
-    @property
-    def public_url(self) -> str | None:
-        """Where media are served from for the channel.
-
-        With the local channel and no ``public_url``, the built-in server's own
-        address: the local channel fetches media from it as Viber would.
-        """
-        if self.server.public_url:
-            return self.server.public_url.rstrip("/")
-        if self.viber.is_local:
-            host, port = parse_listen(self.server.listen)
-            if host in ("0.0.0.0", "::", ""):
-                host = "127.0.0.1"
-            if ":" in host:
-                host = f"[{host}]"
-            return f"http://{host}:{port}"
-        return None
 
 
 def is_private_address(host: str) -> bool:

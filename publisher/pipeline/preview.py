@@ -120,7 +120,7 @@ def run_preview(
     (a temporary folder). ``limit`` caps the items shown per source (new
     ones first); ``new_only`` leaves out items that will not be posted.
     """
-    preview = Preview(now=now, media_dir=Path(media_dir), public_url=config.public_url)
+    preview = Preview(now=now, media_dir=Path(media_dir), public_url=poller.transformer.public_url)
     store = poller.store
     select = _selector(limit, new_only)
     for source in sources:

@@ -133,7 +133,7 @@ class Transformer:
         self.config = config
         self.store = media_store
         self.fetch_media = fetch_media
-        self.public_url = public_url if public_url is not None else config.public_url
+        self.public_url = public_url
 
     # -- entry points ------------------------------------------------------
 

@@ -7,9 +7,8 @@
   ``failed/`` afterwards.
 
 Fetching is not parsing: bytes come from :mod:`publisher.adapters.fetch`.
+
+Each source type is an adapter (``rss_source``, ``folder_source``) named in
+:mod:`publisher.adapters.sources.registry`; nothing is imported here, so that
+reading the registry loads no parser.
 """
-
-from publisher.adapters.sources.feed import ParsedFeed, parse_feed
-from publisher.adapters.sources.folder import FolderScan, move_done, scan_folder
-
-__all__ = ["FolderScan", "ParsedFeed", "move_done", "parse_feed", "scan_folder"]

@@ -1,0 +1,24 @@
+"""The addresses Viber reaches this service at, derived in one place.
+
+``public_url`` is the HTTPS address of the service (``[server] public_url``;
+on the local channel, the built-in server's own address, see
+:func:`publisher.compose.public_url`). The webhook is ``public_url`` +
+``webhook_path``; each stored media file is ``public_url/media/<name>``.
+"""
+
+from __future__ import annotations
+
+#: Where the built-in server serves stored media (``/media/<name>``).
+MEDIA_PATH = "/media/"
+
+
+def webhook_url(public_url: str | None, webhook_path: str) -> str | None:
+    """The webhook's URL, or None without a public URL."""
+    if public_url is None:
+        return None
+    return public_url.rstrip("/") + webhook_path
+
+
+def media_url(public_url: str, name: str) -> str:
+    """A stored media file's URL (one slash between, whatever ``public_url`` ends with)."""
+    return public_url.rstrip("/") + MEDIA_PATH + name
