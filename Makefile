@@ -6,12 +6,18 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CONFIG ?= sources.toml
 
-.PHONY: run test lint typecheck check bench clean
+.PHONY: run test test-fast browser lint typecheck check bench clean
 
+# The install must stay quiet: a warning from setuptools about pyproject.toml
+# (a deprecated key, say) fails the build here, where it is still easy to fix.
 $(BIN)/viber-publisher: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,video]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,video]' > $(VENV)/install.log 2>&1 \
+		|| { cat $(VENV)/install.log; exit 1; }
+	@cat $(VENV)/install.log
+	@! grep -E 'BuildBackendWarning|SetuptoolsDeprecationWarning' $(VENV)/install.log \
+		|| { echo "error: installing warns (above); fix pyproject.toml"; exit 1; }
 	touch $@
 
 run: $(BIN)/viber-publisher          ## run the service with the example sources.toml
@@ -19,8 +25,25 @@ run: $(BIN)/viber-publisher          ## run the service with the example sources
 	@[ -e data/inbox ] || { mkdir -p data && cp -R samples/inbox data/inbox; }
 	$(BIN)/viber-publisher --config $(CONFIG) run
 
-test: $(BIN)/viber-publisher         ## the whole test suite
+test: $(BIN)/viber-publisher browser ## the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(BIN)/viber-publisher    ## the tests not marked slow (seconds each), while you work
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The preview's page is checked in headless Chromium (tests/test_preview.py).
+# Tests install nothing: this does, as root with apt-get (Debian's chromium);
+# elsewhere it says what to do, and that test is skipped.
+browser:                             ## headless Chromium for the preview test
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium (apt-get) for the preview test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "note: no chromium, so the preview's browser test will be skipped; install it"; \
+		echo "      (Debian/Ubuntu: sudo apt-get install chromium) or run 'make browser' as root"; \
+	fi
 
 lint: $(BIN)/viber-publisher
 	$(BIN)/ruff check publisher tests bench
