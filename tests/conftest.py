@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import STANDIN_TOKEN, FakeClock
 
 DATA = Path(__file__).parent / "data"
 
@@ -50,6 +51,12 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture
+def clock() -> FakeClock:
+    """A :class:`helpers.FakeClock` at ``helpers.T0``; it moves only when told."""
+    return FakeClock()
+
+
 # --------------------------------------------------------------------------
 # Viber stand-in, webhook receiver and media host (real servers on 127.0.0.1)
 
@@ -58,7 +65,6 @@ from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import httpx  # noqa: E402
-from helpers import STANDIN_TOKEN  # noqa: E402
 
 from publisher.adapters.httpserver import HTTPServer  # noqa: E402
 from publisher.adapters.standin import ViberStandIn  # noqa: E402

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,6 +29,30 @@ STANDIN_TOKEN = "4453b6ac1b35ba45-8a9fe0d7c4bbd05c-5c3a4e1b2f7d9e60"
 DEADLINE = 20.0
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "faults.py"
+
+
+# --------------------------------------------------------------------------
+# time
+
+#: Where a :class:`FakeClock` starts unless told.
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """The one fake clock of the tests: what the code under test calls for
+    "now" (``clock: Callable[[], datetime]``, timezone-aware UTC), moved only
+    by the test (``advance``, or set ``now``)."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta = timedelta(), **parts: float) -> datetime:
+        """Move on by ``delta`` and/or ``seconds=``, ``minutes=``…; the new now."""
+        self.now += delta + timedelta(**parts)
+        return self.now
 
 
 # --------------------------------------------------------------------------

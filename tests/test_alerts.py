@@ -7,11 +7,12 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from helpers import T0, FakeClock
 
 from publisher import logs
 from publisher.adapters.alerts import Alerter, webhook_send
@@ -19,19 +20,7 @@ from publisher.adapters.httpserver import HTTPServer
 from publisher.adapters.metrics import Metrics
 from publisher.core.config import AlertsConfig
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOOK = "https://hooks.example.org/services/T000/B000/secretpath"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 class Recorder:
@@ -43,23 +32,18 @@ class Recorder:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def sent() -> Recorder:
     return Recorder()
 
 
 def make(
-    clock: Clock, send: Any, url: str | None = HOOK, interval: float = 3600, **kwargs: Any
+    clock: FakeClock, send: Any, url: str | None = HOOK, interval: float = 3600, **kwargs: Any
 ) -> Alerter:
     config = AlertsConfig(webhook_url=url, min_interval=timedelta(seconds=interval))
     return Alerter(config, clock, send, **kwargs)
 
 
-def test_one_alert_per_kind_and_subject_per_interval(clock: Clock, sent: Recorder) -> None:
+def test_one_alert_per_kind_and_subject_per_interval(clock: FakeClock, sent: Recorder) -> None:
     alerter = make(clock, sent, interval=600)
     assert alerter.alert("source_paused", "blog", "5 failures in a row")
     assert not alerter.alert("source_paused", "blog", "still failing")
@@ -85,7 +69,7 @@ def test_one_alert_per_kind_and_subject_per_interval(clock: Clock, sent: Recorde
     alerter.close()
 
 
-def test_global_cap_per_hour(clock: Clock, sent: Recorder) -> None:
+def test_global_cap_per_hour(clock: FakeClock, sent: Recorder) -> None:
     metrics = Metrics(clock=clock)
     alerter = make(clock, sent, max_per_hour=3, metrics=metrics)
     results = [alerter.alert("post_failed", f"post {n}", "rejected") for n in range(5)]
@@ -112,7 +96,7 @@ def test_global_cap_per_hour(clock: Clock, sent: Recorder) -> None:
 
 
 def test_without_webhook_alerts_are_only_logged(
-    clock: Clock, sent: Recorder, caplog: pytest.LogCaptureFixture
+    clock: FakeClock, sent: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     alerter = make(clock, sent, url=None)
     with caplog.at_level(logging.INFO, logger="publisher.adapters.alerts"):
@@ -127,12 +111,12 @@ def test_without_webhook_alerts_are_only_logged(
     ]
 
 
-def test_unknown_kind_is_a_programming_error(clock: Clock, sent: Recorder) -> None:
+def test_unknown_kind_is_a_programming_error(clock: FakeClock, sent: Recorder) -> None:
     with pytest.raises(ValueError, match="unknown alert kind"):
         make(clock, sent).alert("sky_falling", "x", "y")
 
 
-def test_details_never_override_the_core_fields(clock: Clock, sent: Recorder) -> None:
+def test_details_never_override_the_core_fields(clock: FakeClock, sent: Recorder) -> None:
     alerter = make(clock, sent)
     details = {"kind": "forged", "service": "other", "failures": 5, "last_error": "HTTP 503"}
     assert alerter.alert("source_paused", "blog", "paused", details)
@@ -146,7 +130,7 @@ def test_details_never_override_the_core_fields(clock: Clock, sent: Recorder) ->
     alerter.close()
 
 
-def test_the_caller_does_not_wait_for_the_webhook(clock: Clock) -> None:
+def test_the_caller_does_not_wait_for_the_webhook(clock: FakeClock) -> None:
     release, done = threading.Event(), threading.Event()
 
     def slow(url: str, payload: dict[str, Any]) -> None:
@@ -163,7 +147,7 @@ def test_the_caller_does_not_wait_for_the_webhook(clock: Clock) -> None:
 
 
 def test_send_failures_are_logged_never_raised(
-    clock: Clock, caplog: pytest.LogCaptureFixture
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(url: str, payload: dict[str, Any]) -> None:
         raise OSError("network is down")
@@ -222,7 +206,7 @@ def secret(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_webhook_gets_json_without_the_token(
-    clock: Clock, hook: tuple[Hook, str], secret: str
+    clock: FakeClock, hook: tuple[Hook, str], secret: str
 ) -> None:
     app, url = hook
     alerter = make(clock, None, url=url)
@@ -250,7 +234,7 @@ def test_webhook_gets_json_without_the_token(
 
 
 def test_webhook_error_status_is_logged(
-    clock: Clock, hook: tuple[Hook, str], caplog: pytest.LogCaptureFixture
+    clock: FakeClock, hook: tuple[Hook, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     app, url = hook
     app.status = "500 Internal Server Error"

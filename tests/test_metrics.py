@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from helpers import T0, FakeClock
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from publisher import __version__
 from publisher.adapters.metrics import Metrics
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def scrape(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -37,16 +28,11 @@ def value(metrics: Metrics, name: str, **labels: str) -> float | None:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def metrics(clock: Clock) -> Metrics:
+def metrics(clock: FakeClock) -> Metrics:
     return Metrics(clock=clock)
 
 
-def test_polls_count_by_result_and_time_successes(metrics: Metrics, clock: Clock) -> None:
+def test_polls_count_by_result_and_time_successes(metrics: Metrics, clock: FakeClock) -> None:
     assert value(metrics, "polls_total", source="blog", result="ok") is None
     metrics.poll("blog", "ok", seconds=0.3)
     metrics.poll("blog", "not_modified", seconds=0.1)
@@ -113,7 +99,7 @@ def test_unknown_label_values_are_bounded(
     assert value(metrics, name, **labels) == 1
 
 
-def test_posts_and_last_post(metrics: Metrics, clock: Clock) -> None:
+def test_posts_and_last_post(metrics: Metrics, clock: FakeClock) -> None:
     metrics.post("rate_limited", seconds=0.2)
     assert value(metrics, "last_post_timestamp_seconds") == 0
     clock.now = T0 + timedelta(hours=1)
@@ -164,7 +150,7 @@ def test_forget_source_drops_only_its_series(metrics: Metrics) -> None:
     assert value(metrics, "source_paused", source="new") == 1
 
 
-def test_registries_are_separate_and_not_global(clock: Clock) -> None:
+def test_registries_are_separate_and_not_global(clock: FakeClock) -> None:
     one, two = Metrics(clock=clock), Metrics(clock=clock)
     one.poll("blog", "ok")
     assert value(one, "polls_total", source="blog", result="ok") == 1

@@ -13,14 +13,22 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import helpers
 import httpx
 import pytest
 from conftest import MediaHost, WebhookReceiver
-from helpers import STANDIN_TOKEN, free_port, put, run_cli, running_service, wait_for
+from helpers import (
+    STANDIN_TOKEN,
+    FakeClock,
+    free_port,
+    put,
+    run_cli,
+    running_service,
+    wait_for,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 import publisher.pipeline.deliver
@@ -62,14 +70,6 @@ def metric(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 # --------------------------------------------------------------------------
 # health (a real `run` subprocess)
 
@@ -83,18 +83,29 @@ def running(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
         yield tmp_path, process
 
 
+def _answers(listen: str, path: str) -> bool:
+    """Whether the service at ``listen`` answers 200 on ``path``."""
+    try:
+        return httpx.get(f"http://{listen}{path}", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.slow
 def test_health_is_green_while_the_service_runs_and_red_after(
     running: tuple[Path, subprocess.Popen[str]],
 ) -> None:
     tmp, process = running
-    healthy = wait_for(lambda: (r := run_cli(tmp, "health")).returncode == 0 and r, "healthy")
+    config = load_config(tmp / "sources.toml")
+    # Wait in-process (no CLI subprocess per try), then ask as Docker does, once.
+    wait_for(lambda: _answers(config.server.listen, "/readyz"), "ready", tmp / "run.log")
+    healthy = run_cli(tmp, "health")
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert healthy.stdout.startswith("healthy: http://127.0.0.1:")
     assert healthy.stdout.count("\n") == 1
-    ready = wait_for(
-        lambda: (r := run_cli(tmp, "health", "--ready")).returncode == 0 and r, "ready"
-    )
+    ready = run_cli(tmp, "health", "--ready")
+    assert ready.returncode == 0, ready.stdout + ready.stderr
     assert ready.stdout.startswith("ready: ")
-    config = load_config(tmp / "sources.toml")
     assert pid_path(config).read_text().strip() == str(process.pid)
 
     process.send_signal(signal.SIGTERM)
@@ -147,6 +158,7 @@ def start_service(tmp: Path, channel: ViberStandIn, body: str = FOLDER_SOURCE) -
     return service
 
 
+@pytest.mark.slow
 def test_readyz_turns_red_when_the_token_is_refused_and_green_when_it_works_again(
     tmp_path: Path, channel: ViberStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -284,11 +296,12 @@ def test_a_dead_feed_logs_a_warning_once_per_back_off(
     start = clock.now
     polled_at: list[int] = []
     try:
-        with caplog.at_level(logging.WARNING, logger="publisher.service.runner"):
-            # The scheduler fires every minute for an hour; a due source is polled.
+        with caplog.at_level(logging.WARNING, logger="publisher.pipeline.poll"):
+            # The loop looks every minute for an hour; a source due by then
+            # (give or take its jitter) is polled.
             for minute in range(60):
                 clock.now = start + timedelta(minutes=minute)
-                if service._due(source):
+                if service.due(source) <= clock.now + timedelta(seconds=30):
                     polled_at.append(minute)
                     service.poll_source(source)
     finally:
