@@ -25,6 +25,9 @@ from publisher.config import parse_config
 from publisher.core.errors import MediaError
 from publisher.service.runner import PollOutcome, Service
 
+#: The whole corpus through the pipeline: seconds, not milliseconds.
+pytestmark = pytest.mark.slow
+
 DATA = Path(__file__).parent / "data"
 INDEX = json.loads((DATA / "feeds" / "index.json").read_text(encoding="utf-8"))
 

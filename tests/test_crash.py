@@ -17,10 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import STANDIN_TOKEN, load_bench
 
 from publisher.adapters.sqlite import Store
 from publisher.adapters.standin import ViberStandIn
+
+pytestmark = pytest.mark.slow
 
 
 def test_killed_and_restarted_eight_times_nothing_twice_nothing_lost(

@@ -17,6 +17,7 @@ from helpers import STANDIN_TOKEN, load_bench
 from publisher.adapters.standin import ViberStandIn
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1])
 def test_every_post_is_out_exactly_once_or_unknown(
     tmp_path: Path, standin: ViberStandIn, seed: int

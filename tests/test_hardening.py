@@ -147,6 +147,7 @@ def _run(config: Path, token: str, *args: str) -> subprocess.CompletedProcess[by
     return subprocess.run(command, cwd=config.parent, env=env, capture_output=True, timeout=90)
 
 
+@pytest.mark.slow
 def test_the_token_never_appears_in_output_state_or_status(
     tmp_path: Path, standin: ViberStandIn
 ) -> None:
