@@ -16,7 +16,6 @@ from pathlib import Path
 
 import click
 
-from publisher.adapters.sources.folder import move_done
 from publisher.adapters.sqlite import Store
 from publisher.cli import EXIT_FAILURE, State, fail, pass_state
 from publisher.core.config import Config
@@ -105,15 +104,17 @@ def skip(state: State, post_id: int) -> None:
 
 
 def _move_files(config: Config, row: OutboxRow, rows: list[OutboxRow]) -> None:
+    """The item is finished: its source does with its files what it does
+    (a folder moves them to ``failed/``)."""
+    from publisher.adapters.sources.registry import make_source
+
     try:
-        source = config.source(row.source)
+        source = make_source(config.source(row.source), fetcher=None)
     except KeyError:
-        return
-    if source.type != "folder" or source.path is None:
         return
     ok = all(r.status == "posted" for r in rows)
     try:
-        moved = move_done(source.path, [Path(f) for f in row.files], ok=ok, reason=SKIP_REASON)
+        moved = source.finish([Path(f) for f in row.files], ok=ok, reason=SKIP_REASON)
     except SourceError as exc:
         fail(f"the post is skipped, but its files were not moved: {exc}", EXIT_FAILURE)
     if moved:

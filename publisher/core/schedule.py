@@ -48,7 +48,7 @@ def backoff(every: timedelta, failures: int, max_backoff: timedelta) -> timedelt
     """The wait after ``failures`` failed polls in a row (rule 3, unpaused)."""
     if failures <= 0:
         return every
-    wait = every * (2 ** min(failures - 1, _MAX_DOUBLINGS))
+    wait = every * (1 << min(failures - 1, _MAX_DOUBLINGS))
     return max(min(wait, max_backoff), every)
 
 

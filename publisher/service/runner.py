@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import schedule
 
@@ -51,6 +51,13 @@ from publisher.service.reload import (
     remove_pid,
     write_pid,
 )
+
+if TYPE_CHECKING:
+    from publisher.adapters.alerts import Alerter
+    from publisher.adapters.httpserver import HTTPServer
+    from publisher.adapters.metrics import Metrics
+    from publisher.adapters.sqlite import Store
+    from publisher.pipeline.transform import Transformer
 
 log = logging.getLogger(__name__)
 
@@ -107,19 +114,19 @@ class Service:
         return self.parts.clock
 
     @property
-    def store(self) -> Any:
+    def store(self) -> Store:
         return self.parts.store
 
     @property
-    def metrics(self) -> Any:
+    def metrics(self) -> Metrics:
         return self.parts.metrics
 
     @property
-    def alerter(self) -> Any:
+    def alerter(self) -> Alerter:
         return self.parts.alerter
 
     @property
-    def transformer(self) -> Any:
+    def transformer(self) -> Transformer:
         return self.parts.transformer
 
     @property
@@ -127,7 +134,7 @@ class Service:
         return self.parts.deliverer
 
     @property
-    def server(self) -> Any:
+    def server(self) -> HTTPServer | None:
         return self.parts.server
 
     @property

@@ -35,8 +35,9 @@ SOURCE_TYPES: dict[str, SourceType] = {
 }
 
 
-def make_source(config: SourceConfig, fetcher: Fetcher) -> Source:
-    """The adapter for one configured source."""
+def make_source(config: SourceConfig, fetcher: Fetcher | None) -> Source:
+    """The adapter for one configured source (``fetcher`` None: one that will
+    only ``finish`` items, never read)."""
     kind = SOURCE_TYPES[config.type]
     module_name, _, class_name = kind.adapter.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)

@@ -15,9 +15,14 @@ from publisher.ports import Fetcher
 
 
 class FeedSource:
-    def __init__(self, config: SourceConfig, fetcher: Fetcher) -> None:
+    def __init__(self, config: SourceConfig, fetcher: Fetcher | None) -> None:
         self.config = config
-        self.fetcher = fetcher
+        self._fetcher = fetcher
+
+    @property
+    def fetcher(self) -> Fetcher:
+        assert self._fetcher is not None, "a source made to finish items cannot read"
+        return self._fetcher
 
     def read(self, state: SourceState, now: datetime, *, conditional: bool = True) -> SourceRead:
         """Fetch (with the stored validators unless ``conditional`` is off) and parse.

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from publisher.core.errors import MediaError
 from publisher.core.items import MediaInfo
@@ -243,7 +243,7 @@ def _open(
         im = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise MediaError(f"refused as a decompression bomb: {_one_line(exc)}") from exc
-    except Image.UnidentifiedImageError as exc:
+    except UnidentifiedImageError as exc:
         kind = sniff(data)
         what = f" ({kind}, which Pillow cannot open)" if kind else ""
         raise MediaError(f"not an image Pillow can read{what}") from exc
