@@ -8,16 +8,21 @@ CONFIG ?= sources.toml
 
 .PHONY: run test test-fast browser lint typecheck check bench clean
 
+# A recipe that fails leaves no half-made target behind to look up to date.
+.DELETE_ON_ERROR:
+
 # The install must stay quiet: a warning from setuptools about pyproject.toml
-# (a deprecated key, say) fails the build here, where it is still easy to fix.
+# (a deprecated key, say) is flagged here, and fails the build in CI.
 $(BIN)/viber-publisher: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,video]' > $(VENV)/install.log 2>&1 \
 		|| { cat $(VENV)/install.log; exit 1; }
 	@cat $(VENV)/install.log
-	@! grep -E 'BuildBackendWarning|SetuptoolsDeprecationWarning' $(VENV)/install.log \
-		|| { echo "error: installing warns (above); fix pyproject.toml"; exit 1; }
+	@if grep -qE 'BuildBackendWarning|SetuptoolsDeprecationWarning' $(VENV)/install.log; then \
+		echo "warning: installing warns (above): fix pyproject.toml"; \
+		if [ -n "$$CI" ]; then exit 1; fi; \
+	fi
 	touch $@
 
 run: $(BIN)/viber-publisher          ## run the service with the example sources.toml
