@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from publisher.core.identity import item_key, normalise_link
 from publisher.core.items import Item
-from publisher.core.plan import item_key, matches_filters, normalise_link, select_backfill
+from publisher.core.plan import matches_filters, select_backfill
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from helpers import STANDIN_TOKEN, T0, FakeClock, write_config
 from publisher.adapters.standin import ViberStandIn
 from publisher.config import load_config
 from publisher.core.items import Item, RenderedItem, RenderedMessage
-from publisher.service.parts import readiness
+from publisher.service.probes import readiness
 from publisher.service.runner import Service
 
 

@@ -42,7 +42,7 @@ from publisher.core.errors import PublisherError
 from publisher.pipeline.deliver import Deliverer
 from publisher.pipeline.poll import PollOutcome
 from publisher.ports import Channel, Clock, Source
-from publisher.service.parts import health, readiness
+from publisher.service.probes import health, readiness
 from publisher.service.reload import (
     ReloadPlan,
     pid_path,

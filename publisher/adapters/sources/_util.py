@@ -194,7 +194,7 @@ def claim_key(
     An exact repeat is dropped; a repeated id with other content is keyed by
     its link (or link and hash) instead. Both are warnings.
     """
-    from publisher.core.plan import item_key
+    from publisher.core.identity import item_key
 
     fallback = item_key(None, item.link, item.title, item.html or item.text)
     key = keys.claim(item.key, item.content_hash, fallback)

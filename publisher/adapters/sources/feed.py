@@ -16,7 +16,7 @@ What counts as what:
   a warning; the other entries are kept.
 
 Per item: the key (guid/id, else the normalised link, else a content hash;
-see :func:`publisher.core.plan.item_key`; an id repeated with other content falls
+see :func:`publisher.core.identity.item_key`; an id repeated with other content falls
 back to the link), the title as text, the link resolved against the
 document's URL, the body as HTML (content over summary), the published (or
 updated) time as aware UTC (more than a day in the future → the fetch time),
@@ -51,8 +51,8 @@ from publisher.adapters.sources._util import (
     parse_length,
 )
 from publisher.core.errors import SourceError
+from publisher.core.identity import content_hash, item_key, usable_guid
 from publisher.core.items import Item, MediaCandidate
-from publisher.core.plan import content_hash, item_key, usable_guid
 
 __all__ = ["ParsedFeed", "looks_like_html", "looks_like_json", "parse_feed"]
 

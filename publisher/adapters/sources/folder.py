@@ -65,8 +65,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from publisher.core.errors import SourceError
+from publisher.core.identity import content_hash
 from publisher.core.items import Item, MediaCandidate, MediaKind
-from publisher.core.plan import content_hash
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}

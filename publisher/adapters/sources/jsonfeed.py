@@ -32,8 +32,8 @@ from publisher.adapters.sources._util import (
     parse_length,
 )
 from publisher.core.errors import SourceError
+from publisher.core.identity import content_hash, item_key, usable_guid
 from publisher.core.items import Item, MediaCandidate
-from publisher.core.plan import content_hash, item_key, usable_guid
 
 VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
 KNOWN_VERSIONS = ("1", "1.0", "1.1")
