@@ -18,7 +18,7 @@ from publisher.config import parse_config
 from publisher.core.config import Config
 from publisher.core.errors import StoreError
 from publisher.core.items import Item, RenderedItem, RenderedMessage
-from publisher.service.parts import readiness
+from publisher.service.probes import readiness
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

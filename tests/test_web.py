@@ -17,7 +17,7 @@ from werkzeug.test import EnvironBuilder
 from publisher.adapters.httpserver import HTTPServer
 from publisher.adapters.mediafolder import MediaStore
 from publisher.adapters.viber.signature import sign
-from publisher.service.web import make_app
+from publisher.adapters.web import make_app
 
 TOKEN = "44dafb7e0f40021e-61a47a1e6778d187-f2c5a676a07050b3"
 VECTOR_BODY = b'{"event":"webhook","timestamp":4977069964384421269,"message_token":1478683725125}'
