@@ -103,6 +103,3 @@ def health(state: State, ready: bool, timeout: float) -> None:
         sys.exit(EXIT_OK)
     click.echo(f"not {what}: {url} answered {status}: {_summary(body)}")
     sys.exit(EXIT_FAILURE)
-
-
-COMMANDS = [health]
