@@ -1,15 +1,17 @@
-"""Reloading ``sources.toml`` into a running service, and the pid file.
+"""What a reload of ``sources.toml`` changes (:func:`plan_reload`, pure), and
+the pid file that ``reload`` and ``status`` find the service by.
 
 ``SIGHUP`` (or ``viber-publisher reload``, which sends it) makes the service
 read its config file again, between two turns of the main loop (never inside
-the signal handler):
+the signal handler), and apply it as one swap
+(:meth:`publisher.service.runner.Service.reload`):
 
 - a file with problems changes nothing: the running config stays, and each
   problem is logged on a line of its own;
 - sources added start polling at once; sources removed stop polling and
   their metrics series are dropped (their queued posts stay and are still
-  delivered); a changed ``every`` is rescheduled, and a source whose next
-  poll lies further away than its new interval is polled now;
+  delivered); a changed ``every`` applies at once (the next poll is
+  computed again from the last one, see :mod:`publisher.core.schedule`);
 - ``[delivery]``, ``[alerts]`` and ``[media]`` take effect for the next post,
   alert or item; ``[viber]``, ``[server]``, ``[storage]`` and ``[fetch]``
   need a restart (a warning says so, and the running values stay).
