@@ -58,6 +58,7 @@ def service(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
         yield tmp_path, process
 
 
+@pytest.mark.slow
 def test_sighup_with_a_broken_config_keeps_running_then_a_good_one_adds_a_source(
     service: tuple[Path, subprocess.Popen[str]],
 ) -> None:

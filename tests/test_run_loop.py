@@ -171,6 +171,7 @@ def test_poll_all_records_only_the_failures_and_the_slow_feed_blocks_nobody(
         service.close()
 
 
+@pytest.mark.slow
 def test_run_loop_posts_new_items_backs_off_a_failing_source_and_stops_on_sigterm(
     tmp_path: Path, standin: ViberStandIn, site: tuple[Site, str]
 ) -> None:

@@ -178,6 +178,3 @@ def online_check(config: Config) -> None:
         f"viber: token ok, channel {info.name!r} ({info.id}), sender {sender.name} "
         f"({sender.id}, superadmin)"
     )
-
-
-COMMANDS = [account, webhook]

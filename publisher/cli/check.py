@@ -51,6 +51,3 @@ def check(state: State, online: bool) -> None:
 
         online_check(config)
     sys.exit(EXIT_OK)
-
-
-COMMANDS = [check]

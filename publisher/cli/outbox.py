@@ -119,6 +119,3 @@ def _move_files(config: Config, row: OutboxRow, rows: list[OutboxRow]) -> None:
         fail(f"the post is skipped, but its files were not moved: {exc}", EXIT_FAILURE)
     if moved:
         click.echo(f"moved {len(moved)} file(s) to {moved[0].parent}")
-
-
-COMMANDS = [retry, skip]

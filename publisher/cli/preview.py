@@ -106,6 +106,3 @@ def preview(
             click.echo(f"wrote {page}", err=True)
     if result.errors:
         sys.exit(EXIT_FAILURE)
-
-
-COMMANDS = [preview]

@@ -35,6 +35,3 @@ def reload(state: State) -> None:
         sys.exit(EXIT_FAILURE)
     click.echo(f"asked the service (pid {pid}, {pid_path(config)}) to reload {state.config_path}")
     sys.exit(EXIT_OK)
-
-
-COMMANDS = [reload]

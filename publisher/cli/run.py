@@ -70,6 +70,3 @@ def run(state: State, once: bool) -> None:
     stopped = service.stopped_reason
     if stopped:
         fail(f"posting is stopped: {stopped}", EXIT_VIBER_REFUSED)
-
-
-COMMANDS = [run]

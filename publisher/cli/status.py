@@ -453,6 +453,3 @@ def status(state: State, as_json: bool, item: str | None, source: str | None, li
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
         render_status(doc, console)
-
-
-COMMANDS = [status]
