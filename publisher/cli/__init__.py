@@ -27,7 +27,7 @@ import click
 from publisher import __version__
 from publisher.config import config_path, load_config
 from publisher.core.config import Config
-from publisher.core.errors import ConfigError
+from publisher.core.errors import ConfigError, PublisherError
 from publisher.logs import setup_logging
 
 EXIT_OK = 0
@@ -124,6 +124,17 @@ class LazyGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in self.lazy:
             self.add_command(self.lazy[cmd_name].load(), cmd_name)
         return self.commands.get(cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; an error it did not handle itself (a state file
+        found damaged in the middle of ``status``, say) is one line, never a
+        traceback: exit 2 for the config, 1 for anything else."""
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            fail_config(exc)
+        except PublisherError as exc:
+            fail(str(exc))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         names = self.list_commands(ctx)
