@@ -15,21 +15,30 @@ from publisher.adapters.httpserver import HTTPServer
 from publisher.adapters.mediafolder import MediaStore
 from publisher.adapters.sqlite import Store
 from publisher.adapters.standin import ViberStandIn
+from publisher.adapters.web import make_app
 from publisher.cli import cli
-from publisher.service.web import make_app
+from publisher.core.records import OutboxRow
 
 ENV = "TEST_POST_TOKEN"
 
 
-def write_config(tmp_path: Path, api_url: str, port: int, public: bool = True) -> Path:
+def write_config(
+    tmp_path: Path, api_url: str, port: int, public: bool = True, delivery: str = ""
+) -> Path:
     public_line = f'public_url = "http://127.0.0.1:{port}"' if public else ""
     path = tmp_path / "sources.toml"
     path.write_text(
         f'[viber]\napi_url = "{api_url}"\ntoken_env = "{ENV}"\ntimeout = "5s"\n'
-        f'[server]\nlisten = "127.0.0.1:{port}"\n{public_line}\n',
+        f'[server]\nlisten = "127.0.0.1:{port}"\n{public_line}\n'
+        f"[delivery]\n{delivery}\n",
         encoding="utf-8",
     )
     return path
+
+
+def outbox(config: Path) -> list[OutboxRow]:
+    with Store.open(config.parent / "data" / "publisher.sqlite3") as store:
+        return store.outbox()
 
 
 def run(config: Path, *args: str, token: str = STANDIN_TOKEN) -> Result:
@@ -94,6 +103,92 @@ def test_viber_refusal_exits_1_with_its_message(config: Path, standin: ViberStan
     assert "badData: nope" in result.stderr
     with Store.open(config.parent / "data" / "publisher.sqlite3") as store:
         assert [r.status for r in store.outbox()] == ["failed"]
+
+
+# --------------------------------------------------------------------------
+# the service's table: passing failures are tried again, a wrong api_url is config
+
+
+def test_too_many_requests_says_when_to_try_again(config: Path, standin: ViberStandIn) -> None:
+    """Status 12 is not a refusal: the cool-down (5 minutes by default) is
+    longer than --wait, so post says the post was not sent and when to try."""
+    standin.fail_next("status12")
+    result = run(config, "--text", "Hello")
+    assert result.exit_code == 1, result.output
+    assert "not sent: Viber status 12" in result.stderr
+    assert re.search(r"try again after \d\d:\d\d:\d\d UTC \(in 5m1s", result.stderr)
+    assert "refused" not in result.stderr
+    assert [r.status for r in outbox(config)] == ["failed"]
+    assert standin.posts == []
+
+
+def test_too_many_requests_waits_the_cool_down_and_posts(
+    tmp_path: Path, standin: ViberStandIn
+) -> None:
+    config = write_config(
+        tmp_path,
+        standin.api_url,
+        free_port(),
+        delivery='rate_limit_cooldown = "1s"\nretry_backoff = "0.2s"',
+    )
+    standin.fail_next("status12")
+    result = run(config, "--text", "Hello", "--wait", "30s")
+    assert result.exit_code == 0, result.output
+    assert "Viber status 12" in result.stderr and "trying again in 1 s" in result.stderr
+    assert [p.payload["text"] for p in standin.posts] == ["Hello"]
+    [row] = outbox(config)
+    assert (row.status, row.attempts) == ("posted", 2)
+
+
+def test_passing_failures_are_retried_up_to_max_attempts(
+    tmp_path: Path, standin: ViberStandIn
+) -> None:
+    config = write_config(
+        tmp_path,
+        standin.api_url,
+        free_port(),
+        delivery='retry_backoff = "0.05s"\nmax_attempts = 3',
+    )
+    standin.fail_next("http500", 2)
+    assert run(config, "--text", "first", "--wait", "30s").exit_code == 0
+    standin.fail_next("http500", 10)
+    result = run(config, "--text", "second", "--wait", "30s")
+    assert result.exit_code == 1
+    assert "gave up after 3 attempts" in result.stderr and "HTTP 500" in result.stderr
+    rows = sorted((r.id, r.status, r.attempts) for r in outbox(config))
+    assert rows == [(1, "posted", 3), (2, "failed", 3)]
+    assert [p.payload["text"] for p in standin.posts] == ["first"]
+
+
+def test_a_wrong_api_url_exits_2_naming_the_url(tmp_path: Path, standin: ViberStandIn) -> None:
+    wrong = standin.api_url.removesuffix("/pa") + "/api"
+    config = write_config(tmp_path, wrong, free_port())
+    result = run(config, "--text", "Hello")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: {wrong}/get_account_info answered HTTP 404: [viber] api_url is wrong; "
+        "the Viber API is https://chatapi.viber.com/pa\n"
+    )
+    assert [r.status for r in outbox(config)] == ["failed"]
+
+
+def test_no_answer_leaves_the_post_unknown(config: Path, standin: ViberStandIn) -> None:
+    standin.fail_next("drop_after")
+    result = run(config, "--text", "Hello")
+    assert result.exit_code == 1
+    assert "`viber-publisher retry 1` or `skip 1`" in result.stderr
+    assert [r.status for r in outbox(config)] == ["unknown"]
+    assert len(standin.posts) == 1  # it did go out: never sent twice
+
+
+def test_webhook_not_set_is_set_then_posted(config: Path, standin: ViberStandIn) -> None:
+    standin.preset_webhook(None)
+    result = run(config, "--text", "Hello")
+    assert result.exit_code == 0, result.output
+    assert standin.counts["set_webhook"] == 1
+    assert [r.status for r in standin.requests if r.endpoint == "post"] == [10, 0]
+    [row] = outbox(config)
+    assert (row.status, row.attempts) == ("posted", 1)
 
 
 def test_file_without_public_url_is_a_config_error(

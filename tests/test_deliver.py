@@ -1,5 +1,5 @@
-"""Delivery against the real stand-in: every answer of the status table in
-publisher/deliver.py, with a fake clock (back-off waits are clock advances),
+"""Delivery against the real stand-in: every answer of the table in
+publisher/core/outcomes.py, with a fake clock (back-off waits are clock advances),
 and the operator's ``retry ID`` / ``skip ID`` commands."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from publisher.core.items import Item, RenderedItem, RenderedMessage
 from publisher.core.policy import Wait
 from publisher.core.records import OutboxRow, PostResult
 from publisher.pipeline.deliver import NAG_EVERY, RECHECK_EVERY, Deliverer
-from publisher.service.parts import readiness
+from publisher.service.probes import readiness
 from publisher.service.runner import Service
 
 START = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
@@ -414,6 +414,174 @@ def test_account_errors_stop_posting_then_it_resumes(
         assert posted_texts(standin) == ["a", "b"]
     finally:
         service.close()
+
+
+# --------------------------------------------------------------------------
+# a wrong api_url
+
+
+@dataclass
+class Probe:
+    """What readiness() looks at, for a rig without a whole service."""
+
+    config: Config
+    store: Store
+    deliverer: Deliverer
+    clock: FakeClock
+    started_at: datetime | None = START
+    stopping: bool = False
+
+
+def wrong_api_url(standin: ViberStandIn) -> str:
+    """The stand-in's host with a wrong path: every endpoint answers 404."""
+    return standin.api_url.removesuffix("/pa") + "/api"
+
+
+@pytest.mark.parametrize("read_account_first", [True, False])
+def test_a_404_from_a_wrong_api_url_stops_posting_and_keeps_the_post(
+    rig: Rig, standin: ViberStandIn, read_account_first: bool
+) -> None:
+    [post_id] = queue_text(rig.store, "a")
+    if read_account_first:
+        rig.deliverer.sender()  # read while the URL was right: the post itself gets the 404
+    wrong = wrong_api_url(standin)
+    rig.client.api_url = wrong
+    rig.deliverer.step()
+    stopped = rig.deliverer.stopped_reason
+    endpoint = "post" if read_account_first else "get_account_info"
+    assert stopped is not None and stopped.startswith(
+        f"{wrong}/{endpoint} answered HTTP 404: [viber] api_url is wrong; "
+        "the Viber API is https://chatapi.viber.com/pa"
+    )
+    for _ in range(12):  # two hours: a 5xx would have used up every attempt
+        rig.clock.advance(timedelta(minutes=10))
+        rig.deliverer.step()
+    row = rig.row(post_id)
+    assert row.status == "queued" and row.attempts == 0  # not burnt, never lost
+    ready, details = readiness(Probe(rig.config, rig.store, rig.deliverer, rig.clock))
+    assert not ready and "api_url is wrong" in details["posting"]
+
+    rig.client.api_url = standin.api_url  # fixed (and restarted)
+    rig.drain()
+    assert rig.row(post_id).status == "posted" and rig.row(post_id).attempts == 1
+    assert rig.deliverer.stopped_reason is None
+    assert posted_texts(standin) == ["a"]
+
+
+def test_setting_the_webhook_at_a_wrong_api_url_stops_posting(
+    tmp_path: Path, standin: ViberStandIn, webhook_receiver: Any
+) -> None:
+    public = webhook_receiver.url.removesuffix("/viber/webhook")
+    for rig in _rig(tmp_path, standin, public_url=public):
+        rig.client.api_url = wrong_api_url(standin)
+        assert not rig.deliverer.ensure_webhook()
+        stopped = rig.deliverer.stopped_reason
+        assert stopped is not None and "/set_webhook answered HTTP 404" in stopped
+
+
+# --------------------------------------------------------------------------
+# the account, checked at start-up
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def alert(self, kind: str, subject: str, message: str, details: Any = None) -> bool:
+        self.sent.append((kind, subject, message))
+        return True
+
+
+def checking_rig(
+    tmp_path: Path, standin: ViberStandIn, token: str = STANDIN_TOKEN, api_url: str | None = None
+) -> Iterator[tuple[Rig, Alerts]]:
+    alerts = Alerts()
+    for rig in _rig(tmp_path, standin):
+        client = ChannelClient(
+            token, api_url=api_url or standin.api_url, timeout=2, token_source="$VIBER_AUTH_TOKEN"
+        )
+        rig.deliverer.client = client
+        rig.deliverer.alerter = alerts
+        try:
+            yield rig, alerts
+        finally:
+            client.close()
+
+
+def test_a_refused_token_shows_at_start_up(
+    tmp_path: Path, standin: ViberStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="publisher")
+    wrong = "0000000000000000-1111111111111111-2222222222222222"
+    for rig, alerts in checking_rig(tmp_path, standin, token=wrong):
+        [post_id] = queue_text(rig.store, "a")
+        assert rig.deliverer.check_account_now() is False
+        stopped = rig.deliverer.stopped_reason
+        assert (
+            stopped is not None and "Viber status 2" in stopped and "$VIBER_AUTH_TOKEN" in stopped
+        )
+        ready, details = readiness(Probe(rig.config, rig.store, rig.deliverer, rig.clock))
+        assert not ready and details["posting"] == f"stopped: {stopped}"
+        assert [kind for kind, _, _ in alerts.sent] == ["posting_stopped"]
+        assert any(
+            r.levelno == logging.ERROR and "posting stopped" in r.getMessage()
+            for r in caplog.records
+        )
+        assert wrong not in caplog.text
+        # Not re-asked on the first step: the next check is a RECHECK_EVERY later.
+        before = len(standin.requests)
+        rig.deliverer.step()
+        assert len(standin.requests) == before
+        assert rig.row(post_id).status == "queued" and standin.posts == []
+
+
+def test_a_stop_left_from_the_last_run_is_announced_again(
+    tmp_path: Path, standin: ViberStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = "0000000000000000-1111111111111111-2222222222222222"
+    for rig, _ in checking_rig(tmp_path, standin, token=wrong):
+        rig.deliverer.check_account_now()
+        caplog.clear()
+        assert rig.deliverer.check_account_now() is False  # the next start, same reason
+        assert "posting stopped" in caplog.text
+
+
+def test_an_accepted_token_at_start_up_lifts_an_old_stop(
+    tmp_path: Path, standin: ViberStandIn
+) -> None:
+    for rig, alerts in checking_rig(tmp_path, standin):
+        rig.store.channel().set_stopped("Viber status 2 (invalidAuthToken), last run")
+        [post_id] = queue_text(rig.store, "a")
+        assert rig.deliverer.check_account_now() is True
+        assert rig.deliverer.stopped_reason is None
+        assert [kind for kind, _, _ in alerts.sent] == ["recovered"]
+        rig.deliverer.step()
+        assert rig.row(post_id).status == "posted"
+        assert [r.endpoint for r in standin.requests] == ["get_account_info", "post"]
+
+
+def test_a_wrong_api_url_shows_at_start_up(tmp_path: Path, standin: ViberStandIn) -> None:
+    for rig, alerts in checking_rig(tmp_path, standin, api_url=wrong_api_url(standin)):
+        assert rig.deliverer.check_account_now() is False
+        stopped = rig.deliverer.stopped_reason
+        assert stopped is not None and "answered HTTP 404: [viber] api_url is wrong" in stopped
+        assert [kind for kind, _, _ in alerts.sent] == ["posting_stopped"]
+
+
+def test_viber_out_of_reach_at_start_up_is_only_a_warning(
+    tmp_path: Path, standin: ViberStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/pa"
+    for rig, alerts in checking_rig(tmp_path, standin, api_url=closed):
+        assert rig.deliverer.check_account_now() is False
+        assert rig.deliverer.stopped_reason is None
+        assert alerts.sent == []
+        assert any(
+            r.levelno == logging.WARNING and "could not check the token" in r.getMessage()
+            for r in caplog.records
+        )
 
 
 # --------------------------------------------------------------------------

@@ -14,7 +14,9 @@ from helpers import STANDIN_TOKEN
 from publisher.adapters.standin import SUPERADMIN_ID, ViberStandIn
 from publisher.adapters.viber.client import ChannelClient, check_answer, parse_message_token
 from publisher.adapters.viber.signature import sign, verify_signature
+from publisher.core.config import DEFAULT_API_URL
 from publisher.core.errors import (
+    ConfigError,
     MessageError,
     RateLimitedError,
     SenderError,
@@ -29,6 +31,7 @@ from publisher.core.errors import (
     ViberTransportError,
     WebhookNotSetError,
     WebhookRefusedError,
+    WrongAPIURLError,
 )
 from publisher.core.messages import PictureMessage, TextMessage
 from publisher.core.records import AccountInfo, Member
@@ -112,7 +115,8 @@ def test_fatal_and_webhook_errors_say_what_to_do(status: int, words: str) -> Non
         (502, b"", ViberHTTPError, True),
         (503, answer(status=0), ViberHTTPError, True),
         (429, b"", ViberHTTPError, True),
-        (404, b"Not Found", ViberHTTPError, False),
+        (400, b"Bad Request", ViberHTTPError, False),
+        (303, b"", ViberHTTPError, False),  # "see other": it may have acted
         (200, b"<html>oops</html>", ViberAmbiguousError, True),
         (200, b"", ViberAmbiguousError, True),
         (200, b"\xff\xfe", ViberAmbiguousError, True),
@@ -130,6 +134,106 @@ def test_answers_that_are_not_viber_json(
     assert info.value.retryable is retryable
     if error is ViberHTTPError:
         assert info.value.http_status == http_status  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------
+# a wrong api_url: nothing was posted, the configuration must change
+
+WRONG = "https://x.example/pa"
+
+
+@pytest.mark.parametrize(
+    ("http_status", "location"),
+    [
+        (404, None),
+        (405, None),
+        (301, "https://chatapi.viber.com/pa/post"),
+        (302, "/login"),
+        (307, "https://elsewhere.example/pa/post"),
+        (308, "https://elsewhere.example/pa/post"),
+    ],
+)
+def test_answers_of_a_wrong_api_url(http_status: int, location: str | None) -> None:
+    with pytest.raises(WrongAPIURLError) as info:
+        check_answer(http_status, b"Not Found", url=f"{WRONG}/post", location=location)
+    error = info.value
+    assert isinstance(error, ConfigError) and not error.retryable
+    assert (error.url, error.http_status) == (f"{WRONG}/post", http_status)
+    assert str(error).startswith(f"{WRONG}/post answered HTTP {http_status}")
+    assert str(error).endswith(
+        "[viber] api_url is wrong; the Viber API is https://chatapi.viber.com/pa"
+    )
+    if location is not None:
+        assert f"a redirect to {location}" in str(error)
+
+
+@pytest.mark.parametrize(
+    "body", [b"<html>Welcome</html>", b"", b"[1]", b'{"ok": true}', b'{"status": "zero"}']
+)
+def test_not_viber_json_from_a_read_only_call_is_a_wrong_api_url(body: bytes) -> None:
+    """get_account_info changes nothing: an answer that is not Viber's is not
+    ambiguous, it shows the URL does not lead to Viber."""
+    with pytest.raises(WrongAPIURLError, match="not Viber's JSON"):
+        check_answer(200, body, url=f"{WRONG}/get_account_info", read_only=True)
+    with pytest.raises(ViberAmbiguousError):
+        check_answer(200, body, url=f"{WRONG}/post")
+
+
+def mock_client(handler: Any, api_url: str = WRONG) -> ChannelClient:
+    return ChannelClient(TOKEN, api_url=api_url, transport=httpx.MockTransport(handler))
+
+
+def test_client_names_the_url_that_answered_404() -> None:
+    with (
+        mock_client(lambda request: httpx.Response(404, text="Not Found")) as client,
+        pytest.raises(WrongAPIURLError) as info,
+    ):
+        client.post(TextMessage("hi"), sender="S1")
+    assert str(info.value) == (
+        "https://x.example/pa/post answered HTTP 404: [viber] api_url is wrong; "
+        "the Viber API is https://chatapi.viber.com/pa"
+    )
+    assert TOKEN not in str(info.value)
+
+
+def test_client_shows_where_a_redirect_goes() -> None:
+    def redirect(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(301, headers={"Location": "https://x.example/pa/v2/post"})
+
+    with mock_client(redirect) as client, pytest.raises(WrongAPIURLError) as info:
+        client.post(TextMessage("hi"), sender="S1")
+    assert "HTTP 301 (a redirect to https://x.example/pa/v2/post)" in str(info.value)
+
+
+def test_client_account_info_from_a_web_page_is_a_wrong_api_url() -> None:
+    def page(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>Welcome</html>")
+
+    with mock_client(page) as client, pytest.raises(WrongAPIURLError) as info:
+        client.get_account_info()
+    assert str(info.value).startswith("https://x.example/pa/get_account_info answered HTTP 200")
+    with mock_client(page) as client, pytest.raises(ViberAmbiguousError):
+        client.post(TextMessage("hi"), sender="S1")  # it may be a Viber that posted
+
+
+def test_a_404_from_the_default_api_url_does_not_blame_the_config() -> None:
+    with (
+        mock_client(lambda request: httpx.Response(404), api_url=DEFAULT_API_URL) as client,
+        pytest.raises(WrongAPIURLError) as info,
+    ):
+        client.get_account_info()
+    assert "api_url is wrong" not in str(info.value)
+    assert str(info.value).startswith(f"{DEFAULT_API_URL}/get_account_info answered HTTP 404")
+
+
+def test_a_wrong_path_on_the_standin_is_a_wrong_api_url(standin: ViberStandIn) -> None:
+    wrong = standin.api_url.removesuffix("/pa") + "/api"
+    with (
+        ChannelClient(STANDIN_TOKEN, api_url=wrong, timeout=5) as client,
+        pytest.raises(WrongAPIURLError, match=r"/api/post answered HTTP 404"),
+    ):
+        client.post(TextMessage("hi"), sender=SUPERADMIN_ID)
+    assert standin.posts == []
 
 
 # --------------------------------------------------------------------------

@@ -16,8 +16,14 @@ checks), queued in the state store, and posted at once by this process:
 
 Decisions: media given on the command line must be used, never silently
 dropped: when the transformer would fall back to text, ``post`` refuses
-instead. Failures are final (the post is marked failed, never retried
-later by the service behind your back).
+instead. What Viber's answer means is the service's table
+(:mod:`publisher.core.outcomes`): a passing failure (connection, HTTP 5xx,
+status 12 "too many requests") is tried again after the same back-off or
+cool-down as the service would wait, while ``--wait`` lasts and up to
+``max_attempts``; past that ``post`` says when to try again. A refused token
+or account exits 3, a wrong ``api_url`` (or sender) 2. Failures are final
+(the post is marked failed, never retried later by the service behind your
+back).
 """
 
 from __future__ import annotations
@@ -25,14 +31,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -42,6 +49,7 @@ import httpx
 from publisher.adapters.httpserver import HTTPServer
 from publisher.adapters.mediafolder import MediaStore
 from publisher.adapters.sqlite import Store
+from publisher.adapters.web import make_app
 from publisher.cli import (
     EXIT_CONFIG,
     EXIT_FAILURE,
@@ -51,18 +59,14 @@ from publisher.cli import (
     pass_state,
 )
 from publisher.cli.run import token_for
-from publisher.core.config import Config, SourceConfig, parse_duration
-from publisher.core.errors import (
-    MessageError,
-    SenderError,
-    ViberAmbiguousError,
-    ViberError,
-    ViberFatalError,
-    WebhookNotSetError,
-)
+from publisher.compose import public_url
+from publisher.core.config import Config, SourceConfig, format_duration, parse_duration
+from publisher.core.errors import PublisherError, SenderError
 from publisher.core.items import Item, MediaCandidate, RenderedItem
+from publisher.core.outcomes import JITTER, Action, Outcome, backoff_delay, outcome_of
+from publisher.core.records import OutboxRow, PostResult
+from publisher.core.urls import webhook_url
 from publisher.pipeline.transform import Transformer
-from publisher.service.web import make_app
 
 log = logging.getLogger("publisher")
 
@@ -105,7 +109,8 @@ class _Serving:
     default="60s",
     show_default=True,
     metavar="DURATION",
-    help="How long to wait for a running service that was handed the post.",
+    help="How long to wait: for a running service that was handed the post, or to "
+    "try again when Viber asks to wait (too many requests, a passing failure).",
 )
 @pass_state
 def post(
@@ -137,7 +142,7 @@ def post(
     except ValueError as exc:
         raise click.BadParameter(f"{wait_for!r} is not a duration: {exc}") from exc
     config = state.load()
-    if path is not None and not config.viber.is_local and config.public_url is None:
+    if path is not None and public_url(config) is None:
         fail(
             "posting a file needs [server] public_url: Viber fetches the media from there "
             "(an HTTPS address that reaches [server] listen)",
@@ -151,13 +156,11 @@ def post(
         return
     token = token_for(config)
     media = MediaStore(config.storage.media_dir)
-    with _serve(config, media) as serving:
-        public_url = config.server.public_url
-        if public_url is None and serving.server is not None:
-            public_url = serving.server.url  # the local channel fetches from us
-        if public_url is None:
-            public_url = config.public_url
-        transformer = Transformer(config, media, _no_fetch, public_url=public_url)
+    with _serve(config, media, token) as serving:
+        served_at = serving.server.url if serving.server is not None else None
+        transformer = Transformer(
+            config, media, _no_fetch, public_url=public_url(config, served_at)
+        )
         rendered = _render(transformer, item, source, url is not None)
         _refuse_unusable(rendered, path)
         if serving.running_service and rendered_media(rendered):
@@ -168,7 +171,7 @@ def post(
                 click.echo(f"handed to the running service as #{', #'.join(map(str, ids))}")
                 _wait(store, ids, wait_seconds)
                 return
-            _post_now(config, store, ids, token, serving)
+            _post_now(config, store, ids, token, serving, wait_seconds)
 
 
 COMMANDS = [post]
@@ -240,7 +243,7 @@ def _dry_run(config: Config, item: Item, source: SourceConfig, is_url: bool) -> 
     """Render into a throw-away media store: names are content hashes, so they
     are the names a real post would serve."""
     with tempfile.TemporaryDirectory(prefix="viber-post-") as tmp:
-        transformer = Transformer(config, MediaStore(Path(tmp)), _no_fetch)
+        transformer = Transformer(config, MediaStore(Path(tmp)), _no_fetch, public_url(config))
         rendered = _render(transformer, item, source, is_url)
         _refuse_unusable(rendered, item.media[0].path if item.media else None)
         public = transformer.public_url
@@ -296,9 +299,9 @@ def _is_service(config: Config) -> bool:
 
 
 @contextmanager
-def _serve(config: Config, media: MediaStore) -> Iterator[_Serving]:
+def _serve(config: Config, media: MediaStore, token: str | None) -> Iterator[_Serving]:
     from publisher.adapters.standin.server import ViberStandIn
-    from publisher.service.parts import _remount
+    from publisher.compose import remount
 
     local = None
     local_token = None
@@ -311,11 +314,12 @@ def _serve(config: Config, media: MediaStore) -> Iterator[_Serving]:
             require_https=False,
             allow_private_media=True,
         )
-        extra["/pa"] = _remount(local.app)
+        extra["/pa"] = remount(local.app)
     app = make_app(
         media=media,
         webhook_path=config.server.webhook_path,
-        token_provider=lambda: local_token,
+        # Viber's test call when post sets the webhook is signed with the token.
+        token_provider=lambda: local_token or token,
         max_body=config.server.max_body,
         extra=extra,
     )
@@ -363,7 +367,12 @@ def _check_served(config: Config, rendered: RenderedItem) -> None:
 
 
 def _post_now(
-    config: Config, store: Store, ids: list[int], token: str | None, serving: _Serving
+    config: Config,
+    store: Store,
+    ids: list[int],
+    token: str | None,
+    serving: _Serving,
+    wait_seconds: float,
 ) -> None:
     from publisher.adapters.viber.client import ChannelClient
 
@@ -385,53 +394,168 @@ def _post_now(
             token_source=config.viber.token_source(),
         )
     with client:
-        try:
-            sender = client.sender()
-        except ViberFatalError as exc:
-            _give_up(store, ids, str(exc), EXIT_VIBER_REFUSED)
-        except SenderError as exc:
-            code = EXIT_CONFIG if config.viber.sender_id else EXIT_VIBER_REFUSED
-            _give_up(store, ids, str(exc), code)
-        except ViberError as exc:
-            _give_up(store, ids, f"{exc} (viber.api_url = {config.viber.api_url})", EXIT_FAILURE)
+        poster = _Poster(config, store, client, time.monotonic() + wait_seconds)
+        sender = poster.sender(ids)
         for outbox_id in ids:
             row = store.get(outbox_id)
             assert row is not None
-            if not store.claim(outbox_id, _now()):
+            result = poster.send(row, sender)
+            if result is None:
                 # A running service took it first: its outcome is the outcome.
-                _wait(store, [i for i in ids if i >= outbox_id], 60.0)
+                _wait(store, [i for i in ids if i >= outbox_id], wait_seconds)
                 return
-            webhook_tried = False
-            while True:
-                try:
-                    result = client.post(row.payload, sender=sender)
-                except WebhookNotSetError as exc:
-                    webhook = config.server.webhook_url
-                    if webhook is None or webhook_tried:
-                        _fail_row(store, outbox_id, f"{exc}", EXIT_FAILURE)
-                    webhook_tried = True
-                    try:
-                        client.set_webhook(webhook)
-                    except ViberError as hook_exc:
-                        _fail_row(store, outbox_id, f"{exc}; setting it: {hook_exc}", EXIT_FAILURE)
-                    store.channel().set_webhook_url(webhook)
-                    continue
-                except ViberAmbiguousError as exc:
-                    store.mark_unknown(outbox_id, str(exc), _now())
-                    fail(
-                        f"post #{outbox_id}: {exc}; check the channel, then "
-                        f"`viber-publisher retry {outbox_id}` or `skip {outbox_id}`",
-                        EXIT_FAILURE,
-                    )
-                except ViberFatalError as exc:
-                    _fail_row(store, outbox_id, str(exc), EXIT_VIBER_REFUSED)
-                except (ViberError, MessageError) as exc:
-                    _fail_row(store, outbox_id, f"refused by Viber: {exc}", EXIT_FAILURE)
-                break
-            store.mark_posted(outbox_id, result.message_token, _now())
             click.echo(
                 f"posted #{outbox_id} ({row.payload.get('type')}) token={result.message_token}"
             )
+
+
+class _Poster:
+    """One post's attempts, by the table of :mod:`publisher.core.outcomes`;
+    each failure either waits and tries again, or exits with one clear line."""
+
+    def __init__(self, config: Config, store: Store, client: Any, deadline: float) -> None:
+        self.config = config
+        self.store = store
+        self.client = client
+        #: ``time.monotonic()`` past which no more waiting: ``--wait``.
+        self.deadline = deadline
+        self.rng = random.Random()
+
+    def sender(self, ids: list[int]) -> str:
+        """Whom posts come from (asks Viber); nothing is sent yet."""
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return str(self.client.sender())
+            except PublisherError as exc:
+                outcome = outcome_of(exc)
+                if outcome.action is Action.STOP:
+                    _give_up(self.store, ids, outcome.reason, self._stop_code(exc, outcome))
+                if outcome.reraise:
+                    raise
+                reason = f"{outcome.reason} (viber.api_url = {self.config.viber.api_url})"
+                if outcome.action is Action.FAIL:
+                    _give_up(self.store, ids, reason, EXIT_FAILURE)
+                delay = self._delay(outcome, attempts)
+                if attempts >= self.config.delivery.max_attempts or not self._fits(delay):
+                    _give_up(self.store, ids, reason + _try_again(delay), EXIT_FAILURE)
+                self._pause(reason, delay, attempts, lambda: self._give_up_all(ids))
+
+    def send(self, row: OutboxRow, sender: str) -> PostResult | None:
+        """Post ``row``; None when a running service claimed it first."""
+        webhook_set = False
+        while True:
+            if not self.store.claim(row.id, _now()):
+                return None
+            try:
+                result: PostResult = self.client.post(row.payload, sender=sender)
+            except BaseException as exc:
+                outcome = outcome_of(exc, on_unknown=self.config.delivery.on_unknown)
+                if outcome.reraise:  # a bug, or Ctrl-C mid-request: the post may be out
+                    self.store.mark_unknown(row.id, outcome_of(exc).reason, _now())
+                    raise
+                if outcome.action is Action.SET_WEBHOOK and not webhook_set:
+                    webhook_set = True
+                    self._set_webhook(row, outcome)
+                    continue
+                if outcome.action is Action.SET_WEBHOOK:  # again 10: as a passing failure
+                    outcome = replace(outcome, action=Action.RETRY, counts=True)
+                self._failed(row, exc, outcome)
+                continue
+            self.store.mark_posted(row.id, result.message_token, _now())
+            return result
+
+    # ------------------------------------------------------------ failures
+
+    def _failed(self, row: OutboxRow, exc: BaseException, outcome: Outcome) -> None:
+        """``row`` is ``sending`` and failed: exit, or wait until it may go again."""
+        action = outcome.action
+        if action is Action.HOLD:
+            self.store.mark_unknown(row.id, outcome.reason, _now())
+            fail(
+                f"post #{row.id}: {outcome.reason}; check the channel, then "
+                f"`viber-publisher retry {row.id}` or `skip {row.id}`",
+                EXIT_FAILURE,
+            )
+        if action is Action.FAIL:
+            _fail_row(self.store, row.id, outcome.reason, EXIT_FAILURE)
+        if action is Action.STOP:
+            _not_sent(self.store, row.id, outcome.reason, self._stop_code(exc, outcome))
+        assert action in (Action.RETRY, Action.COOL_DOWN), outcome
+        current = self.store.get(row.id)
+        attempts = current.attempts if current is not None else row.attempts + 1
+        if attempts >= self.config.delivery.max_attempts:
+            reason = f"gave up after {attempts} attempts: {outcome.reason}"
+            _fail_row(self.store, row.id, reason, EXIT_FAILURE)
+        delay = self._delay(outcome, attempts)
+        if not self._fits(delay):
+            reason = outcome.reason
+            if outcome.maybe_sent:
+                reason += " (the last attempt may have reached Viber: check the channel)"
+            _not_sent(self.store, row.id, reason + _try_again(delay), EXIT_FAILURE)
+        now = _now()
+        self.store.mark_retry(row.id, outcome.reason, now + delay, now)
+        self._pause(
+            f"post #{row.id}: {outcome.reason}",
+            delay,
+            attempts,
+            lambda: _not_sent(self.store, row.id, "interrupted while waiting", EXIT_FAILURE),
+        )
+
+    def _set_webhook(self, row: OutboxRow, outcome: Outcome) -> None:
+        """Status 10: set the webhook once, then the post goes again at once."""
+        webhook = webhook_url(self.config.server.public_url, self.config.server.webhook_path)
+        if webhook is None:
+            reason = f"{outcome.reason}; set [server] public_url so it can be set"
+            _not_sent(self.store, row.id, reason, EXIT_FAILURE)
+        try:
+            self.client.set_webhook(webhook)
+        except PublisherError as exc:
+            hook = outcome_of(exc)
+            code = self._stop_code(exc, hook) if hook.action is Action.STOP else EXIT_FAILURE
+            _not_sent(self.store, row.id, f"{outcome.reason}; setting it: {hook.reason}", code)
+        self.store.channel().set_webhook_url(webhook)
+        now = _now()
+        self.store.mark_retry(row.id, outcome.reason, now, now, refund=not outcome.counts)
+
+    def _delay(self, outcome: Outcome, attempts: int) -> timedelta:
+        """How long the service would wait before the next attempt."""
+        delivery = self.config.delivery
+        delay = backoff_delay(attempts, delivery.retry_backoff, self.rng.uniform(*JITTER))
+        if outcome.action is Action.COOL_DOWN:
+            delay = max(delay, delivery.rate_limit_cooldown)
+        return delay
+
+    def _fits(self, delay: timedelta) -> bool:
+        """Whether waiting ``delay`` stays within ``--wait``."""
+        return time.monotonic() + delay.total_seconds() <= self.deadline
+
+    def _pause(
+        self, reason: str, delay: timedelta, attempts: int, on_interrupt: Callable[[], Any]
+    ) -> None:
+        seconds = delay.total_seconds()
+        click.echo(
+            f"{reason}; trying again in {seconds:.0f} s "
+            f"(attempt {attempts + 1} of {self.config.delivery.max_attempts})",
+            err=True,
+        )
+        try:
+            time.sleep(seconds)
+        except KeyboardInterrupt:
+            on_interrupt()
+            raise
+
+    def _give_up_all(self, ids: list[int]) -> None:
+        _give_up(self.store, ids, "interrupted while waiting", EXIT_FAILURE)
+
+    def _stop_code(self, exc: BaseException, outcome: Outcome) -> int:
+        """Exit code of a STOP: 2 when the configuration must change, else 3."""
+        if outcome.config:
+            return EXIT_CONFIG
+        if isinstance(exc, SenderError) and self.config.viber.sender_id:
+            return EXIT_CONFIG
+        return EXIT_VIBER_REFUSED
 
 
 def _now() -> datetime:
@@ -441,6 +565,21 @@ def _now() -> datetime:
 def _fail_row(store: Store, outbox_id: int, reason: str, code: int) -> NoReturn:
     store.mark_failed(outbox_id, reason, _now())
     fail(f"post #{outbox_id} failed: {reason}", code)
+
+
+def _not_sent(store: Store, outbox_id: int, reason: str, code: int) -> NoReturn:
+    """``outbox_id`` did not go out (and is not sent later): failed, with the reason."""
+    store.mark_failed(outbox_id, f"not sent: {reason}", _now())
+    fail(f"post #{outbox_id} not sent: {reason}", code)
+
+
+def _try_again(delay: timedelta) -> str:
+    """When to try again, for a passing failure that ``--wait`` does not cover."""
+    wait = format_duration(delay + timedelta(seconds=1))
+    return (
+        f"; try again after {_now() + delay:%H:%M:%S} UTC (in {wait}; "
+        f"with --wait {wait} post waits by itself)"
+    )
 
 
 def _give_up(store: Store, ids: list[int], reason: str, code: int) -> NoReturn:

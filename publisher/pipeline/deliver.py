@@ -6,28 +6,17 @@ which post may go now, and then:
 - marks it ``sending`` (committed) *before* the request, so a crash leaves
   a trace: on the next start it becomes ``unknown`` and is held for the
   operator (``on_unknown = "hold"``) — never silently sent twice;
-- sends it, and records the answer right after it comes:
+- sends it, and records the answer right after it comes, as the table in
+  :mod:`publisher.core.outcomes` says (:func:`~publisher.core.outcomes.outcome_of`:
+  posted, retried with back-off, cooled down, held as ``unknown``, failed,
+  posting stopped, or the webhook set first). ``viber-publisher post`` follows
+  the same table.
 
-  ============================  =============================================
-  answer                        what happens
-  ============================  =============================================
-  ok                            ``posted`` with the message token
-  connection failed (not sent)  retried with exponential back-off and jitter
-  HTTP 5xx, status 12, other    retried likewise, ``max_attempts`` in all,
-                                then ``failed``; 12 also slows the channel
-                                down for ``rate_limit_cooldown``
-  sent but no answer            ``unknown`` (the post may be out), held for
-  (read timeout, dropped)       the operator (``retry ID`` / ``skip ID``); with
-                                ``on_unknown = "retry"`` retried like a 5xx
-  3, 4, bot-only codes          ``failed`` at once, Viber's message kept
-  10 (webhook not set)          the webhook is set once (``public_url``
-                                needed), then retried at once; again 10:
-                                retried with back-off
-  2, 7, 8, 9                    posting stops; the service stays up, health
-                                turns red, the token or account is checked
-                                again every few minutes and posting resumes
-                                by itself once Viber accepts it
-  ============================  =============================================
+While posting is stopped (token or account refused, no superadmin sender,
+``api_url`` not Viber's) the service stays up, health turns red, the account
+is checked again every few minutes (:data:`RECHECK_EVERY`) and posting
+resumes by itself once Viber accepts it. :meth:`Deliverer.check_account_now`
+makes that check at start-up, so a refused token shows at once.
 """
 
 from __future__ import annotations
@@ -40,18 +29,18 @@ from typing import Any
 
 from publisher.adapters.sqlite import Store
 from publisher.core.config import Config
-from publisher.core.errors import (
-    MessageError,
-    RateLimitedError,
-    SenderError,
-    ViberAmbiguousError,
-    ViberError,
-    ViberFatalError,
-    ViberRejectedError,
-    WebhookNotSetError,
+from publisher.core.errors import PublisherError, ViberError, ViberFatalError
+from publisher.core.outcomes import (
+    JITTER,
+    Action,
+    Outcome,
+    backoff_delay,
+    outcome_of,
 )
-from publisher.core.policy import Idle, Post, Skip, Wait, history_horizon, next_post
+from publisher.core.policy import Idle, Post, Skip, Verdict, Wait
 from publisher.core.records import OutboxRow
+from publisher.core.urls import webhook_url
+from publisher.pipeline.queue import decide, look
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +55,6 @@ NAG_EVERY = timedelta(minutes=30)
 IDLE_WAIT = timedelta(seconds=30)
 #: How long to wait when the channel's account cannot be read (not a refusal).
 ACCOUNT_RETRY = timedelta(seconds=30)
-#: The longest wait between two attempts of one post.
-MAX_RETRY_DELAY = timedelta(hours=6)
 
 
 class Deliverer:
@@ -84,7 +71,7 @@ class Deliverer:
         rng: random.Random | None = None,
         public_url: str | None = None,
     ) -> None:
-        self.public_url = public_url if public_url is not None else config.public_url
+        self.public_url = public_url
         self.config = config
         self.store = store
         self.client = client
@@ -106,9 +93,10 @@ class Deliverer:
     def stopped_reason(self) -> str | None:
         return self.store.channel().stopped_reason()
 
-    def _stop_posting(self, reason: str) -> None:
+    def _stop_posting(self, reason: str, *, announce: bool = False) -> None:
+        """Stop posting with ``reason`` (logged when new, or when ``announce``)."""
         now = self.clock()
-        if self.store.channel().stopped_reason() != reason:
+        if announce or self.store.channel().stopped_reason() != reason:
             log.error("posting stopped: %s", reason)
             self._last_nag = now
         self.store.channel().set_stopped(reason)
@@ -130,10 +118,7 @@ class Deliverer:
     # -- webhook -----------------------------------------------------------
 
     def webhook_url(self) -> str | None:
-        public = self.public_url
-        if public is None:
-            return None
-        return public.rstrip("/") + self.config.server.webhook_path
+        return webhook_url(self.public_url, self.config.server.webhook_path)
 
     def ensure_webhook(self, force: bool = False) -> bool:
         """Set the webhook when ``public_url`` is configured and it is not set
@@ -145,10 +130,11 @@ class Deliverer:
             return True
         try:
             self.client.set_webhook(url)
-        except ViberFatalError as exc:
-            self._stop_posting(self._fatal_reason(exc))
-            return False
         except ViberError as exc:
+            outcome = outcome_of(exc)
+            if outcome.action is Action.STOP:
+                self._stop_posting(self._stop_reason(exc, outcome))
+                return False
             log.error(
                 "webhook: Viber did not accept %s: %s; it must answer 200 over HTTPS "
                 "(check [server] public_url and the reverse proxy)",
@@ -172,6 +158,49 @@ class Deliverer:
             f"{exc}. Posting resumes by itself once Viber accepts the channel again "
             f"(checked every few minutes; the token is read from {where})"
         )
+
+    def _stop_reason(self, exc: BaseException, outcome: Outcome) -> str:
+        """The reason posting stops (``outcome`` is a STOP): what to fix."""
+        if isinstance(exc, ViberFatalError):
+            return self._fatal_reason(exc)
+        if outcome.config:
+            return (
+                f"{outcome.reason}. Fix the configuration and restart the service; queued "
+                "posts wait for it (checked every few minutes)"
+            )
+        return outcome.reason
+
+    # -- the account ---------------------------------------------------------
+
+    def check_account_now(self) -> bool:
+        """Ask Viber now whether the token and account can post (the service
+        calls it at start-up, before :meth:`ensure_webhook`). True when they can.
+
+        A refusal (token, account, no superadmin, ``api_url`` not Viber's)
+        stops posting with the reason at once: logged, alerted, readyz red;
+        posting resumes by itself once a later check passes. When Viber
+        cannot be asked (a transport error), only a warning is logged: the
+        first post will tell. A stop left from a previous run is lifted when
+        Viber accepts the account now.
+        """
+        self._last_check = self.clock()
+        self._sender = None
+        try:
+            self._check_account()
+        except PublisherError as exc:
+            outcome = outcome_of(exc)
+            if outcome.action is Action.STOP:
+                self._stop_posting(self._stop_reason(exc, outcome), announce=True)
+            else:
+                log.warning(
+                    "start-up: could not check the token and account with Viber (%s); "
+                    "the first post will tell",
+                    exc,
+                )
+            return False
+        self._resume()
+        log.info("Viber accepts the token; posts go out as member %s", self._sender)
+        return True
 
     # -- one step ----------------------------------------------------------
 
@@ -200,35 +229,20 @@ class Deliverer:
         try:
             self._sender = None
             self._check_account()
-        except ViberFatalError as exc:
-            self._stop_posting(self._fatal_reason(exc))
-            return False
-        except SenderError as exc:
-            self._stop_posting(str(exc))
-            return False
-        except ViberError as exc:
-            log.warning("posting is stopped; re-checking the account failed: %s", exc)
+        except PublisherError as exc:
+            outcome = outcome_of(exc)
+            if outcome.action is Action.STOP:
+                self._stop_posting(self._stop_reason(exc, outcome))
+            else:
+                log.warning("posting is stopped; re-checking the account failed: %s", exc)
             return False
         self._resume()
         self.ensure_webhook()
         return True
 
-    def verdict(self, now: datetime) -> Any:
-        rows = self.store.pending(now)
-        history = self.store.history_since(
-            now - history_horizon(self.config.delivery.policy, self._source_policies())
-        )
-        return next_post(
-            [row.candidate() for row in rows],
-            history,
-            self.config.delivery.policy,
-            self._source_policies(),
-            now,
-            cooldown_until=self.store.channel().cooldown_until(),
-        )
-
-    def _source_policies(self) -> dict[str, Any]:
-        return {source.name: source.policy for source in self.config.sources}
+    def verdict(self, now: datetime) -> Verdict:
+        """What goes next: the same answer ``status`` and ``preview`` get."""
+        return decide(look(self.store, self.config, now), self.config)
 
     def has_due_work(self) -> bool:
         return not isinstance(self.last_verdict, Idle)
@@ -268,63 +282,34 @@ class Deliverer:
     # -- sending -----------------------------------------------------------
 
     def send(self, row: OutboxRow) -> None:
+        """Post ``row`` now: ``sending`` is committed before the request, the
+        answer is recorded as :func:`~publisher.core.outcomes.outcome_of` says."""
         now = self.clock()
         try:
             sender = self.sender()
-        except ViberFatalError as exc:
-            self._stop_posting(self._fatal_reason(exc))
-            return
-        except SenderError as exc:
-            self._stop_posting(str(exc))
-            return
-        except ViberError as exc:
+        except PublisherError as exc:
+            # Nothing was sent: a refusal stops posting, anything else waits a little.
+            outcome = outcome_of(exc)
+            if outcome.action is Action.STOP:
+                self._stop_posting(self._stop_reason(exc, outcome))
+                return
             log.warning("delivery: cannot read the channel's account yet: %s", exc)
-            self._cool_down(now + ACCOUNT_RETRY)
+            wait = ACCOUNT_RETRY
+            if outcome.action is Action.COOL_DOWN:
+                wait = max(wait, self.config.delivery.rate_limit_cooldown)
+            self._cool_down(now + wait)
             return
         if not self.store.claim(row.id, now):
             return
         started = self.clock()
         try:
             result = self.client.post(row.payload, sender=sender)
-        except ViberAmbiguousError as exc:
-            self._ambiguous(row, str(exc))
-            return
-        except ViberFatalError as exc:
-            # Not the post's fault: it goes again, unchanged, once posting resumes.
-            self.store.mark_retry(row.id, str(exc), now, self.clock(), refund=True)
-            self._stop_posting(self._fatal_reason(exc))
-            return
-        except WebhookNotSetError as exc:
-            if not self._webhook_forced and self.ensure_webhook(force=True):
-                self._webhook_forced = True
-                self.store.mark_retry(row.id, str(exc), self.clock(), self.clock(), refund=True)
-            elif self.webhook_url() is None:
-                self._retry_or_fail(row, f"{exc}; set [server] public_url so it can be set")
-            else:
-                self._retry_or_fail(row, str(exc))
-            return
-        except (ViberRejectedError, MessageError) as exc:
-            reason = f"refused by Viber: {exc}"
-            also = self.store.mark_failed(row.id, reason, self.clock())
-            self._count("rejected", row)
-            log.error("post %s (%s/%s) failed: %s", row.id, row.source, row.item_key, reason)
-            if self.alerter is not None:
-                self.alerter.alert("post_failed", row.source, f"post {row.id} failed: {reason}")
-            self._finish_item(row, ok=False, reason=reason, also=also)
-            return
-        except RateLimitedError as exc:
-            cooldown = self.config.delivery.rate_limit_cooldown
-            self._cool_down(self.clock() + cooldown)
-            log.warning("Viber says too many requests; slowing down for %s", cooldown)
-            self._retry_or_fail(row, str(exc))
-            return
-        except ViberError as exc:  # not sent, HTTP 5xx, general status: retryable
-            self._retry_or_fail(row, str(exc))
-            return
         except BaseException as exc:
-            # A bug or an interruption mid-request: the post may be out.
-            self._ambiguous(row, f"interrupted while sending ({type(exc).__name__}: {exc})")
-            raise
+            outcome = outcome_of(exc, on_unknown=self.config.delivery.on_unknown)
+            self._record(row, exc, outcome, now)
+            if outcome.reraise:
+                raise  # a bug or an interruption mid-request: recorded, not swallowed
+            return
         self._webhook_forced = False
         finished = self.clock()
         self.store.mark_posted(row.id, result.message_token, finished)
@@ -335,15 +320,59 @@ class Deliverer:
         )
         self._finish_item(row, ok=True, reason=None)
 
-    def _ambiguous(self, row: OutboxRow, detail: str) -> None:
-        """Sent, but no answer: ``unknown`` (hold), or retried (``on_unknown = "retry"``)."""
-        self._count("ambiguous", row)
-        if self.config.delivery.on_unknown == "retry":
-            log.warning(
-                "post %s: fate unknown (%s); on_unknown = retry: sending again", row.id, detail
+    def _record(self, row: OutboxRow, exc: BaseException, outcome: Outcome, now: datetime) -> None:
+        """Record a post's failed attempt (``row`` is ``sending``) as ``outcome`` says."""
+        action = outcome.action
+        if outcome.maybe_sent:
+            self._count("ambiguous", row)
+        if action is Action.HOLD:
+            self._hold(row, outcome.reason)
+        elif action is Action.RETRY:  # with on_unknown = "retry", also a post maybe out
+            self._retry_or_fail(row, outcome.reason)
+        elif action is Action.COOL_DOWN:
+            cooldown = self.config.delivery.rate_limit_cooldown
+            self._cool_down(self.clock() + cooldown)
+            log.warning("Viber says too many requests; slowing down for %s", cooldown)
+            self._retry_or_fail(row, outcome.reason)
+        elif action is Action.FAIL:
+            also = self.store.mark_failed(row.id, outcome.reason, self.clock())
+            self._count("rejected", row)
+            log.error(
+                "post %s (%s/%s) failed: %s", row.id, row.source, row.item_key, outcome.reason
             )
-            self._retry_or_fail(row, f"fate unknown, sent again (on_unknown = retry): {detail}")
-            return
+            if self.alerter is not None:
+                self.alerter.alert(
+                    "post_failed", row.source, f"post {row.id} failed: {outcome.reason}"
+                )
+            self._finish_item(row, ok=False, reason=outcome.reason, also=also)
+        elif action is Action.STOP:
+            # Not the post's fault: it goes again, unchanged, once posting resumes.
+            self.store.mark_retry(
+                row.id, outcome.reason, now, self.clock(), refund=not outcome.counts
+            )
+            self._stop_posting(self._stop_reason(exc, outcome))
+        elif action is Action.SET_WEBHOOK:
+            self._set_webhook_then_retry(row, outcome)
+        else:  # pragma: no cover - POSTED comes without an exception
+            raise AssertionError(f"unexpected outcome {outcome}")
+
+    def _set_webhook_then_retry(self, row: OutboxRow, outcome: Outcome) -> None:
+        """Status 10: set the webhook once and retry at once (the attempt
+        refunded); again 10, or no ``public_url``: retried with back-off."""
+        if not self._webhook_forced and self.ensure_webhook(force=True):
+            self._webhook_forced = True
+            self.store.mark_retry(
+                row.id, outcome.reason, self.clock(), self.clock(), refund=not outcome.counts
+            )
+        elif self.stopped_reason is not None:  # setting it was refused (token, api_url)
+            self.store.mark_retry(row.id, outcome.reason, self.clock(), self.clock(), refund=True)
+        elif self.webhook_url() is None:
+            self._retry_or_fail(row, f"{outcome.reason}; set [server] public_url so it can be set")
+        else:
+            self._retry_or_fail(row, outcome.reason)
+
+    def _hold(self, row: OutboxRow, detail: str) -> None:
+        """Sent, but no answer: ``unknown``, held for the operator."""
         self.store.mark_unknown(
             row.id,
             f"sent, but no answer came ({detail}); it may have been posted — check the "
@@ -374,10 +403,10 @@ class Deliverer:
                 self.alerter.alert("post_failed", row.source, f"post {row.id} failed: {reason}")
             self._finish_item(row, ok=False, reason=reason, also=also)
             return
-        base = self.config.delivery.retry_backoff.total_seconds()
-        delay = min(base * (2 ** (attempts - 1)), MAX_RETRY_DELAY.total_seconds())
-        delay *= self.rng.uniform(0.8, 1.2)
-        next_at = now + timedelta(seconds=delay)
+        delay = backoff_delay(
+            attempts, self.config.delivery.retry_backoff, self.rng.uniform(*JITTER)
+        )
+        next_at = now + delay
         self.store.mark_retry(row.id, reason, next_at, now)
         log.warning(
             "post %s: %s; retry %d of %d at %s",

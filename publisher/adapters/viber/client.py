@@ -9,6 +9,10 @@ one place turns httpx's failures into ours (:meth:`ChannelClient._call`):
   a 200 whose body is not Viber's JSON) → :class:`ViberAmbiguousError`: the
   post may be out, do not blindly send it again;
 - an HTTP error status → :class:`ViberHTTPError` (retryable when 5xx/429);
+- an answer that shows ``api_url`` does not lead to Viber — 404 or 405 (no
+  such endpoint there), a redirect, or a ``get_account_info`` (which changes
+  nothing) answered by something other than Viber's JSON →
+  :class:`WrongAPIURLError`: nothing was posted, the configuration is wrong;
 - a non-zero ``status`` → the :class:`ViberAPIError` subclass of the table in
   ``docs/viber-api.md``.
 
@@ -47,6 +51,7 @@ from publisher.core.errors import (
     ViberRejectedError,
     WebhookNotSetError,
     WebhookRefusedError,
+    WrongAPIURLError,
 )
 from publisher.core.messages import (
     Message,
@@ -64,6 +69,7 @@ __all__ = [
     "check_answer",
     "error_for_status",
     "parse_message_token",
+    "wrong_api_url",
 ]
 
 log = logging.getLogger("publisher.adapters.viber")
@@ -99,6 +105,14 @@ STATUS_NAMES: dict[int, str] = {
     23: "freeMessagesExceeded",
     24: "noBalance",
 }
+
+#: HTTP statuses that say "no such endpoint here": the URL is wrong, nothing was done.
+WRONG_URL_STATUSES = frozenset({404, 405})
+#: Redirects that send the request elsewhere without acting on it (not 303).
+REDIRECT_STATUSES = frozenset({301, 302, 307, 308})
+#: Endpoints that change nothing: any answer that is not Viber's JSON means
+#: the URL does not lead to Viber (for ``post`` it would be ambiguous).
+READ_ONLY_ENDPOINTS = frozenset({"get_account_info"})
 
 _DEFAULT_TOKEN_SOURCE = "the token configured by viber.token_env or viber.token_file"
 _TOKEN_WHERE = "(Viber app: channel → Settings → Developer Tools)"
@@ -181,21 +195,68 @@ def error_for_status(
     )
 
 
+def wrong_api_url(
+    url: str, http_status: int, *, location: str | None = None, detail: str = ""
+) -> WrongAPIURLError:
+    """The error for an answer that shows ``url`` is not Viber's API."""
+    what = f"HTTP {http_status}"
+    if location:
+        what += f" (a redirect to {location})"
+    what += detail
+    if url.startswith(DEFAULT_API_URL + "/"):
+        hint = (
+            f"Viber's API does not answer as expected at {DEFAULT_API_URL} (a proxy in "
+            "between?); check [viber] api_url and the network path to Viber"
+        )
+    else:
+        hint = f"[viber] api_url is wrong; the Viber API is {DEFAULT_API_URL}"
+    return WrongAPIURLError(f"{url} answered {what}: {hint}", url=url, http_status=http_status)
+
+
 def check_answer(
-    http_status: int, body: bytes, *, token_source: str | None = None
+    http_status: int,
+    body: bytes,
+    *,
+    token_source: str | None = None,
+    url: str = "the API URL",
+    location: str | None = None,
+    read_only: bool = False,
 ) -> dict[str, Any]:
     """The JSON answer when Viber said ``status 0``; else the matching exception.
 
-    HTTP error statuses raise :class:`ViberHTTPError`; a 2xx whose body is not
-    a JSON object with a numeric ``status`` raises :class:`ViberAmbiguousError`
-    (Viber got the request, so the post may be out).
+    404, 405 and redirects raise :class:`WrongAPIURLError` (``url`` answered,
+    and it is not Viber's API: nothing was posted); other HTTP error statuses
+    raise :class:`ViberHTTPError`; a 2xx whose body is not a JSON object with
+    a numeric ``status`` raises :class:`ViberAmbiguousError` (Viber got the
+    request, so the post may be out) — or, for a ``read_only`` call, which
+    cannot have done anything, :class:`WrongAPIURLError`.
     """
+    if http_status in WRONG_URL_STATUSES or http_status in REDIRECT_STATUSES:
+        raise wrong_api_url(
+            url, http_status, location=location if http_status in REDIRECT_STATUSES else None
+        )
     if not 200 <= http_status < 300:
         raise ViberHTTPError(
             f"Viber answered HTTP {http_status} instead of its JSON answer"
             + ("; retried later" if http_status >= 500 or http_status == 429 else ""),
             http_status,
         )
+    try:
+        answer, status = _viber_json(http_status, body)
+    except ViberAmbiguousError as exc:
+        if not read_only:
+            raise
+        raise wrong_api_url(
+            url, http_status, detail=" with something that is not Viber's JSON"
+        ) from exc
+    if status != 0:
+        message = answer.get("status_message")
+        raise error_for_status(status, str(message) if message is not None else None, token_source)
+    return answer
+
+
+def _viber_json(http_status: int, body: bytes) -> tuple[dict[str, Any], int]:
+    """Viber's JSON answer and its ``status``; ViberAmbiguousError if it is not one."""
     try:
         answer = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -214,10 +275,7 @@ def check_answer(
         raise ViberAmbiguousError(
             f"Viber's answer has no numeric status ({raw_status!r}); the post may or may not be out"
         )
-    if status != 0:
-        message = answer.get("status_message")
-        raise error_for_status(status, str(message) if message is not None else None, token_source)
-    return answer
+    return answer, status
 
 
 # --------------------------------------------------------------------------
@@ -317,7 +375,12 @@ class ChannelClient:
             ) from exc
         try:
             answer = check_answer(
-                response.status_code, response.content, token_source=self.token_source
+                response.status_code,
+                response.content,
+                token_source=self.token_source,
+                url=url,
+                location=response.headers.get("location"),
+                read_only=endpoint in READ_ONLY_ENDPOINTS,
             )
         except ViberError as exc:
             log.debug("viber %s failed: %s", endpoint, exc)
