@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from publisher.adapters.mediafolder import MediaStore
     from publisher.adapters.metrics import Metrics
     from publisher.adapters.sqlite import Store
+    from publisher.adapters.standin.server import ViberStandIn
     from publisher.pipeline.deliver import Deliverer
     from publisher.pipeline.poll import Poller
     from publisher.pipeline.preview import Preview
@@ -178,16 +179,22 @@ def prepare_channel(parts: Parts) -> None:
     is mounted on the built-in server), with a token of its own."""
     if not uses_local_channel(parts.config):
         return
-    from publisher.adapters.standin.server import ViberStandIn
-
     parts.token = parts.token or secrets.token_hex(24)
-    parts.local = ViberStandIn(
-        parts.token, channel_name="Local channel", require_https=False, allow_private_media=True
-    )
+    parts.local = make_local_channel(parts.token)
     parts.extra_apps["/pa"] = remount(parts.local.app)
     page = _channel_page(parts)
     if page is not None:
         parts.extra_apps["/channel"] = page
+
+
+def make_local_channel(token: str) -> ViberStandIn:
+    """The local channel: the Viber stand-in, judging posts by Viber's rules,
+    fetching media from this service over plain HTTP on loopback."""
+    from publisher.adapters.standin.server import ViberStandIn
+
+    return ViberStandIn(
+        token, channel_name="Local channel", require_https=False, allow_private_media=True
+    )
 
 
 def start_channel(parts: Parts, channel: Channel | None = None) -> Channel:

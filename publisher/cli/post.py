@@ -59,7 +59,7 @@ from publisher.cli import (
     pass_state,
 )
 from publisher.cli.run import token_for
-from publisher.compose import public_url
+from publisher.compose import public_url, uses_local_channel
 from publisher.core.config import Config, SourceConfig, format_duration, parse_duration
 from publisher.core.errors import PublisherError, SenderError
 from publisher.core.items import Item, MediaCandidate, RenderedItem
@@ -167,14 +167,11 @@ def post(
             _check_served(config, rendered)
         with Store.open(config.storage.path) as store:
             ids = store.queue_item(rendered, now)
-            if config.viber.is_local and serving.running_service:
+            if uses_local_channel(config) and serving.running_service:
                 click.echo(f"handed to the running service as #{', #'.join(map(str, ids))}")
                 _wait(store, ids, wait_seconds)
                 return
             _post_now(config, store, ids, token, serving, wait_seconds)
-
-
-COMMANDS = [post]
 
 
 # --------------------------------------------------------------------------
@@ -291,7 +288,8 @@ def _local_base(config: Config) -> str:
 def _is_service(config: Config) -> bool:
     """Whether a viber-publisher service answers on [server] listen."""
     try:
-        answer = httpx.get(_local_base(config) + "/healthz", timeout=5)
+        # A service on loopback answers in milliseconds; anything else is not one.
+        answer = httpx.get(_local_base(config) + "/healthz", timeout=1)
         body = answer.json()
     except (httpx.HTTPError, ValueError):
         return False
@@ -300,20 +298,14 @@ def _is_service(config: Config) -> bool:
 
 @contextmanager
 def _serve(config: Config, media: MediaStore, token: str | None) -> Iterator[_Serving]:
-    from publisher.adapters.standin.server import ViberStandIn
-    from publisher.compose import remount
+    from publisher.compose import make_local_channel, remount, uses_local_channel
 
     local = None
     local_token = None
     extra: dict[str, Any] = {}
-    if config.viber.is_local:
+    if uses_local_channel(config):
         local_token = secrets.token_hex(24)
-        local = ViberStandIn(
-            local_token,
-            channel_name="Local channel",
-            require_https=False,
-            allow_private_media=True,
-        )
+        local = make_local_channel(local_token)
         extra["/pa"] = remount(local.app)
     app = make_app(
         media=media,
