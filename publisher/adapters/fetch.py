@@ -3,13 +3,18 @@
 One :class:`Fetcher` holds one ``httpx.Client`` shared by every source and
 thread. It
 
-- sends a clear User-Agent, accepts gzip, and applies ``[fetch] timeout`` to
-  each connect, read and write (and three times that to a whole fetch);
+- sends a clear User-Agent, accepts gzip and deflate, and gives a whole
+  fetch (connect, headers, body, every redirect hop) ``[fetch] timeout``:
+  httpx bounds each read only, so a server dripping its headers a byte a
+  second would hold a poll for ever; a watchdog thread shuts the socket of
+  any request past its deadline (see :class:`_Watchdog`);
 - follows redirects itself, at most :data:`MAX_REDIRECTS`, and checks
   **every hop** against the private-address rule before connecting;
 - allows at most ``[fetch] max_per_host`` requests to one host at a time;
-- stops reading a body at ``[fetch] max_bytes`` (decoded bytes, so a gzip
-  bomb is stopped too);
+- stops reading a body at ``[fetch] max_bytes`` of decoded bytes, every
+  layer of ``Content-Encoding`` undone here a bounded piece at a time (httpx
+  would inflate a whole chunk at once, and a gzip inside a gzip grows 3.5 KB
+  into 2 GB), so a compression bomb is stopped before it takes memory;
 - does conditional GETs for feeds (ETag / Last-Modified) and notices a
   byte-identical body by its hash.
 
@@ -41,8 +46,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,7 +61,7 @@ import httpx
 
 from publisher.core.config import FetchConfig, format_duration
 from publisher.core.errors import FetchError, MediaError, PublisherError
-from publisher.core.records import FeedResponse, MediaResponse
+from publisher.core.records import FeedResponse, MediaResponse, PageResponse
 
 MAX_REDIRECTS = 10
 FEED_ACCEPT = (
@@ -63,6 +69,10 @@ FEED_ACCEPT = (
     "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, "
     "application/json;q=0.8, */*;q=0.5"
 )
+#: Content codings this fetcher undoes itself (see :class:`_Decoder`).
+ACCEPT_ENCODING = "gzip, deflate"
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 
@@ -120,10 +130,13 @@ class Fetcher:
         self._client = httpx.Client(
             timeout=httpx.Timeout(seconds),
             follow_redirects=False,
-            headers={"User-Agent": self.config.user_agent},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            headers={"User-Agent": self.config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
+            # No connection is reused: the watchdog learns a request's socket
+            # when it is opened (see _Watchdog).
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),
             transport=transport,
         )
+        self._watchdog = _Watchdog()
         self._resolve = resolve or _default_resolve
         self._now = now or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
@@ -133,6 +146,7 @@ class Fetcher:
 
     def close(self) -> None:
         self._client.close()
+        self._watchdog.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -225,6 +239,28 @@ class Fetcher:
             sniffed_type=sniff_type(answer.body),
         )
 
+    def fetch_page(self, url: str) -> PageResponse:
+        """GET an item's article page (``enrich``) as decoded HTML; raise MediaError.
+
+        The same rules as media: http(s) only, private addresses refused unless
+        ``allow_private``, every hop checked, ``max_bytes`` and the timeouts.
+        Anything but an HTML page is refused.
+        """
+
+        def fail(message: str, status: int | None = None, **kw: timedelta | None) -> PublisherError:
+            return MediaError(message)
+
+        answer = self._get(url, {"Accept": PAGE_ACCEPT}, fail, trusted_host=None)
+        if answer.status != 200:
+            raise MediaError(f"{url}: unexpected HTTP {answer.status}; the page cannot be read")
+        declared = answer.headers.get("content-type", "")
+        mime = declared.split(";", 1)[0].strip().lower()
+        sniffed_html = mime in ("", "text/plain") and _looks_html(answer.body)
+        if mime not in _HTML_TYPES and not sniffed_html:
+            shown = mime or sniff_type(answer.body) or "unknown data"
+            raise MediaError(f"{url}: not an HTML page ({shown}); there is no article to read")
+        return PageResponse(html=_decode_html(answer.body, declared), final_url=answer.final_url)
+
     # -- internals
 
     def _get(
@@ -234,16 +270,24 @@ class Fetcher:
         fail: _Fail,
         trusted_host: str | None,
     ) -> _Answer:
-        deadline = time.monotonic() + 3 * self.config.timeout.total_seconds()
+        deadline = time.monotonic() + self.config.timeout.total_seconds()
         current = url
         permanent: str | None = None
         all_permanent = True
         for _hop in range(MAX_REDIRECTS + 1):
             host = self._check_target(current, fail, trusted_host)
+            watch = self._watchdog.watch(deadline)
             try:
                 with (
-                    self._host_slot(host),
-                    self._client.stream("GET", current, headers=headers) as response,
+                    watch,
+                    self._host_slot(host, deadline, current, fail),
+                    self._client.stream(
+                        "GET",
+                        current,
+                        headers=headers,
+                        timeout=httpx.Timeout(max(0.001, deadline - time.monotonic())),
+                        extensions={"trace": watch.trace},
+                    ) as response,
                 ):
                     status = response.status_code
                     location = response.headers.get("location")
@@ -263,7 +307,13 @@ class Fetcher:
                     body = self._read_capped(response, current, fail, deadline)
                     return _Answer(status, body, answer_headers, current, permanent)
             except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+                if watch.expired or time.monotonic() >= deadline:
+                    raise self._too_slow(current, fail) from exc
                 raise _translate(exc, current, self.config.timeout, fail) from exc
+            except OSError as exc:  # the watchdog shut the socket under a TLS read
+                if not watch.expired:
+                    raise
+                raise self._too_slow(current, fail) from exc
         raise fail(
             f"{url}: more than {MAX_REDIRECTS} redirects (last {current}); "
             "the server is redirecting in a loop; check the url"
@@ -310,15 +360,27 @@ class Fetcher:
                 )
         return key
 
+    def _too_slow(self, url: str, fail: _Fail) -> PublisherError:
+        return fail(
+            f"{url}: timed out: no complete answer within "
+            f"{format_duration(self.config.timeout)} ([fetch] timeout); the server is too slow "
+            "or stalling; "
+            "it will be retried later; raise [fetch] timeout if it is just slow"
+        )
+
     @contextmanager
-    def _host_slot(self, key: str) -> Iterator[None]:
+    def _host_slot(self, key: str, deadline: float, url: str, fail: _Fail) -> Iterator[None]:
         with self._lock:
             slot = self._slots.get(key)
             if slot is None:
                 slot = threading.BoundedSemaphore(self.config.max_per_host)
                 self._slots[key] = slot
-        with slot:
+        if not slot.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise self._too_slow(url, fail)
+        try:
             yield
+        finally:
+            slot.release()
 
     def _read_capped(
         self, response: httpx.Response, url: str, fail: _Fail, deadline: float
@@ -335,19 +397,39 @@ class Fetcher:
             and not response.headers.get("content-encoding")
         ):
             raise fail(too_big)
+        raws: Iterable[bytes]
+        if response.is_stream_consumed:
+            # made whole in memory (a test transport), and decoded by httpx already
+            decoder, raws = _Decoder("", cap), [response.content]
+        else:
+            try:
+                decoder = _Decoder(response.headers.get("content-encoding", ""), cap)
+            except ValueError as exc:
+                raise fail(f"{url}: {exc}; tell the site's owner") from exc
+            raws = response.iter_raw()
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise fail(too_big)
-            if time.monotonic() > deadline:
-                raise fail(
-                    f"{url}: the download took longer than "
-                    f"{format_duration(3 * self.config.timeout)}; the server is too slow; "
-                    "raise [fetch] timeout if it is just slow"
-                )
-            chunks.append(chunk)
+        try:
+            for raw in raws:
+                if time.monotonic() > deadline:
+                    raise self._too_slow(url, fail)
+                chunk = decoder.decode(raw)
+                size += len(chunk)
+                if size > cap:
+                    raise fail(too_big)
+                chunks.append(chunk)
+            chunk = decoder.flush()
+        except _TooBig:
+            raise fail(too_big) from None
+        except zlib.error as exc:
+            raise fail(
+                f"{url}: the server sent a compressed body that cannot be decoded ({exc}); "
+                "it will be retried later; tell the site's owner if it lasts"
+            ) from exc
+        size += len(chunk)
+        if size > cap:
+            raise fail(too_big)
+        chunks.append(chunk)
         return b"".join(chunks)
 
     def _status_error(
@@ -414,6 +496,176 @@ class Fetcher:
             unchanged=body_hash is not None and body_hash == digest,
             body_hash=digest,
         )
+
+
+class _Watch:
+    """One request's deadline and the sockets it opened (see :class:`_Watchdog`)."""
+
+    def __init__(self, owner: _Watchdog, deadline: float) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self._owner = owner
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def trace(self, event: str, info: Mapping[str, object]) -> None:
+        """httpcore's ``trace`` extension: note every socket the request opens."""
+        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
+            stream = info.get("return_value")
+            get_extra_info = getattr(stream, "get_extra_info", None)
+            sock = get_extra_info("socket") if callable(get_extra_info) else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sockets.append(sock)
+                    late = self.expired
+                if late:
+                    _shut(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def __enter__(self) -> _Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._owner.release(self)
+        with self._lock:
+            self._sockets.clear()
+
+
+def _shut(sock: socket.socket) -> None:
+    """Wake whoever is blocked reading ``sock``: its read ends at once.
+
+    The base class's ``shutdown`` is called even on a TLS socket, whose own
+    ``shutdown`` would drop its TLS state under the reading thread's feet.
+    """
+    with suppress(OSError):  # already closed: nothing is blocked on it
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """Ends requests that outlive their deadline.
+
+    httpx's timeouts bound each connect, read and write, never a whole
+    request: a server sending one byte a second never trips them. Each
+    request registers its deadline here and, through httpcore's ``trace``
+    extension, the sockets it opens (connections are not reused, so every
+    request opens its own); one thread shuts those sockets when the deadline
+    passes, the blocked read returns, and the fetcher reports the timeout.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watches: set[_Watch] = set()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def watch(self, deadline: float) -> _Watch:
+        watch = _Watch(self, deadline)
+        with self._cond:
+            self._watches.add(watch)
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._run, name="fetch-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return watch
+
+    def release(self, watch: _Watch) -> None:
+        with self._cond:
+            self._watches.discard(watch)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                due = [w for w in self._watches if w.deadline <= now]
+                for watch in due:
+                    self._watches.discard(watch)
+                    watch.expire()
+                soonest = min((w.deadline for w in self._watches), default=None)
+                self._cond.wait(None if soonest is None else max(0.0, soonest - now) + 0.01)
+
+
+class _TooBig(Exception):
+    """A layer of the body decoded to more than the cap."""
+
+
+class _Decoder:
+    """Undoes ``Content-Encoding`` (gzip, deflate, in any number of layers).
+
+    Each layer inflates at most ``cap`` + 1 bytes per call
+    (``decompressobj.decompress(data, max_length)``), so no chunk, however
+    well compressed, grows past the cap in memory: :class:`_TooBig` instead.
+    ValueError names a coding that is not supported.
+    """
+
+    def __init__(self, header: str, cap: int) -> None:
+        self._cap = cap
+        self._layers: list[_Layer] = []
+        codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+        for coding in reversed(codings):  # the last one applied is undone first
+            if coding in ("identity", ""):
+                continue
+            if coding not in ("gzip", "x-gzip", "deflate"):
+                raise ValueError(f"the body uses the compression {coding!r}, not supported here")
+            self._layers.append(_Layer(coding, cap))
+
+    def decode(self, data: bytes) -> bytes:
+        for layer in self._layers:
+            data = layer.decode(data)
+        return data
+
+    def flush(self) -> bytes:
+        data = b""
+        for layer in self._layers:
+            data = layer.decode(data) + layer.flush()
+        return data
+
+
+class _Layer:
+    def __init__(self, coding: str, cap: int) -> None:
+        self._cap = cap
+        self._made = 0
+        self._deflate = coding == "deflate"
+        self._first = True
+        self._zlib = zlib.decompressobj(zlib.MAX_WBITS if self._deflate else 16 + zlib.MAX_WBITS)
+
+    def decode(self, data: bytes) -> bytes:
+        if not data:
+            return b""
+        try:
+            out = self._zlib.decompress(data, self._cap + 1 - self._made)
+        except zlib.error:
+            if not (self._deflate and self._first):
+                raise
+            # "deflate" sent as a raw deflate stream, without the zlib header
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._zlib.decompress(data, self._cap + 1 - self._made)
+        self._first = False
+        self._made += len(out)
+        if self._made > self._cap or self._zlib.unconsumed_tail:
+            raise _TooBig
+        return out
+
+    def flush(self) -> bytes:
+        out = self._zlib.flush()
+        self._made += len(out)
+        if self._made > self._cap:
+            raise _TooBig
+        return out
 
 
 class _Fail(Protocol):
@@ -534,6 +786,33 @@ def _max_age(value: str | None) -> timedelta | None:
         return None
     seconds = int(match.group(1))
     return timedelta(seconds=seconds) if seconds > 0 else None
+
+
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
+)
+
+
+def _looks_html(body: bytes) -> bool:
+    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<meta"))
+
+
+def _decode_html(body: bytes, content_type: str) -> str:
+    """An HTML body as text: the header's charset, else the page's ``<meta
+    charset>``, else UTF-8; undecodable bytes replaced."""
+    match = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", content_type, re.IGNORECASE)
+    charset = match.group(1) if match else None
+    if charset is None:
+        meta = _META_CHARSET.search(body[:4096])
+        charset = meta.group(1).decode("ascii") if meta else None
+    for encoding in (charset, "utf-8"):
+        if encoding:
+            try:
+                return body.decode(encoding, errors="replace")
+            except LookupError:
+                continue
+    return body.decode("utf-8", errors="replace")
 
 
 def sniff_type(data: bytes) -> str | None:

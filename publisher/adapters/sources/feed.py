@@ -134,6 +134,12 @@ def parse_feed(
     now = now or datetime.now(UTC)
     if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         raise SourceError(f"{url} returned an empty document, not a feed; check the url")
+    if body.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")):
+        # never inflated here: a gzip inside the server's gzip is a compression bomb
+        raise SourceError(
+            f"{url} returned compressed data (gzip, bzip2, xz or zstd), not a feed; the server "
+            "compresses it twice or serves a compressed file; tell the site's owner"
+        )
     if looks_like_json(body):
         from publisher.adapters.sources.jsonfeed import parse_json_feed
 
