@@ -2,6 +2,8 @@
 
 - :func:`normalise_link` makes two spellings of the same article URL equal
   (scheme and host case, default ports, tracking parameters, fragments).
+- :func:`strip_tracking` removes only the tracking parameters from a URL
+  that is posted (the one list of them: :data:`TRACKING_PARAMS`).
 - :func:`item_key` picks an item's stable identity: its guid/id when it has a
   usable one, else its normalised link, else a hash of its content.
 - :func:`content_hash` tells an edited item from the one seen before.
@@ -67,6 +69,24 @@ def normalise_link(url: str) -> str:
 def _is_tracking(name: str) -> bool:
     lower = name.lower()
     return lower in TRACKING_PARAMS or lower.startswith(TRACKING_PREFIXES)
+
+
+def strip_tracking(url: str) -> str:
+    """``url`` without its tracking parameters (the same list as
+    :func:`normalise_link`), otherwise as written: case, port, the order of
+    the other parameters and the fragment are kept; a ``?`` left empty goes.
+    A string that is not a URL with a query comes back unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.query:
+        return url
+    segments = parts.query.split("&")
+    kept = [seg for seg in segments if seg and not _is_tracking(unquote_plus(seg.split("=")[0]))]
+    if len(kept) == len(segments):
+        return url
+    return urlunsplit(parts._replace(query="&".join(kept)))
 
 
 def usable_guid(guid: str | None) -> str | None:

@@ -4,9 +4,22 @@ Parsed with BeautifulSoup's ``html.parser`` (no lxml), walked once:
 paragraphs and headings become blocks separated by a blank line, ``<br>`` a
 line break, list items ``• `` or ``1. `` lines (nested lists indented),
 blockquotes ``> `` lines, ``<pre>`` is kept as it is, data tables become
-``a | b`` rows. Links keep their text only. Scripts, styles, forms, iframes,
-comments, hidden elements and every image produce no text. Input without any
-HTML tag is taken as plain text and keeps its line breaks.
+``a | b`` rows. Scripts, styles, forms, iframes, comments, hidden elements and
+every image produce no text. Input without any HTML tag is taken as plain
+text and keeps its line breaks; plain text that holds escaped HTML
+(``&lt;p&gt;Hello&lt;br&gt;``) is read as the HTML it plainly is.
+
+:func:`html_to_body` follows a :class:`~publisher.core.render.style.TextStyle`:
+links (http(s) only) become ``text (URL)``, ``text [1]`` with a numbered list
+kept apart (:attr:`Body.footnotes`), or text only; tracking parameters are
+removed from every URL; with ``format = "viber"`` ``<b>``/``<strong>``,
+``<i>``/``<em>``, ``<s>``/``<del>``/``<strike>``, ``<code>``/``<pre>`` and
+headings become Viber's markup (:mod:`publisher.core.render.markup`). Runs of
+feed text Viber would format by accident are neutralised in both formats.
+:func:`html_to_text` is the plain reading (links keep their text only).
+Bidirectional override and isolate characters (U+202A-U+202E,
+U+2066-U+2069) are removed: they can make a post read differently from
+what it says.
 """
 
 from __future__ import annotations
@@ -20,9 +33,20 @@ from urllib.parse import urljoin, urlsplit
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PreformattedString, Tag
 
+from publisher.core.render import markup
+from publisher.core.render.links import clean_url, clean_urls_in_text, web_url
+from publisher.core.render.style import TextStyle
 from publisher.core.render.text import clean_plain_text, normalize_blank_lines
 
-__all__ = ["first_image_url", "html_to_text", "image_urls", "looks_like_html"]
+__all__ = [
+    "Body",
+    "first_image_url",
+    "html_to_body",
+    "html_to_text",
+    "image_urls",
+    "looks_like_html",
+    "plain_to_body",
+]
 
 _TAG_NAMES = (
     "a|abbr|address|article|aside|audio|b|big|blockquote|body|br|button|canvas|caption|center|"
@@ -66,7 +90,7 @@ _BLOCKISH = _PARAGRAPH | _LINE | frozenset({"br", "ul", "ol", "li", "blockquote"
 _LAYOUT_HINT = sorted(_BLOCKISH - {"tr", "caption"})
 
 _WHITESPACE = re.compile("[ \t\n\r\f\v\u00a0\u2000-\u200a\u202f\u205f]+")
-_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad\u180e]")
+_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad\u180e\u202a-\u202e\u2066-\u2069]")
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
@@ -89,6 +113,8 @@ class _Writer:
         self.breaks = 0
         self.space = False
         self.keep_newlines = keep_newlines
+        #: Opening formatting sentinels owed to the next text emitted.
+        self.pending = ""
 
     def text(self, s: str) -> None:
         s = _INVISIBLE.sub("", s)
@@ -119,9 +145,24 @@ class _Writer:
                 self.parts.append("\n" * self.breaks)
             elif self.space:
                 self.parts.append(" ")
-        self.parts.append(s)
+        self.parts.append(self.pending + s)
+        self.pending = ""
         self.breaks = 0
         self.space = False
+
+    def open_mark(self, sentinel: str) -> None:
+        self.pending += sentinel
+
+    def close_mark(self, opener: str, closer: str) -> None:
+        if self.pending.endswith(opener):  # nothing was written inside
+            self.pending = self.pending[: -len(opener)]
+        elif self.parts:
+            self.parts.append(closer)
+
+    def suffix(self, s: str) -> None:
+        """Text glued to what was just written (a link's URL after its text)."""
+        if self.parts:
+            self.parts.append(s)
 
     def block(self, level: int) -> None:
         if self.parts:
@@ -141,6 +182,9 @@ class _Writer:
         return "".join(self.parts)
 
 
+_PLAIN = TextStyle(links="drop")
+
+
 @dataclass(frozen=True)
 class _Context:
     keep_newlines: bool = False
@@ -149,6 +193,37 @@ class _Context:
     #: Tags to skip while rendering (a cell's nested cells, an item's nested items:
     #: html.parser nests unclosed ``<li>``/``<td>`` instead of closing them).
     skip: frozenset[str] = frozenset()
+    style: TextStyle = _PLAIN
+    #: The links found so far (shared by every context of one document).
+    links: _Links | None = None
+    #: Inside a formatting run already (runs do not nest).
+    formatted: bool = False
+
+
+@dataclass
+class _Links:
+    base: str | None
+    #: The item's own link: a link to it is not repeated in the text.
+    own: str | None
+    footnotes: list[str]
+    #: Links whose URL was written into the text.
+    shown: int = 0
+
+
+_FORMATS = {
+    "b": markup.BOLD,
+    "strong": markup.BOLD,
+    "i": markup.ITALIC,
+    "em": markup.ITALIC,
+    "s": markup.STRIKE,
+    "del": markup.STRIKE,
+    "strike": markup.STRIKE,
+    "code": markup.MONO,
+    "kbd": markup.MONO,
+    "tt": markup.MONO,
+    "samp": markup.MONO,
+}
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
 def _hidden(tag: Tag) -> bool:
@@ -181,6 +256,14 @@ def _element(tag: Tag, w: _Writer, ctx: _Context) -> None:
     paragraph = 2 if ctx.depth == 0 else 1
     if name == "br":
         w.br()
+    elif name == "a" and ctx.links is not None:
+        _link(tag, w, ctx, ctx.links)
+    elif name in _FORMATS and ctx.style.viber and not ctx.formatted:
+        _formatted(tag, w, ctx, _FORMATS[name])
+    elif name in _HEADINGS and ctx.style.viber and not ctx.formatted:
+        w.block(paragraph)
+        _formatted(tag, w, ctx, markup.BOLD)
+        w.block(paragraph)
     elif name in ("ul", "ol", "li"):
         w.raw(_list(tag, ctx), paragraph)
     elif name == "blockquote":
@@ -188,7 +271,10 @@ def _element(tag: Tag, w: _Writer, ctx: _Context) -> None:
         quoted = "\n".join(f"> {line}" if line else ">" for line in inner.split("\n"))
         w.raw(quoted if inner else "", paragraph)
     elif name == "pre":
-        w.raw(_preformatted(tag), paragraph)
+        text = _preformatted(tag)
+        if text and ctx.style.viber and not ctx.formatted:
+            text = markup.MONO[0] + text + markup.MONO[1]
+        w.raw(text, paragraph)
     elif name == "table":
         _table(tag, w, ctx)
     elif name in _PARAGRAPH or name in _LINE:
@@ -198,6 +284,48 @@ def _element(tag: Tag, w: _Writer, ctx: _Context) -> None:
         w.block(level)
     else:
         _walk(tag, w, ctx)
+
+
+def _formatted(tag: Tag, w: _Writer, ctx: _Context, pair: tuple[str, str]) -> None:
+    """``tag``'s content inside a formatting run, when it stays within one block."""
+    if tag.find(list(_BLOCKISH)) is not None:
+        _walk(tag, w, ctx)
+        return
+    w.open_mark(pair[0])
+    _walk(tag, w, replace(ctx, formatted=True))
+    w.close_mark(*pair)
+
+
+def _bare(url: str) -> str:
+    lower = url.casefold().rstrip("/")
+    for prefix in ("https://", "http://", "www."):
+        lower = lower.removeprefix(prefix)
+    return lower
+
+
+def _link(tag: Tag, w: _Writer, ctx: _Context, links: _Links) -> None:
+    """A link as the style says: ``text (URL)``, ``text [n]`` or the text alone."""
+    url = web_url(_attr(tag, "href"), links.base)
+    if url is None or ctx.style.links == "drop":
+        _walk(tag, w, ctx)
+        return
+    from publisher.core.identity import normalise_link
+
+    shown = clean_url(url, ctx.style.clean_links)
+    words = " ".join(tag.get_text().split())
+    if words and _bare(words) in (_bare(url), _bare(shown)):
+        w.text(shown)  # the text is the URL already
+        return
+    _walk(tag, w, ctx)
+    if not words or (links.own and normalise_link(url) == normalise_link(links.own)):
+        return  # a picture's link, or "read more" to the item itself (posted last anyway)
+    links.shown += 1
+    if ctx.style.links == "inline":
+        w.suffix(f" ({shown})")
+        return
+    if shown not in links.footnotes:
+        links.footnotes.append(shown)
+    w.suffix(f" [{links.footnotes.index(shown) + 1}]")
 
 
 def _list_items(tag: Tag) -> Iterator[Tag]:
@@ -288,20 +416,111 @@ def _decode_entities(text: str) -> str:
     return _ENTITY.sub(lambda m: htmllib.unescape(m.group()), text)
 
 
-def html_to_text(markup: str) -> str:
+#: Escaped markup of a known tag (``&lt;br&gt;``, ``&lt;p class="x"&gt;``).
+_ESCAPED_TAG = re.compile(rf"&lt;/?(?:{_TAG_NAMES})(?:\s[^<>]*?)?/?&gt;", re.IGNORECASE)
+
+
+def escaped_html(text: str) -> str | None:
+    """The HTML that plain ``text`` plainly holds escaped (``&lt;p&gt;Hi&lt;/p&gt;``):
+    at least one escaped known tag and no real one; else None."""
+    if "&lt;" not in text or looks_like_html(text) or not _ESCAPED_TAG.search(text):
+        return None
+    decoded = _decode_entities(text)
+    return decoded if looks_like_html(decoded) else None
+
+
+@dataclass(frozen=True)
+class Body:
+    """An item's body as it is posted."""
+
+    text: str
+    #: The links of ``footnotes`` mode, numbered from 1 in ``text`` (``[1]``).
+    footnotes: tuple[str, ...] = ()
+    #: Where the formatting symbols in ``text`` are (``format = "viber"``).
+    marks: tuple[markup.Mark, ...] = ()
+    #: What was done on the way, for the item's decisions.
+    notes: tuple[str, ...] = ()
+
+
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def _finish(
+    text: str, style: TextStyle, footnotes: tuple[str, ...] = (), notes: tuple[str, ...] = ()
+) -> Body:
+    cleaned = clean_urls_in_text(text, style.clean_links)
+    said = list(notes)
+    if cleaned != text:
+        said.append("tracking parameters removed from the links in the text")
+    neutral = markup.neutralise(cleaned)
+    inert = neutral.count(markup.WORD_JOINER) - cleaned.count(markup.WORD_JOINER)
+    if inert:
+        said.append(f"{inert} run(s) of *, _, ~ or ``` in the text made inert (not formatting)")
+    finished, marks = markup.finish(neutral, style.viber)
+    if marks:
+        said.append(f"{len(marks)} run(s) of Viber formatting (bold, italic, strike, monospace)")
+    return Body(finished, footnotes, marks, tuple(said))
+
+
+def _bidi_note(text: str) -> tuple[str, ...]:
+    found = len(_BIDI.findall(text))
+    if not found:
+        return ()
+    return (f"{found} bidirectional override character(s) removed",)
+
+
+def plain_to_body(text: str, style: TextStyle) -> Body:
+    """Plain text as a body: tidied, URLs cleaned, accidental formatting neutralised."""
+    return _finish(markup.strip_sentinels(clean_plain_text(text)), style, notes=_bidi_note(text))
+
+
+def html_to_body(
+    markup_text: str, style: TextStyle, base_url: str | None = None, own_link: str | None = None
+) -> Body:
+    """An HTML fragment (or plain text) as a body written the way ``style`` says.
+
+    Relative links are resolved against ``base_url``; a link to ``own_link``
+    (the item's link, posted last anyway) keeps its text only.
+    """
+    if not markup_text:
+        return Body("")
+    markup_text = markup.strip_sentinels(markup_text)
+    notes = list(_bidi_note(markup_text))
+    if not looks_like_html(markup_text):
+        unescaped = escaped_html(markup_text)
+        if unescaped is None:
+            return plain_to_body(_decode_entities(markup_text), style)
+        markup_text = unescaped
+        notes.append("plain text holding escaped HTML read as HTML")
+    soup = BeautifulSoup(markup_text, "html.parser")
+    keep_newlines = "\n" in markup_text and soup.find(list(_BLOCKISH)) is None
+    links = _Links(base_url, own_link, [])
+    text = _render(soup, _Context(keep_newlines=keep_newlines, style=style, links=links))
+    if links.shown:
+        how = "as footnotes" if style.links == "footnotes" else "inline"
+        notes.append(f"{links.shown} link(s) in the text kept {how}")
+    return _finish(text, style, tuple(links.footnotes), tuple(notes))
+
+
+def html_to_text(markup_text: str) -> str:
     """Clean plain text from an HTML fragment or document.
 
     Text without any HTML tag is treated as plain text: its line breaks are
-    kept and only well-formed entities (``&amp;``, ``&#8217;``) are decoded.
-    HTML that has no block elements and no ``<br>`` but does have newlines
-    (common in feeds made from chat posts) keeps those newlines too.
+    kept and only well-formed entities (``&amp;``, ``&#8217;``) are decoded
+    (unless it plainly holds escaped HTML, which is read as HTML). HTML that
+    has no block elements and no ``<br>`` but does have newlines (common in
+    feeds made from chat posts) keeps those newlines too. Links keep their
+    text only; nothing is neutralised.
     """
-    if not markup:
+    if not markup_text:
         return ""
-    if not looks_like_html(markup):
-        return clean_plain_text(_decode_entities(markup))
-    soup = BeautifulSoup(markup, "html.parser")
-    keep_newlines = "\n" in markup and soup.find(list(_BLOCKISH)) is None
+    if not looks_like_html(markup_text):
+        unescaped = escaped_html(markup_text)
+        if unescaped is None:
+            return clean_plain_text(_decode_entities(markup_text))
+        markup_text = unescaped
+    soup = BeautifulSoup(markup_text, "html.parser")
+    keep_newlines = "\n" in markup_text and soup.find(list(_BLOCKISH)) is None
     return _render(soup, _Context(keep_newlines=keep_newlines))
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "grapheme_boundaries",
     "graphemes",
     "normalize_blank_lines",
+    "split_text",
     "truncate",
     "utf16_len",
 ]
@@ -166,6 +167,14 @@ def graphemes(s: str) -> list[str]:
 # Truncation
 
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+#: What a cut never falls inside: a URL written in the text, a footnote mark ``[12]``.
+PROTECTED = re.compile(
+    r"\(https?://[^\s<>\"']+?\)(?=[\s.,;:!?]|\Z)"
+    r"|https?://[^\s<>\"'\u2060]*[^\s<>\"'.,;:!?)\]}»”’\u2060]"
+    r"|\[\d{1,4}\]",
+    re.IGNORECASE,
+)
+_URL_AT_END = re.compile(r"https?://\S+\Z", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?…]['\"’”»)\]]*(?=\s)|[。！？][」』”’）]*|\n")
 _WORD_GAP = re.compile(r"\s")
 
@@ -185,7 +194,21 @@ def _entity_start(s: str, k: int) -> int:
     return k
 
 
-def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
+def _protected_start(text: str, k: int, protect: re.Pattern[str] | None) -> int:
+    """If index ``k`` falls inside a protected span (a URL), the span's start; else ``k``."""
+    if protect is None or k <= 0 or k >= len(text):
+        return k
+    for m in protect.finditer(text, max(0, k - 2100), min(len(text), k + 2100)):
+        if m.start() < k < m.end():
+            return m.start()
+        if m.start() >= k:
+            break
+    return k
+
+
+def truncate(
+    text: str, limit: int, ellipsis: str = "…", protect: re.Pattern[str] | None = PROTECTED
+) -> str:
     """Cut ``text`` so that its :func:`utf16_len` is at most ``limit``.
 
     Returns ``text`` unchanged when it fits. Otherwise cuts at the last
@@ -193,7 +216,9 @@ def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
     word gap, else at a grapheme boundary (never splitting a surrogate pair,
     an emoji ZWJ sequence, a flag, a base from its combining marks, or an HTML
     entity such as ``&amp;``), drops trailing whitespace and appends
-    ``ellipsis``. The result is always a prefix of ``text`` plus ``ellipsis``;
+    ``ellipsis``. A cut never falls inside a match of ``protect`` (by
+    default a URL or a footnote mark): the URL goes whole, with an opening
+    bracket left before it. The result is always a prefix of ``text`` plus ``ellipsis``;
     when not even the ellipsis fits, the result is a bare prefix.
     """
     if limit < 0:
@@ -237,10 +262,24 @@ def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
             gap = m.start()
         if gap > 0:
             cut = gap
+    protected = _protected_start(text, cut, protect)
+    moved = protected != cut
+    if moved:
+        cut = protected
+        keep_space = False
     if cut not in set(bounds):  # e.g. "。" followed by a combining mark
         cut = max(b for b in bounds if b <= cut)
         keep_space = False
     prefix = text[:cut] if keep_space else text[:cut].rstrip()
+    if moved:
+        prefix = prefix.rstrip().rstrip("([").rstrip()
+    if protect is not None and ellipsis:
+        tail = _URL_AT_END.search(prefix)
+        if tail is not None:  # "…" glued to a URL could be read as part of it
+            if utf16_len(prefix) + 1 + utf16_len(ellipsis) <= limit:
+                ellipsis = " " + ellipsis
+            else:
+                prefix = prefix[: tail.start()].rstrip().rstrip("([").rstrip()
     return prefix + ellipsis
 
 
@@ -250,9 +289,11 @@ def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
 #: Spaces that should read as an ordinary space (no-break, thin, figure...).
 _SPACES = re.compile("[\u00a0\u2000-\u200a\u202f\u205f]")
 #: Invisible characters that only get in the way (zero-width space, BOM, word
-#: joiner, soft hyphen, Mongolian vowel separator). ZWJ/ZWNJ are kept: emoji
-#: sequences and Persian/Indic text need them.
-_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad\u180e]")
+#: joiner, soft hyphen, Mongolian vowel separator), and the bidirectional
+#: overrides and isolates (U+202A-U+202E, U+2066-U+2069) that can make text
+#: read differently from what it says. ZWJ/ZWNJ are kept: emoji sequences and
+#: Persian/Indic text need them.
+_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad\u180e\u202a-\u202e\u2066-\u2069]")
 _BLANK_RUN = re.compile(r"\n{3,}")
 
 
@@ -272,3 +313,75 @@ def clean_plain_text(text: str) -> str:
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     text = text.replace("\t", " ")
     return normalize_blank_lines(text)
+
+
+# --------------------------------------------------------------------------
+# Splitting a long text into several posts
+
+
+def _fitting_prefix(text: str, room: int) -> int:
+    """The longest prefix of ``text`` (in code points, at a grapheme boundary)
+    whose UTF-16 length is at most ``room``."""
+    hard = 0
+    used = 0
+    bounds = grapheme_boundaries(text[: room + 2])
+    for a, b in pairwise(bounds):
+        used += utf16_len(text[a:b])
+        if used > room:
+            break
+        hard = b
+    return hard
+
+
+def _split_point(text: str, hard: int, protect: re.Pattern[str] | None) -> int:
+    """Where to end a part of at most ``hard`` code points: a paragraph break,
+    a line break, a sentence end, a word gap, else ``hard``; never in a URL."""
+    window = text[:hard]
+    half = hard // 2
+    cut = -1
+    for sep in ("\n\n", "\n"):
+        found = window.rfind(sep)
+        if found > half:
+            cut = found
+            break
+    if cut < 0:
+        for m in _SENTENCE_END.finditer(window):
+            end = m.start() if m.group() == "\n" else m.end()
+            if end > half:
+                cut = end
+    if cut < 0:
+        gap = max(window.rfind(" "), window.rfind("\t"))
+        cut = gap if gap > hard // 4 else hard
+    protected = _protected_start(text, cut, protect)
+    return protected if protected > 0 else cut
+
+
+def split_text(text: str, limit: int, protect: re.Pattern[str] | None = PROTECTED) -> list[str]:
+    """``text`` as parts of at most ``limit`` UTF-16 units each, cut at
+    paragraph, line, sentence or word boundaries (never inside a URL), each
+    marked ``(1/3) ``; ``[text]`` when it fits as it is."""
+    if utf16_len(text) <= limit:
+        return [text]
+    digits = 1
+    while True:
+        room = limit - (2 * digits + 4)  # "(99/99) "
+        if room < 1:
+            raise ValueError(f"limit {limit} is too small to split into marked parts")
+        parts: list[str] = []
+        rest = text.strip()
+        while utf16_len(rest) > room:
+            hard = _fitting_prefix(rest, room)
+            cut = _split_point(rest, hard, protect) if hard < len(rest) else hard
+            piece = rest[:cut].rstrip()
+            if not piece:  # nothing fits before a protected span: cut hard
+                cut = max(hard, 1)
+                piece = rest[:cut]
+            parts.append(piece)
+            rest = rest[cut:].lstrip()
+        if rest:
+            parts.append(rest)
+        if len(parts) < 10**digits:
+            break
+        digits += 1
+    total = len(parts)
+    return [f"({i}/{total}) {part}" for i, part in enumerate(parts, 1)]
