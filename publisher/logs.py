@@ -1,7 +1,9 @@
 """Logging: one line per event, as text or JSON, never the token.
 
 Every record passes through :class:`RedactingFilter`, which replaces any
-registered secret (the auth token) with ``[redacted]`` wherever it appears.
+registered secret (the auth token) with ``[redacted]`` wherever it appears,
+and the user and password of any URL with ``***``
+(:func:`publisher.core.redact.redact_urls`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from publisher.core.redact import redact_urls
 
 _SECRETS: set[str] = set()
 
@@ -22,16 +26,19 @@ def register_secret(secret: str) -> None:
 
 
 def redact(text: str) -> str:
+    """``text`` without any registered secret or credentials in a URL."""
     for secret in _SECRETS:
         if secret in text:
             text = text.replace(secret, "[redacted]")
-    return text
+    return redact_urls(text)
 
 
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if _SECRETS:
-            record.msg = redact(record.getMessage())
+        message = record.getMessage()
+        safe = redact(message)
+        if safe != message:
+            record.msg = safe
             record.args = None
         return True
 

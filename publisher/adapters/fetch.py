@@ -62,6 +62,7 @@ import httpx
 from publisher.core.config import FetchConfig, format_duration
 from publisher.core.errors import FetchError, MediaError, PublisherError
 from publisher.core.records import FeedResponse, MediaResponse, PageResponse
+from publisher.core.redact import redact_urls
 
 MAX_REDIRECTS = 10
 FEED_ACCEPT = (
@@ -183,7 +184,9 @@ class Fetcher:
         trusted = (urlsplit(url).hostname or "").lower()
 
         def fail(message: str, status: int | None = None, **kw: timedelta | None) -> PublisherError:
-            return FetchError(message, url=url, status=status, retry_after=kw.get("retry_after"))
+            return FetchError(
+                redact_urls(message), url=url, status=status, retry_after=kw.get("retry_after")
+            )
 
         answer = self._get(url, headers, fail, trusted_host=trusted)
         retry_after = _retry_after(answer.headers.get("retry-after"), self._now())
@@ -227,11 +230,13 @@ class Fetcher:
         """
 
         def fail(message: str, status: int | None = None, **kw: timedelta | None) -> PublisherError:
-            return MediaError(message)
+            return MediaError(redact_urls(message))
 
         answer = self._get(url, {"Accept": "*/*"}, fail, trusted_host=None)
         if answer.status != 200:
-            raise MediaError(f"{url}: unexpected HTTP {answer.status}; the media cannot be used")
+            raise MediaError(
+                f"{redact_urls(url)}: unexpected HTTP {answer.status}; the media cannot be used"
+            )
         return MediaResponse(
             data=answer.body,
             content_type_header=answer.headers.get("content-type"),
@@ -248,17 +253,21 @@ class Fetcher:
         """
 
         def fail(message: str, status: int | None = None, **kw: timedelta | None) -> PublisherError:
-            return MediaError(message)
+            return MediaError(redact_urls(message))
 
         answer = self._get(url, {"Accept": PAGE_ACCEPT}, fail, trusted_host=None)
         if answer.status != 200:
-            raise MediaError(f"{url}: unexpected HTTP {answer.status}; the page cannot be read")
+            raise MediaError(
+                f"{redact_urls(url)}: unexpected HTTP {answer.status}; the page cannot be read"
+            )
         declared = answer.headers.get("content-type", "")
         mime = declared.split(";", 1)[0].strip().lower()
         sniffed_html = mime in ("", "text/plain") and _looks_html(answer.body)
         if mime not in _HTML_TYPES and not sniffed_html:
             shown = mime or sniff_type(answer.body) or "unknown data"
-            raise MediaError(f"{url}: not an HTML page ({shown}); there is no article to read")
+            raise MediaError(
+                f"{redact_urls(url)}: not an HTML page ({shown}); there is no article to read"
+            )
         return PageResponse(html=_decode_html(answer.body, declared), final_url=answer.final_url)
 
     # -- internals

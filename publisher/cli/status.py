@@ -36,6 +36,7 @@ from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import StoreError
 from publisher.core.policy import explain
 from publisher.core.records import OutboxRow, SourceState
+from publisher.core.redact import redact_urls
 from publisher.core.schedule import due_at
 from publisher.pipeline.queue import QueueView, in_words, look, source_policies
 from publisher.service.reload import pid_path, process_alive, read_pid
@@ -89,7 +90,7 @@ def _sources(config: Config, store: Store, now: datetime, tz: ZoneInfo) -> list[
                 "last_poll": _iso(state.last_poll, tz),
                 "last_success": _iso(state.last_success, tz),
                 "next_poll": _iso(_due(source, state, now), tz),
-                "last_error": state.last_error,
+                "last_error": redact_urls(state.last_error or "") or None,
                 "consecutive_failures": state.consecutive_failures,
                 "counts": {key: int(count.get(key, 0)) for key in COUNT_KEYS}
                 | {"sending": int(count.get("sending", 0))},

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from publisher.core.config import Config
+from publisher.core.redact import redact_urls
 from publisher.pipeline.deliver import Deliverer
 from publisher.ports import Clock
 
@@ -76,7 +77,8 @@ def readiness(service: Probed) -> tuple[bool, dict[str, Any]]:
         ):
             sources[source.name] = "starting"
         else:
-            sources[source.name] = f"failing: {state.last_error or 'not polled recently'}"
+            error = redact_urls(state.last_error or "not polled recently")
+            sources[source.name] = f"failing: {error}"
             ok = False
     details["sources"] = sources
     return ok, details

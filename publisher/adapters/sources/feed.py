@@ -53,6 +53,7 @@ from publisher.adapters.sources._util import (
 from publisher.core.errors import SourceError
 from publisher.core.identity import content_hash, item_key, usable_guid
 from publisher.core.items import Item, MediaCandidate
+from publisher.core.redact import redact_urls
 
 __all__ = ["ParsedFeed", "looks_like_html", "looks_like_json", "parse_feed"]
 
@@ -129,9 +130,26 @@ def parse_feed(
 
     ``headers`` are the HTTP response headers (the charset in Content-Type
     matters); ``url`` is the document's final URL, the base for relative
-    links; ``now`` is the fetch time (future dates are clamped to it).
+    links; ``now`` is the fetch time (future dates are clamped to it). Error
+    messages show ``url`` without its user and password.
     """
-    now = now or datetime.now(UTC)
+    try:
+        return _parse_feed(body, headers, url, source_name, now or datetime.now(UTC))
+    except SourceError as exc:
+        shown = redact_urls(str(exc))
+        if shown == str(exc):
+            raise
+        raise SourceError(shown) from exc.__cause__
+    except RecursionError:  # a parser recursing on absurd nesting
+        raise SourceError(
+            f"{redact_urls(url)}: the document is nested too deeply to read; "
+            "check the url or tell the site's owner"
+        ) from None
+
+
+def _parse_feed(
+    body: bytes, headers: Mapping[str, str], url: str, source_name: str, now: datetime
+) -> ParsedFeed:
     if not body.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         raise SourceError(f"{url} returned an empty document, not a feed; check the url")
     if body.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")):
