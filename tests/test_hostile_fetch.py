@@ -281,3 +281,52 @@ def test_double_gzip_feed_stays_under_300_mb(encoding: str) -> None:
     assert "refused:" in result.stdout, result.stdout
     peak = int(result.stdout.split("peak_mb")[1])
     assert peak < 300, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("host", "private"),
+    [
+        ("64:ff9b::7f00:1", True),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a00:1", True),  # NAT64 of 10.0.0.1
+        ("64:ff9b::808:808", False),  # NAT64 of 8.8.8.8
+        ("64:ff9b:1::1", True),  # local-use NAT64
+        ("::7f00:1", True),  # IPv4-compatible 127.0.0.1
+        ("::c0a8:101", True),  # IPv4-compatible 192.168.1.1
+        ("::8.8.8.8", False),
+        ("::ffff:127.0.0.1", True),  # IPv4-mapped
+        ("::ffff:169.254.169.254", True),
+        ("::ffff:8.8.8.8", False),
+        ("2002:7f00:1::1", True),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::1", True),  # 6to4 of 169.254.169.254
+        ("2002:808:808::1", False),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", True),  # Teredo
+        ("fec0::1", True),  # site-local
+        ("fc00::1", True),
+        ("fe80::1%eth0", True),
+        ("ff02::1", True),
+        ("::", True),
+        ("[::1]", True),
+        ("100.64.0.1", True),
+        ("224.0.0.1", True),
+        ("2606:4700::1", False),
+        ("example.org", False),  # a name: resolved and judged by its addresses
+    ],
+)
+def test_private_address_rule(host: str, private: bool) -> None:
+    from publisher.core.config import is_private_address
+
+    assert is_private_address(host) is private
+
+
+@pytest.mark.parametrize("host", ["[64:ff9b::7f00:1]", "[::7f00:1]", "[2002:7f00:1::1]"])
+def test_ipv6_forms_of_loopback_are_refused(host: str) -> None:
+    with Fetcher(FetchConfig()) as f, pytest.raises(MediaError, match="private or local address"):
+        f.fetch_media(f"http://{host}/a.jpg")
+
+
+def test_a_name_resolving_to_nat64_loopback_is_refused() -> None:
+    with (
+        Fetcher(FetchConfig(), resolve=lambda host, port: ["64:ff9b::7f00:1"]) as f,
+        pytest.raises(MediaError, match="resolves to the private or local address"),
+    ):
+        f.fetch_media("http://sneaky.example/a.jpg")

@@ -59,7 +59,7 @@ from urllib.request import url2pathname
 
 import httpx
 
-from publisher.core.config import FetchConfig, format_duration
+from publisher.core.config import FetchConfig, format_duration, is_private_address
 from publisher.core.errors import FetchError, MediaError, PublisherError
 from publisher.core.records import FeedResponse, MediaResponse, PageResponse
 from publisher.core.redact import redact_urls
@@ -96,13 +96,12 @@ def _default_resolve(host: str, port: int) -> list[str]:
 
 
 def _non_public(address: str) -> bool:
+    """True for a resolved address that is not public (or not an address at all)."""
     try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return True
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global
+    return is_private_address(address)
 
 
 def is_local_source(url: str) -> bool:

@@ -291,10 +291,49 @@ class Config:
         raise KeyError(name)
 
 
+#: IPv6 ranges that carry an IPv4 address in their last 32 bits: NAT64 (RFC 6052)
+#: and the deprecated IPv4-compatible form (``::a.b.c.d``).
+_V4_IN_LAST_32 = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("::/96"),
+)
+#: IPv6 ranges never fetched: NAT64 for local use (RFC 8215), site-local
+#: (deprecated, still routed inside some networks), Teredo (a tunnel to IPv4),
+#: multicast.
+_V6_REFUSED = (
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("fec0::/10"),
+    ipaddress.IPv6Network("2001::/32"),
+    ipaddress.IPv6Network("ff00::/8"),
+)
+
+
 def is_private_address(host: str) -> bool:
-    """True for loopback, private, link-local and other non-public IP literals."""
+    """True for an IP literal that is, or reaches, a non-public address.
+
+    Loopback, private, link-local, shared (CGNAT), multicast and reserved
+    addresses, and every IPv6 form that carries an IPv4 address inside it is
+    judged by that IPv4 address: IPv4-mapped ``::ffff:a.b.c.d``,
+    IPv4-compatible ``::a.b.c.d``, NAT64 ``64:ff9b::a.b.c.d`` and 6to4
+    ``2002:aabb:ccdd::``; local-use NAT64, site-local ``fec0::/10`` and
+    Teredo ``2001::/32`` are refused outright. A host name (not an IP
+    literal) is False: resolve it and ask about each address.
+    """
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
         return False
-    return not address.is_global
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in net for net in _V6_REFUSED):
+            return True
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address not in (
+            ipaddress.IPv6Address("::"),
+            ipaddress.IPv6Address("::1"),
+        ):
+            for net in _V4_IN_LAST_32:
+                if address in net:
+                    embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_private_address(str(embedded))
+    return not address.is_global or address.is_multicast
