@@ -100,6 +100,7 @@ def build(config: Config, *, token: str | None = None, clock: Clock = utcnow) ->
     from publisher.adapters.mediafolder import MediaStore
     from publisher.adapters.metrics import Metrics
     from publisher.adapters.sqlite import Store
+    from publisher.pipeline.enrich import fetch_page_with
     from publisher.pipeline.poll import Poller
     from publisher.pipeline.transform import Transformer, fetch_media_with
 
@@ -108,7 +109,13 @@ def build(config: Config, *, token: str | None = None, clock: Clock = utcnow) ->
     store = Store.open(config.storage.path)
     media = MediaStore(config.storage.media_dir)
     fetcher = Fetcher(config.fetch)
-    transformer = Transformer(config, media, fetch_media_with(fetcher), public_url(config))
+    transformer = Transformer(
+        config,
+        media,
+        fetch_media_with(fetcher),
+        public_url(config),
+        fetch_page=fetch_page_with(fetcher),
+    )
     poller = Poller(config, store, transformer, clock=clock, metrics=metrics, alerts=alerter)
     return Parts(
         config=config,
@@ -286,6 +293,7 @@ def build_preview(
     from publisher.adapters.fetch import Fetcher
     from publisher.adapters.mediafolder import MediaStore
     from publisher.adapters.sqlite import Store
+    from publisher.pipeline.enrich import fetch_page_with
     from publisher.pipeline.poll import Poller
     from publisher.pipeline.preview import run_preview
     from publisher.pipeline.transform import Transformer, fetch_media_with
@@ -301,7 +309,11 @@ def build_preview(
     fetcher = fetcher if fetcher is not None else Fetcher(config.fetch)
     try:
         transformer = Transformer(
-            config, MediaStore(media_dir), fetch_media_with(fetcher), public_url(config)
+            config,
+            MediaStore(media_dir),
+            fetch_media_with(fetcher),
+            public_url(config),
+            fetch_page=fetch_page_with(fetcher),
         )
         poller = Poller(config, store, transformer, clock=lambda: now)
         adapters = list(build_sources(chosen, fetcher).values())

@@ -246,6 +246,41 @@ def _read_policy(table: _Table, base: Policy | None) -> Policy:
 _SOURCE_TYPES = ("rss", "folder")
 
 
+ENRICH = ("image", "text")
+#: ``pictures`` at most (Viber has no albums: each picture is a post).
+MAX_PICTURES = 10
+
+
+def _read_enrich(t: _Table) -> tuple[str, ...]:
+    """``enrich = ["image", "text"]``: what to take from the article page."""
+    value = t.raw("enrich")
+    if value is None:
+        return ()
+    hint = 'use a list of "image" and "text", e.g. enrich = ["image"]'
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        t.problems.add(t.key("enrich"), f"{_show(value)} is not a list of words; {hint}")
+        return ()
+    wrong = [v for v in value if v not in ENRICH]
+    if wrong:
+        t.problems.add(t.key("enrich"), f"{_show(wrong[0])} is not something to enrich; {hint}")
+        return ()
+    return tuple(dict.fromkeys(value))
+
+
+def _read_pictures(t: _Table) -> int:
+    """``pictures = N``: picture posts per item, 1 to :data:`MAX_PICTURES`."""
+    value: int = t.integer("pictures", 1, minimum=1)
+    if value > MAX_PICTURES:
+        t.problems.add(
+            t.key("pictures"),
+            f"{value} is too many; use at most {MAX_PICTURES} (each picture is a post)",
+        )
+        return 1
+    return value
+
+
 def _read_source(
     data: Any, index: int, base: Path | None, problems: _Problems, timezone: str = "UTC"
 ) -> SourceConfig | None:
@@ -323,6 +358,8 @@ def _read_source(
         template=template,
         caption_overflow=t.choice("caption_overflow", ("split", "truncate"), "split"),
         images=t.boolean("images", True),
+        enrich=_read_enrich(t),
+        pictures=_read_pictures(t),
         # A source's own limits; its window is read in the channel's timezone
         # unless it names its own.
         policy=_read_policy(t, Policy(timezone=timezone)),

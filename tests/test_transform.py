@@ -111,24 +111,24 @@ LONG = (DATA / "video" / "h264_190s.mp4").read_bytes()
             "mpeg4 video",
             video("http://m.example/v.mp4"),
             {"http://m.example/v.mp4": MPEG4},
-            ["url", "text"],
+            ["url"],
             "H.264",
         ),
         (
             "hevc video",
             video("http://m.example/h.mp4"),
             {"http://m.example/h.mp4": HEVC},
-            ["url", "text"],
+            ["url"],
             "hvc1",
         ),
         (
             "video over 180 s",
             video("http://m.example/l.mp4"),
             {"http://m.example/l.mp4": LONG},
-            ["url", "text"],
+            ["url"],
             "180",
         ),
-        ("video 404", video("http://m.example/x.mp4"), {}, ["url", "text"], "404"),
+        ("video 404", video("http://m.example/x.mp4"), {}, ["url"], "404"),
     ],
 )
 def test_fallbacks(
@@ -147,7 +147,13 @@ def test_fallbacks(
     assert fallbacks and expect_in_fallback in " ".join(fallbacks), rendered.decisions
     assert_valid(rendered)
     if expect_types[0] == "url":
-        assert rendered.messages[0].payload == {"type": "url", "media": LINK, "text": "A title"}
+        # One post (not a url post and then a text post repeating title and link):
+        # the title and the body fit a url post's 120 characters.
+        assert rendered.messages[0].payload == {
+            "type": "url",
+            "media": LINK,
+            "text": "A title\n\nSome words.",
+        }
     # The link is never lost.
     assert any(LINK in str(m.payload.get("text", "")) for m in rendered.messages) or (
         rendered.messages[0].payload.get("media") == LINK

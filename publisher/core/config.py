@@ -265,6 +265,10 @@ class SourceConfig:
     caption_overflow: Literal["split", "truncate"] = "split"
     #: Post pictures found in items (else text only).
     images: bool = True
+    #: Read the article page for what the feed left out: ``"image"``, ``"text"``.
+    enrich: tuple[str, ...] = ()
+    #: An item with several pictures posts up to this many picture posts.
+    pictures: int = 1
     #: This source's own limits on top of the channel's.
     policy: Policy = field(default_factory=Policy)
 

@@ -62,6 +62,14 @@ class MediaResponse:
 
 
 @dataclass(frozen=True)
+class PageResponse:
+    """An article page (``enrich``): its HTML decoded, and where it ended up."""
+
+    html: str
+    final_url: str
+
+
+@dataclass(frozen=True)
 class SourceState:
     name: str
     url: str | None = None

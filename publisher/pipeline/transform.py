@@ -13,9 +13,22 @@ then files; the kind of a local file is sniffed from its bytes):
   follows as a text post (video posts carry no text);
 - a file: kept with its extension, never a forbidden one; text follows.
 
+Several pictures (``pictures = N``, default 1): the first N usable pictures
+of the item, in its order, each once (the same picture at two addresses is
+posted once), as N picture posts of one item, the first with the caption (a
+caption's follow-up text comes after the last picture). The delivery sends
+an item's posts back to back (``core.policy`` rule 1).
+
+Article enrichment (``enrich``, :mod:`publisher.pipeline.enrich`): with
+``"text"`` a feed summary is replaced by the article's main text before
+anything is rendered; with ``"image"`` an item that has no usable picture (nor
+video or file) tries the pictures its article page names. A page that cannot
+be read leaves the feed's own content, with a ``fallback`` decision.
+
 Fallbacks instead of failures: picture unusable → text post with the link;
-video unusable → url post to the item's link (then the body as a text post,
-when there is one), else text; nothing usable → a refusal with the reasons.
+video unusable → one post: a url post to the item's link when its words fit
+one (120 characters), else a text post with the link; nothing usable → a
+refusal with the reasons.
 Every fallback is a :class:`Decision` (code ``fallback``). Except for a
 folder's media (candidate origin ``folder``): a picture, video or file put in
 a folder that cannot be posted as such refuses its item, caption or not, with
@@ -42,7 +55,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +84,7 @@ from publisher.core.limits import (
     VIDEO_MAX_SECONDS,
 )
 from publisher.core.media.files import check_file
+from publisher.core.media.identify import picture_type
 from publisher.core.media.images import make_thumbnail, prepare_picture, sniff
 from publisher.core.media.video import check_video, inspect_video, video_thumbnail
 from publisher.core.messages import utf16_len, validate_payload
@@ -80,8 +94,8 @@ from publisher.core.render import (
     item_title,
     render_caption,
     render_text,
-    truncate,
 )
+from publisher.pipeline.enrich import FetchPage, Pages, enrich_text, page_pictures
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +106,8 @@ _IMAGE_EXT = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff",
 _VIDEO_EXT = {".mp4", ".m4v", ".mov"}
 #: Sniffed types that are videos Viber may play (checked further by check_video).
 _VIDEO_MIMES = ("video/mp4", "video/quicktime")
-#: How much of a local file is read to sniff its type.
-_SNIFF_BYTES = 4096
+#: How much of a local file is read to sniff its type (Pillow reads headers in it).
+_SNIFF_BYTES = 64 * 1024
 #: Candidates tried per item, at most (each may be a download).
 _MAX_CANDIDATES = 3
 #: The message types that carry an item's media.
@@ -129,11 +143,14 @@ class Transformer:
         media_store: MediaStore,
         fetch_media: FetchMedia,
         public_url: str | None = None,
+        fetch_page: FetchPage | None = None,
     ) -> None:
         self.config = config
         self.store = media_store
         self.fetch_media = fetch_media
         self.public_url = public_url
+        #: Article pages (``enrich``), each link fetched once.
+        self.pages = Pages(fetch_page)
 
     # -- entry points ------------------------------------------------------
 
@@ -146,18 +163,26 @@ class Transformer:
         reason naming the file and the cause; its files go to ``failed/``.
         """
         unusable: dict[MediaCandidate, _Unusable] = {}
-        rendered = self._render_media(item, source, unusable)
+        item, enriched = enrich_text(item, source, self.pages)
+        rendered = self._render_media(item, source, unusable, enriched)
         return self._require_folder_media(rendered, source, unusable)
 
     def _render_media(
-        self, item: Item, source: SourceConfig, unusable: dict[MediaCandidate, _Unusable]
+        self,
+        item: Item,
+        source: SourceConfig,
+        unusable: dict[MediaCandidate, _Unusable],
+        decisions: list[Decision],
     ) -> RenderedItem:
         """:meth:`render` before the folder rule; why each candidate tried could
         not be used goes into ``unusable``."""
-        decisions: list[Decision] = []
         video_unusable = False
-        for candidate in self._candidates(item, source):
+        wanted = max(1, source.pictures)
+        pictures: list[tuple[MediaCandidate, RenderedMessage]] = []
+        for candidate in self._all_candidates(item, source, decisions, pictures):
             kind = _candidate_kind(candidate)
+            if pictures and kind != "image":
+                break
             reason = self._cannot_host(candidate, kind)
             if reason is not None:
                 decisions.append(Decision("fallback", f"{kind} {candidate.location}: {reason}"))
@@ -167,8 +192,22 @@ class Transformer:
             try:
                 media = self._load(candidate)
                 if media.kind == "image":
-                    rendered = self._picture(item, source, media, candidate, decisions)
-                elif media.kind == "video":
+                    message = self._picture(media, candidate, decisions)
+                    if any(m.payload["media"] == message.payload["media"] for _, m in pictures):
+                        decisions.append(
+                            Decision(
+                                "image",
+                                f"{candidate.location}: the same picture again; posted once",
+                            )
+                        )
+                        continue
+                    pictures.append((candidate, message))
+                    if len(pictures) >= wanted:
+                        break
+                    continue
+                if pictures:
+                    break
+                if media.kind == "video":
                     rendered = self._video(item, source, media, decisions)
                 else:
                     rendered = self._file(item, source, media, decisions)
@@ -178,18 +217,50 @@ class Transformer:
                 log.info("%s/%s: %s unusable: %s", item.source, item.key, candidate.location, exc)
                 video_unusable = video_unusable or kind == "video"
                 continue
-            checked = self._checked(rendered, source)
-            if checked is not rendered:
-                unusable[candidate] = _Unusable(
-                    next(
-                        (d.detail for d in reversed(checked.decisions) if d.code == "fallback"),
-                        "the post breaks one of Viber's limits",
-                    )
-                )
-            return checked
+            return self._checked_media(rendered, source, [candidate], unusable)
+        if pictures:
+            rendered = self._pictures_post(item, source, [m for _, m in pictures], decisions)
+            return self._checked_media(rendered, source, [c for c, _ in pictures], unusable)
         if video_unusable and item.link:
             return self._checked(self._url_post(item, source, decisions), source)
         return self._text_only(item, source, decisions)
+
+    def _all_candidates(
+        self,
+        item: Item,
+        source: SourceConfig,
+        decisions: list[Decision],
+        pictures: list[tuple[MediaCandidate, RenderedMessage]],
+    ) -> Iterator[MediaCandidate]:
+        """The item's candidates, then, when none made a picture and the
+        source asks (``enrich = ["image"]``), its article page's pictures."""
+        own = self._candidates(item, source)
+        yield from own
+        if pictures:
+            return
+        tried = {c.location for c in own}
+        for candidate in page_pictures(item, source, self.pages, decisions):
+            if candidate.location not in tried:
+                yield candidate
+
+    def _checked_media(
+        self,
+        rendered: RenderedItem,
+        source: SourceConfig,
+        candidates: list[MediaCandidate],
+        unusable: dict[MediaCandidate, _Unusable],
+    ) -> RenderedItem:
+        """:meth:`_checked`; a media post that breaks a limit makes its
+        candidates unusable (for the folder rule)."""
+        checked = self._checked(rendered, source)
+        if checked is not rendered:
+            cause = next(
+                (d.detail for d in reversed(checked.decisions) if d.code == "fallback"),
+                "the post breaks one of Viber's limits",
+            )
+            for candidate in candidates:
+                unusable[candidate] = _Unusable(cause)
+        return checked
 
     def _require_folder_media(
         self,
@@ -270,10 +341,10 @@ class Transformer:
                 continue
             seen.add(candidate.location)
             chosen.append(candidate)
-        # Pictures first (a post can carry one), then video, then files.
+        # Pictures first (in the item's order), then video, then files.
         order = {"image": 0, "video": 1, "file": 2}
         chosen.sort(key=lambda c: order[_candidate_kind(c)])
-        return chosen[:_MAX_CANDIDATES]
+        return chosen[: _MAX_CANDIDATES + max(1, source.pictures) - 1]
 
     def _cannot_host(self, candidate: MediaCandidate, kind: str) -> str | None:
         """Why ``candidate`` is useless without downloading it, or None."""
@@ -297,6 +368,8 @@ class Transformer:
         data, mime = self.fetch_media(candidate.url)
         mime = mime or sniff(data)
         name = Path(urlsplit(candidate.url).path).name or "media"
+        if _sniffed_kind(mime) not in ("image", "video"):
+            mime = picture_type(data) or mime
         if mime and mime.startswith("video/"):
             kind = "video"
         elif mime and mime.startswith("image/") and mime != "image/svg+xml":
@@ -314,6 +387,8 @@ class Transformer:
         except OSError as exc:
             raise MediaError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
         mime = sniff(head)
+        if _sniffed_kind(mime) not in ("image", "video"):
+            mime = picture_type(head) or mime
         kind = _sniffed_kind(mime) or _guess_kind(path.name, claimed)
         if kind != "image":
             return _Media(kind, None, path, path.name, size, mime)
@@ -340,15 +415,11 @@ class Transformer:
         )
 
     def _picture(
-        self,
-        item: Item,
-        source: SourceConfig,
-        media: _Media,
-        candidate: MediaCandidate,
-        decisions: list[Decision],
-    ) -> RenderedItem:
+        self, media: _Media, candidate: MediaCandidate, decisions: list[Decision]
+    ) -> RenderedMessage:
+        """One picture post without its caption (see :meth:`_pictures_post`)."""
         if self.public_url is None:
-            return self._picture_unhosted(item, source, media, candidate, decisions)
+            return self._picture_unhosted(media, candidate, decisions)
         data = media.data if media.data is not None else b""
         picture = prepare_picture(
             data,
@@ -357,8 +428,6 @@ class Transformer:
             max_bytes=PICTURE_MAX_BYTES,
         )
         thumb = make_thumbnail(picture, mode=self.config.media.thumbnail)
-        caption = self._caption(item, source)
-        decisions.extend(caption.decisions)
         picture_name = self.store.put(picture.data, ".jpg")
         thumb_name = self.store.put(thumb.data, ".jpg")
         decisions.append(
@@ -373,24 +442,16 @@ class Transformer:
             decisions.append(Decision("image", note))
         payload: dict[str, Any] = {
             "type": "picture",
-            "text": caption.caption,
+            "text": "",
             "media": self.store.url(self.public_url, picture_name),
             "thumbnail": self.store.url(self.public_url, thumb_name),
         }
         infos = (picture.media_info(picture_name), thumb.media_info(thumb_name))
-        messages = [RenderedMessage(payload, infos)]
-        if caption.follow_up:
-            messages.append(RenderedMessage({"type": "text", "text": caption.follow_up}))
-        return RenderedItem(item, tuple(messages), tuple(decisions))
+        return RenderedMessage(payload, infos)
 
     def _picture_unhosted(
-        self,
-        item: Item,
-        source: SourceConfig,
-        media: _Media,
-        candidate: MediaCandidate,
-        decisions: list[Decision],
-    ) -> RenderedItem:
+        self, media: _Media, candidate: MediaCandidate, decisions: list[Decision]
+    ) -> RenderedMessage:
         url = candidate.url or ""
         if media.mime != PICTURE_CONTENT_TYPE or media.size > PICTURE_MAX_BYTES:
             what = media.mime or "unknown data"
@@ -398,10 +459,31 @@ class Transformer:
                 f"no [server] public_url to host a converted picture, and the source is "
                 f"{what} of {media.size} bytes, not a JPEG under {PICTURE_MAX_BYTES} bytes"
             )
+        decisions.append(Decision("image", "posted from its source URL (no public_url)"))
+        return RenderedMessage({"type": "picture", "text": "", "media": url})
+
+    def _pictures_post(
+        self,
+        item: Item,
+        source: SourceConfig,
+        pictures: list[RenderedMessage],
+        decisions: list[Decision],
+    ) -> RenderedItem:
+        """The picture posts of one item: the caption on the first, its
+        follow-up text (``caption_overflow = "split"``) after the last."""
         caption = self._caption(item, source)
         decisions.extend(caption.decisions)
-        decisions.append(Decision("image", "posted from its source URL (no public_url)"))
-        messages = [RenderedMessage({"type": "picture", "text": caption.caption, "media": url})]
+        first = pictures[0]
+        messages = [RenderedMessage({**first.payload, "text": caption.caption}, first.media)]
+        messages.extend(pictures[1:])
+        if source.pictures > 1:
+            decisions.append(
+                Decision(
+                    "pictures",
+                    f"{len(pictures)} picture post(s) of at most {source.pictures}, in the "
+                    "item's order, posted back to back; the first carries the caption",
+                )
+            )
         if caption.follow_up:
             messages.append(RenderedMessage({"type": "text", "text": caption.follow_up}))
         return RenderedItem(item, tuple(messages), tuple(decisions))
@@ -511,19 +593,27 @@ class Transformer:
     def _url_post(
         self, item: Item, source: SourceConfig, decisions: list[Decision]
     ) -> RenderedItem:
+        """The one post of an item whose video is unusable: a url post to its
+        link when its words fit one, else its text post with the link (never
+        both: they would repeat the title and the link)."""
         link = (item.link or "").strip()
         if _url_problem(link) is not None:
             return self._text_only(item, source, decisions)
+        words = "\n\n".join(p for p in (item_title(item), item_body(item)) if p)
+        if utf16_len(words) > URL_TEXT_MAX:
+            decisions.append(
+                Decision(
+                    "fallback",
+                    "video unusable: posted the text with the link (its words are over the "
+                    f"{URL_TEXT_MAX}-character limit of a url post)",
+                )
+            )
+            return self._text_only(item, source, decisions)
         payload: dict[str, Any] = {"type": "url", "media": link}
-        title = item_title(item)
-        if title:
-            payload["text"] = truncate(title, URL_TEXT_MAX)
+        if words:
+            payload["text"] = words
         decisions.append(Decision("fallback", "video unusable: posted a link to the item instead"))
-        message = RenderedMessage(payload)
-        if item_body(item):
-            # The body would be lost in a url post: it follows as a text post.
-            return self._with_text(item, source, message, decisions)
-        return RenderedItem(item, (message,), tuple(decisions))
+        return RenderedItem(item, (RenderedMessage(payload),), tuple(decisions))
 
     def _text_only(
         self, item: Item, source: SourceConfig, decisions: list[Decision]
@@ -557,7 +647,7 @@ class Transformer:
                 decisions = [
                     d
                     for d in rendered.decisions
-                    if d.code not in ("image", "video", "file", "split")
+                    if d.code not in ("image", "video", "file", "split", "pictures")
                 ]
                 decisions.append(Decision("fallback", f"{message.type} post: {exc}"))
                 return self._text_only(rendered.item, source, decisions)
