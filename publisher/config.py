@@ -451,7 +451,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     m = top.table("media")
     media = MediaConfig(
         max_side=m.integer("max_side", 2560, minimum=400),
-        max_pixels=m.integer("max_pixels", 64_000_000, minimum=1_000_000),
+        max_pixels=m.integer("max_pixels", MediaConfig.max_pixels, minimum=1_000_000),
         thumbnail=m.choice("thumbnail", ("crop", "fit"), "crop"),
     )
     m.finish()
