@@ -16,7 +16,7 @@ from PIL import Image
 from publisher.adapters.fetch import Fetcher
 from publisher.adapters.mediafolder import MediaStore
 from publisher.config import parse_config
-from publisher.core.config import Config, FetchConfig, ServerConfig, SourceConfig
+from publisher.core.config import Config, FetchConfig, MediaConfig, ServerConfig, SourceConfig
 from publisher.core.errors import ConfigError, MediaError
 from publisher.core.items import Item, MediaCandidate, RenderedItem
 from publisher.core.media.identify import picture_type
@@ -420,3 +420,22 @@ def test_check_reads_enrich_and_pictures() -> None:
 def test_a_page_fetch_error_is_a_media_error() -> None:
     with Fetcher(FetchConfig()) as fetcher, pytest.raises(MediaError, match="private"):
         fetch_page_with(fetcher)("http://127.0.0.1:9/article")
+
+
+def test_a_refused_bomb_names_max_pixels(tmp_path: Path, media_host: MediaHost) -> None:
+    url = media_host.add("/big.png", picture(COLOURS[0], size=(400, 300)), "image/png")
+    config = Config(
+        server=ServerConfig(public_url=PUBLIC),
+        fetch=FetchConfig(allow_private=True),
+        media=MediaConfig(max_pixels=10_000),
+    )
+    with Fetcher(config.fetch) as fetcher:
+        transformer = Transformer(
+            config, MediaStore(tmp_path / "media"), fetch_media_with(fetcher), public_url=PUBLIC
+        )
+        rendered = transformer.render(
+            item("https://x.org/a", MediaCandidate(url=url, kind="image", origin="enclosure")),
+            SOURCE,
+        )
+    assert types(rendered) == ["text"]
+    assert "[media] max_pixels (10,000)" in details(rendered, "fallback")
