@@ -31,6 +31,8 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.wrappers import Request, Response
 
+from publisher.core.render.markup import to_html
+
 log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -241,7 +243,7 @@ def _post_html(post: dict[str, Any], members: dict[Any, str], tz: ZoneInfo) -> s
     text = str(payload.get("text") or "")
     media = str(payload.get("media") or "")
     if kind == "picture":
-        caption = f'<div class="text">{esc(text)}</div>' if text else ""
+        caption = f'<div class="text">{to_html(text)}</div>' if text else ""
         body = (
             f'<div class="bubble picture"><a href="{esc(media)}">'
             f'<img src="{esc(media)}" alt="" loading="lazy"></a>{caption}</div>'
@@ -263,7 +265,7 @@ def _post_html(post: dict[str, Any], members: dict[Any, str], tz: ZoneInfo) -> s
         title = f"<div>{esc(text)}</div>" if text else ""
         body = f'<div class="bubble card">{title}<a href="{esc(media)}">{esc(media)}</a></div>'
     else:
-        body = f'<div class="bubble"><div class="text">{esc(text)}</div></div>'
+        body = f'<div class="bubble"><div class="text">{to_html(text)}</div></div>'
     token = esc(str(post.get("message_token", "")))
     return (
         f'<article class="post" data-type="{esc(kind)}" data-token="{token}">'

@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import secrets
 import sys
 import tempfile
@@ -65,6 +66,7 @@ from publisher.core.errors import PublisherError, SenderError
 from publisher.core.items import Item, MediaCandidate, RenderedItem
 from publisher.core.outcomes import JITTER, Action, Outcome, backoff_delay, outcome_of
 from publisher.core.records import OutboxRow, PostResult
+from publisher.core.render.markdown import markdown_to_html
 from publisher.core.urls import webhook_url
 from publisher.pipeline.transform import Transformer
 
@@ -123,7 +125,11 @@ def post(
     wait_for: str,
 ) -> None:
     """Publish one thing now: `post --text "..."`, `post PATH [--caption "..."]`
-    (a picture, video or file, by its sniffed type) or `post --url URL [--text "..."]`.
+    (a picture, video or file, by its sniffed type; a .txt or .md note is a
+    text post, Markdown converted) or `post --url URL [--text "..."]`.
+
+    A URL ending --text is the post's link: kept whole and last. A text over
+    Viber's 7,000 characters is split into marked posts (1/3), (2/3)...
 
     It goes through the same pipeline as feed items (caps, JPEG and thumbnail,
     video and file checks) and is recorded in the state store as source "cli",
@@ -142,6 +148,9 @@ def post(
     except ValueError as exc:
         raise click.BadParameter(f"{wait_for!r} is not a duration: {exc}") from exc
     config = state.load()
+    note: Path | None = None
+    if path is not None and path.suffix.lower() in _NOTE_SUFFIXES:
+        note, path = path, None  # a note is a text post, not a file
     if path is not None and public_url(config) is None:
         fail(
             "posting a file needs [server] public_url: Viber fetches the media from there "
@@ -149,7 +158,7 @@ def post(
             EXIT_CONFIG,
         )
     now = datetime.now(UTC)
-    item = _item(now, path, text, caption, url)
+    item = _item(now, path, text, caption, url, note)
     source = SourceConfig(name=SOURCE, type="folder")
     if dry_run:
         _dry_run(config, item, source, url is not None)
@@ -179,6 +188,8 @@ def post(
 
 
 def _check_usage(path: Path | None, text: str | None, caption: str | None, url: str | None) -> None:
+    if path is not None and path.suffix.lower() in _NOTE_SUFFIXES and caption is not None:
+        raise click.UsageError(f"{path.name} is a text post of its own; it takes no --caption")
     if path is not None and url is not None:
         raise click.UsageError("give either PATH or --url, not both")
     if path is not None and text is not None:
@@ -189,10 +200,44 @@ def _check_usage(path: Path | None, text: str | None, caption: str | None, url: 
         raise click.UsageError('nothing to post: give --text "...", PATH or --url URL')
 
 
+#: Files posted as text posts, as a folder posts them (``.md`` is Markdown).
+_NOTE_SUFFIXES = (".txt", ".md")
+#: A URL ending a text: the post's link (kept whole, last).
+_TRAILING_URL = re.compile(r"(?:^|\s)(https?://\S+)\s*\Z", re.IGNORECASE)
+
+
+def _read_note(note: Path) -> str:
+    try:
+        raw = note.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {note}: {exc.strerror or exc}", EXIT_FAILURE)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        fail(f"{note.name} is not UTF-8 text; save it as UTF-8", EXIT_FAILURE)
+    if not text.strip():
+        fail(f"{note.name} is empty: nothing to post", EXIT_FAILURE)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _item(
-    now: datetime, path: Path | None, text: str | None, caption: str | None, url: str | None
+    now: datetime,
+    path: Path | None,
+    text: str | None,
+    caption: str | None,
+    url: str | None,
+    note: Path | None = None,
 ) -> Item:
     words = (caption if path is not None else text) or ""
+    markdown = ""
+    if note is not None:
+        words = _read_note(note)
+        if note.suffix.lower() == ".md":
+            markdown = markdown_to_html(words)
+    if url is None and path is None and not markdown:
+        match = _TRAILING_URL.search(words)
+        if match is not None:
+            url, words = match.group(1), words[: match.start()].rstrip()
     media: tuple[MediaCandidate, ...] = ()
     if path is not None:
         media = (MediaCandidate(path=path.resolve(), origin="cli"),)
@@ -201,6 +246,7 @@ def _item(
         source=SOURCE,
         key=f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}",
         text=words,
+        html=markdown,
         link=url,
         published=now,
         media=media,

@@ -267,6 +267,18 @@ class SourceConfig:
     caption_overflow: Literal["split", "truncate"] = "split"
     #: Post pictures found in items (else text only).
     images: bool = True
+    #: Links inside the text: ``"inline"`` (``text (URL)``), ``"footnotes"`` or ``"drop"``.
+    links: Literal["inline", "footnotes", "drop"] = "inline"
+    #: Remove tracking parameters (``utm_*``, ``fbclid``...) from posted URLs.
+    clean_links: bool = True
+    #: ``"viber"``: the title bold and the text's formatting as Viber's markup.
+    format: Literal["plain", "viber"] = "plain"
+    #: Every post of this source at most this many characters (an excerpt); None: Viber's limits.
+    max_length: int | None = None
+    #: At most this many ``{hashtags}`` from the item's categories.
+    max_hashtags: int = 5
+    #: A text over Viber's 7,000 characters: several posts (``"split"``) or cut.
+    text_overflow: Literal["split", "truncate"] = "split"
     #: Read the article page for what the feed left out: ``"image"``, ``"text"``.
     enrich: tuple[str, ...] = ()
     #: An item with several pictures posts up to this many picture posts.

@@ -93,8 +93,11 @@ from publisher.core.render import (
     item_body,
     item_title,
     render_caption,
-    render_text,
+    render_posts,
 )
+from publisher.core.render.links import clean_url
+from publisher.core.render.post import RenderedPosts
+from publisher.core.render.style import TextStyle
 from publisher.pipeline.enrich import FetchPage, Pages, enrich_text, page_pictures
 
 log = logging.getLogger(__name__)
@@ -410,8 +413,9 @@ class Transformer:
             item,
             source.template,
             overflow=source.caption_overflow,
-            caption_limit=CAPTION_MAX,
-            text_limit=TEXT_MAX,
+            caption_limit=_capped(CAPTION_MAX, source),
+            text_limit=_capped(TEXT_MAX, source),
+            style=text_style(source),
         )
 
     def _picture(
@@ -584,10 +588,11 @@ class Transformer:
         """A media post followed by the item's text, when it has any."""
         messages = [message]
         if item.title or item.text or item.html:
-            rendered = render_text(item, source.template, limit=TEXT_MAX)
+            rendered = _text_posts(item, source)
             decisions.extend(rendered.decisions)
-            if rendered.text.strip() and not _only_link(rendered.text, item):
-                messages.append(RenderedMessage({"type": "text", "text": rendered.text}))
+            texts = [t for t in rendered.texts if t.strip()]
+            if texts and not (len(texts) == 1 and _only_link(texts[0], item, source)):
+                messages.extend(RenderedMessage({"type": "text", "text": t}) for t in texts)
         return RenderedItem(item, tuple(messages), tuple(decisions))
 
     def _url_post(
@@ -618,18 +623,17 @@ class Transformer:
     def _text_only(
         self, item: Item, source: SourceConfig, decisions: list[Decision]
     ) -> RenderedItem:
-        rendered = render_text(item, source.template, limit=TEXT_MAX)
+        rendered = _text_posts(item, source)
         decisions.extend(rendered.decisions)
-        if not rendered.text.strip():
+        if not any(text.strip() for text in rendered.texts):
             fallbacks = [d.detail for d in decisions if d.code == "fallback"]
             reason = "nothing to post: no text, no link and no usable media"
             if fallbacks:
                 reason += " (" + "; ".join(fallbacks) + ")"
             decisions.append(Decision("refused", reason))
             return RenderedItem(item, (), tuple(decisions), refused=reason)
-        return RenderedItem(
-            item, (RenderedMessage({"type": "text", "text": rendered.text}),), tuple(decisions)
-        )
+        messages = tuple(RenderedMessage({"type": "text", "text": t}) for t in rendered.texts)
+        return RenderedItem(item, messages, tuple(decisions))
 
     def _checked(self, rendered: RenderedItem, source: SourceConfig) -> RenderedItem:
         """``rendered`` if every payload passes Viber's limits, else the text post."""
@@ -654,8 +658,39 @@ class Transformer:
         return rendered
 
 
-def _only_link(text: str, item: Item) -> bool:
-    return bool(item.link) and text.strip() == (item.link or "").strip()
+def _only_link(text: str, item: Item, source: SourceConfig | None = None) -> bool:
+    if not item.link:
+        return False
+    link = item.link.strip()
+    return text.strip() in (link, clean_url(link, source is None or source.clean_links))
+
+
+def text_style(source: SourceConfig) -> TextStyle:
+    """How ``source`` wants its text written."""
+    return TextStyle(
+        links=source.links,
+        clean_links=source.clean_links,
+        format=source.format,
+        max_hashtags=source.max_hashtags,
+    )
+
+
+def _capped(limit: int, source: SourceConfig) -> int:
+    """Viber's ``limit``, or the source's ``max_length`` when that is lower."""
+    return limit if source.max_length is None else min(limit, source.max_length)
+
+
+def _text_posts(item: Item, source: SourceConfig) -> RenderedPosts:
+    """The item's text post(s): an excerpt (``max_length``), or the text cut or
+    split at Viber's limit (``text_overflow``)."""
+    return render_posts(
+        item,
+        source.template,
+        text_style(source),
+        overflow=source.text_overflow,
+        max_length=source.max_length,
+        limit=TEXT_MAX,
+    )
 
 
 def _url_problem(url: str) -> str | None:

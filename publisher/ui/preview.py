@@ -22,6 +22,7 @@ from publisher.core.errors import MediaError
 from publisher.core.items import MediaInfo, RenderedMessage
 from publisher.core.limits import TEXT_MAX
 from publisher.core.render import render_text, utf16_len
+from publisher.core.render.markup import segments, to_html
 from publisher.pipeline.preview import (
     TEXT_CAPS,
     Delivery,
@@ -196,7 +197,8 @@ def print_cards(preview: Preview, console: Any) -> None:
                 summary += f", text {length['utf16']}/{length['cap']} UTF-16 units"
             grid.add_row(label, Text(summary, style="cyan"))
             if payload.get("text"):
-                grid.add_row("", Panel(Text(str(payload["text"])), padding=(0, 1)))
+                shown = _styled(str(payload["text"])) if kind != "url" else Text(payload["text"])
+                grid.add_row("", Panel(shown, padding=(0, 1)))
             for key in ("media", "thumbnail"):
                 if key in payload:
                     grid.add_row(key, Text(str(payload[key])))
@@ -238,6 +240,19 @@ def print_cards(preview: Preview, console: Any) -> None:
             "Nothing was posted and no state was changed."
         )
     )
+
+
+_RICH_STYLE = {"bold": "bold", "italic": "italic", "strike": "strike", "mono": "reverse"}
+
+
+def _styled(text: str) -> Any:
+    """``text`` as a rich Text, Viber's formatting shown as Viber shows it."""
+    from rich.text import Text
+
+    out = Text()
+    for piece, style in segments(text):
+        out.append(piece, style=_RICH_STYLE[style] if style else None)
+    return out
 
 
 def _clip(text: str, limit: int) -> str:
@@ -370,7 +385,7 @@ def _html_bubble(message: RenderedMessage, available: set[str]) -> str:
     text = str(payload.get("text") or "")
     if kind == "picture":
         src = _media_src(str(payload.get("media", "")), infos, available)
-        caption = f'<div class="caption text">{esc(text)}</div>' if text else ""
+        caption = f'<div class="caption text">{to_html(text)}</div>' if text else ""
         return (
             f'<div class="bubble picture" data-type="picture"><img src="{esc(src)}" alt="">'
             f"{caption}{counter}</div>"
@@ -398,5 +413,5 @@ def _html_bubble(message: RenderedMessage, available: set[str]) -> str:
         )
     return (
         f'<div class="bubble" data-type="{esc(kind)}">'
-        f'<div class="text">{esc(text)}</div>{counter}</div>'
+        f'<div class="text">{to_html(text)}</div>{counter}</div>'
     )

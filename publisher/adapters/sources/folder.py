@@ -5,7 +5,7 @@ ignored)::
 
     001-sunrise.jpg  + 001-sunrise.txt    a picture post; the .txt is its caption
     002-clip.mp4     (+ 002-clip.md)      a video post (caption optional)
-    003-note.txt     or  003-note.md      a text post
+    003-note.txt     or  003-note.md      a text post (Markdown converted, never raw)
     004-report.pdf                        a file post (any other extension)
 
 - Pictures: jpg jpeg png gif webp bmp tif tiff heic heif avif. Videos: mp4
@@ -67,6 +67,7 @@ from zoneinfo import ZoneInfo
 from publisher.core.errors import SourceError
 from publisher.core.identity import content_hash
 from publisher.core.items import Item, MediaCandidate, MediaKind
+from publisher.core.render.markdown import markdown_to_html
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
@@ -374,6 +375,8 @@ def _make_item(
         except ValueError as exc:
             problems.append(f"{text_file.name}: {exc}; the item is held back until it is fixed")
             return None
+    # A Markdown note is posted as what it says, never as raw Markdown.
+    markdown = markdown_to_html(caption) if text_file and text_file.suffix == ".md" else ""
     files = (main.path,) + ((sidecar.path,) if sidecar else ())
     # When the item was found, not the file's mtime (a copied file keeps an
     # arbitrary one): the delivery policy orders by published time, and the
@@ -388,6 +391,7 @@ def _make_item(
             source=source_name,
             key=key,
             text=caption,
+            html=markdown,
             published=published,
             send_at=send_at,
             content_hash=content_hash(caption),
@@ -406,6 +410,7 @@ def _make_item(
         key=key,
         title="",
         text=caption,
+        html=markdown,
         published=published,
         media=(media,),
         send_at=send_at,
