@@ -81,5 +81,5 @@ def setup_logging(fmt: str = "text", level: str = "info") -> None:
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "cheroot"):
+    for noisy in ("httpx", "httpcore", "waitress"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -187,9 +187,30 @@ def test_range(
     assert head.headers["Content-Range"] == response.headers["Content-Range"]
 
 
-@pytest.mark.parametrize(
-    "range_header", ["bytes=999999999-", "bytes=10-5", "bytes=abc", "lines=1-2"]
-)
+@pytest.mark.parametrize("suffix", [300_017, 300_018, 10**12])
+def test_suffix_range_longer_than_the_file_is_the_whole_file(
+    service: Service, client: httpx.Client, suffix: int
+) -> None:
+    """RFC 9110 14.1.2: a suffix longer than the representation selects all of it."""
+    data = service.mp4_data
+    assert len(data) < suffix
+    response = client.get(f"/media/{service.mp4}", headers={"Range": f"bytes=-{suffix}"})
+    assert response.status_code == 206
+    assert response.content == data
+    assert response.headers["Content-Range"] == f"bytes 0-{len(data) - 1}/{len(data)}"
+
+
+@pytest.mark.parametrize("range_header", ["bytes=10-5", "bytes=abc", "lines=1-2", "bytes=-"])
+def test_invalid_or_foreign_range_is_ignored(
+    service: Service, client: httpx.Client, range_header: str
+) -> None:
+    """RFC 9110 14.2: an unknown unit MUST be ignored; an invalid range MAY be."""
+    response = client.get(f"/media/{service.mp4}", headers={"Range": range_header})
+    assert response.status_code == 200
+    assert response.content == service.mp4_data
+
+
+@pytest.mark.parametrize("range_header", ["bytes=999999999-", "bytes=300018-", "bytes=-0"])
 def test_unsatisfiable_range(service: Service, client: httpx.Client, range_header: str) -> None:
     response = client.get(f"/media/{service.mp4}", headers={"Range": range_header})
     assert response.status_code == 416

@@ -13,8 +13,10 @@ Routes (everything else is a plain-text 404)::
     GET      /metrics         body and content type from ``metrics()``; 404 if unset
     <prefix>/...              each ``extra`` app, mounted as it is
 
-Media decisions: a ``Range`` with several ranges is ignored (the whole file,
-200), as RFC 9110 allows; an unparsable or unsatisfiable one is 416. A media
+Media decisions, after RFC 9110 section 14: a ``Range`` with several ranges,
+another unit than ``bytes`` or an invalid range is ignored (the whole file,
+200); a suffix range longer than the file (``bytes=-N``, N larger) means
+the whole file (206); a range starting past the end, or ``bytes=-0``, is 416. A media
 name that is not exactly a stored-file name is a 404 before the disk is
 touched, and symlinks in the media folder are never followed.
 
@@ -30,13 +32,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from werkzeug.datastructures import Range
 from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
-from werkzeug.http import parse_range_header
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -177,8 +178,11 @@ class _App:
         except (ValueError, OSError):
             raise NotFound() from None
         environ = request.environ
-        if environ.get("HTTP_RANGE") and _is_multi_range(environ["HTTP_RANGE"]):
+        if environ.get("HTTP_RANGE"):
+            wanted = _usable_range(environ["HTTP_RANGE"], st.st_size)
             environ = {k: v for k, v in environ.items() if k != "HTTP_RANGE"}
+            if wanted is not None:
+                environ["HTTP_RANGE"] = wanted
         response = Response(
             wrap_file(environ, fh), content_type=media_type(name), direct_passthrough=True
         )
@@ -226,10 +230,9 @@ class _App:
         return _json({"status": 0})
 
     def _too_large(self, request: Request) -> Response:
-        response = _error(RequestEntityTooLarge())
-        # the rest of the body is not read: do not reuse the connection
-        response.headers["Connection"] = "close"
-        return response
+        # The server has read the whole body before the app runs (or refused
+        # it when larger than its own cap), so the connection stays usable.
+        return _error(RequestEntityTooLarge())
 
     # ----------------------------------------------------------------- probes
 
@@ -255,9 +258,27 @@ def _probe(check: HealthCheck, what: str) -> Response:
     return _json({"ok": bool(ok), **details}, 200 if ok else 503)
 
 
-def _is_multi_range(value: str) -> bool:
-    parsed: Range | None = parse_range_header(value)
-    return parsed is not None and len(parsed.ranges) > 1
+_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE)
+
+
+def _usable_range(value: str, size: int) -> str | None:
+    """The ``Range`` to answer (RFC 9110 section 14), or None to send the whole file.
+
+    Several ranges, another unit, or an invalid range: ignored (None). A
+    suffix longer than the file: the whole file as a range. The rest (a
+    start past the end, ``bytes=-0``) is left for the 416.
+    """
+    match = _RANGE.fullmatch(value)
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if first and last and int(last) < int(first):
+        return None
+    if not first and int(last) > size:
+        return "bytes=0-"
+    return value
 
 
 def _read_capped(request: Request, cap: int) -> bytes | None:
