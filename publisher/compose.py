@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.adapters.sources.registry import make_source
 from publisher.config import resolve_token
+from publisher.core.errors import ConfigError
 from publisher.core.config import Config, SourceConfig
 from publisher.ports import Channel, Clock, Source
 
@@ -66,22 +67,40 @@ class Parts:
     transformer: Transformer
     poller: Poller
     sources: dict[str, Source]
-    #: The channel's token (None until the local channel makes its own).
-    token: str | None = None
-    channel: Channel | None = None
-    deliverer: Deliverer | None = None
+    #: Each channel's token (None until a local channel makes its own).
+    tokens: dict[str, str | None] = field(default_factory=dict)
+    #: Each channel's client, and its delivery lane.
+    channels: dict[str, Channel] = field(default_factory=dict)
+    deliverers: dict[str, Deliverer] = field(default_factory=dict)
     server: HTTPServer | None = None
-    #: The local channel (a ViberStandIn) when it is the channel.
-    local: Any = None
-    #: Where Viber (or the local channel) fetches media and calls the webhook.
+    #: The local channels (ViberStandIn), by name, for channels with api_url = "local".
+    locals: dict[str, ViberStandIn] = field(default_factory=dict)
+    #: Where Viber (or the local channel) fetches media and calls the webhooks.
     public_url: str | None = None
     extra_apps: dict[str, WSGIApp] = field(default_factory=dict)
+
+    @property
+    def first(self) -> str:
+        """The first channel's name (what single-channel callers mean)."""
+        return self.config.channels[0].name
+
+    @property
+    def token(self) -> str | None:
+        return self.tokens.get(self.first)
+
+    @property
+    def deliverer(self) -> Deliverer | None:
+        return self.deliverers.get(self.first)
+
+    @property
+    def local(self) -> ViberStandIn | None:
+        return self.locals.get(self.first)
 
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
-        if self.channel is not None:
-            self.channel.close()
+        for channel in self.channels.values():
+            channel.close()
         self.fetcher.close()
         self.alerter.close()
         self.store.close()
@@ -93,8 +112,15 @@ def build_sources(configs: Iterable[SourceConfig], fetcher: Fetcher) -> dict[str
     return {s.name: make_source(s, fetcher) for s in configs}
 
 
-def build(config: Config, *, token: str | None = None, clock: Clock = utcnow) -> Parts:
-    """The shared parts. Opens the state file (StoreError when it cannot be used)."""
+def build(
+    config: Config,
+    *,
+    tokens: Mapping[str, str | None] | None = None,
+    clock: Clock = utcnow,
+) -> Parts:
+    """The shared parts. Opens the state file (StoreError when it cannot be
+    used); the posts of the single-channel version go to the first channel
+    when there is no channel ``main``."""
     from publisher.adapters.alerts import Alerter
     from publisher.adapters.fetch import Fetcher
     from publisher.adapters.mediafolder import MediaStore
@@ -107,6 +133,14 @@ def build(config: Config, *, token: str | None = None, clock: Clock = utcnow) ->
     metrics = Metrics(clock=clock)
     alerter = Alerter(config.alerts, clock=clock, metrics=metrics)
     store = Store.open(config.storage.path)
+    if all(c.name != "main" for c in config.channels):
+        adopted = store.adopt(config.channels[0].name)
+        if adopted:
+            log.info(
+                "upgrade: %d post(s) of the single-channel version now belong to channel %s",
+                adopted,
+                config.channels[0].name,
+            )
     media = MediaStore(config.storage.media_dir)
     fetcher = Fetcher(config.fetch)
     transformer = Transformer(
@@ -128,7 +162,7 @@ def build(config: Config, *, token: str | None = None, clock: Clock = utcnow) ->
         transformer=transformer,
         poller=poller,
         sources=build_sources(config.sources, fetcher),
-        token=token,
+        tokens=dict(tokens or {}),
         public_url=public_url(config),
     )
 
@@ -137,9 +171,10 @@ def build(config: Config, *, token: str | None = None, clock: Clock = utcnow) ->
 # the channel
 
 
-def uses_local_channel(config: Config) -> bool:
-    """Whether the channel is the built-in local channel (no Viber account)."""
-    return config.viber.is_local
+def uses_local_channel(config: Config, channel: str | None = None) -> bool:
+    """Whether the channel (the first unless named) is a built-in local channel."""
+    chosen = config.channel(channel) if channel else config.channels[0]
+    return chosen.viber.is_local
 
 
 #: What the commands that talk to Viber's account say on the local channel.
@@ -149,9 +184,9 @@ LOCAL_NOTE = (
 )
 
 
-def no_account(config: Config) -> str | None:
-    """Why there is no Viber account to ask (the local channel), or None."""
-    return LOCAL_NOTE if uses_local_channel(config) else None
+def no_account(config: Config, channel: str | None = None) -> str | None:
+    """Why there is no Viber account to ask (a local channel), or None."""
+    return LOCAL_NOTE if uses_local_channel(config, channel) else None
 
 
 def public_url(config: Config, server_url: str | None = None) -> str | None:
@@ -161,7 +196,7 @@ def public_url(config: Config, server_url: str | None = None) -> str | None:
     since the local channel fetches media from it as Viber would."""
     if config.server.public_url:
         return config.server.public_url.rstrip("/")
-    if not uses_local_channel(config):
+    if not any(c.viber.is_local for c in config.channels):
         return None
     if server_url is not None:
         return server_url
@@ -173,59 +208,107 @@ def public_url(config: Config, server_url: str | None = None) -> str | None:
     return f"http://{host}:{port}"
 
 
-def channel_token(config: Config) -> str | None:
-    """The channel's token, read from where ``[viber]`` says (ConfigError when
-    it is missing); None for the local channel, which makes its own."""
-    if uses_local_channel(config):
+def channel_token(config: Config, channel: str | None = None) -> str | None:
+    """A channel's token (the first channel's unless named), read from where
+    its config says (ConfigError when missing); None for a local channel,
+    which makes its own."""
+    chosen = config.channel(channel) if channel else config.channels[0]
+    if chosen.viber.is_local:
         return None
-    return resolve_token(config.viber)
+    return resolve_token(chosen.viber)
+
+
+def channel_tokens(config: Config) -> dict[str, str | None]:
+    """Every channel's token; ConfigError naming what is missing, or two
+    channels that were given the same token."""
+    tokens: dict[str, str | None] = {}
+    problems: list[str] = []
+    for channel in config.channels:
+        try:
+            tokens[channel.name] = channel_token(config, channel.name)
+        except ConfigError as exc:
+            prefix = f"channel {channel.name}: " if len(config.channels) > 1 else ""
+            problems.extend(prefix + p for p in exc.problems)
+    owners: dict[str, str] = {}
+    for name, token in tokens.items():
+        if token is None:
+            continue
+        if token in owners:
+            problems.append(
+                f"channels {owners[token]} and {name} have the same token; each channel "
+                "posts with its own token (Viber app: that channel → Settings → Developer Tools)"
+            )
+        owners.setdefault(token, name)
+    if problems:
+        raise ConfigError(problems)
+    return tokens
 
 
 def prepare_channel(parts: Parts) -> None:
-    """Before serving: make the local channel when it is the channel (its API
-    is mounted on the built-in server), with a token of its own."""
-    if not uses_local_channel(parts.config):
-        return
-    parts.token = parts.token or secrets.token_hex(24)
-    parts.local = make_local_channel(parts.token)
-    parts.extra_apps["/pa"] = remount(parts.local.app)
-    page = _channel_page(parts)
-    if page is not None:
-        parts.extra_apps["/channel"] = page
+    """Before serving: make a local channel for each channel with ``api_url =
+    "local"`` (its API mounted on the built-in server), with a token of its own."""
+    local = [c for c in parts.config.channels if c.viber.is_local]
+    several = len(local) > 1
+    for channel in local:
+        token = parts.tokens.get(channel.name) or secrets.token_hex(24)
+        parts.tokens[channel.name] = token
+        parts.locals[channel.name] = make_local_channel(token, channel.name)
+        parts.extra_apps[_local_api_path(channel.name, several)] = remount(
+            parts.locals[channel.name].app
+        )
+    if parts.locals:
+        from publisher.adapters.localchannel import channel_app, index_app
+
+        if several:
+            for name, stand_in in parts.locals.items():
+                parts.extra_apps[f"/channel/{name}"] = channel_app(stand_in, parts, name)
+            parts.extra_apps["/channel"] = index_app(list(parts.locals))
+        else:
+            ((name, stand_in),) = parts.locals.items()
+            parts.extra_apps["/channel"] = channel_app(stand_in, parts, name)
 
 
-def make_local_channel(token: str) -> ViberStandIn:
-    """The local channel: the Viber stand-in, judging posts by Viber's rules,
+def _local_api_path(name: str, several: bool) -> str:
+    """Where a local channel's API is mounted: ``/pa``, or ``/pa/<name>`` for each of several."""
+    return f"/pa/{name}" if several else "/pa"
+
+
+def make_local_channel(token: str, name: str = "main") -> ViberStandIn:
+    """A local channel: the Viber stand-in, judging posts by Viber's rules,
     fetching media from this service over plain HTTP on loopback."""
     from publisher.adapters.standin.server import ViberStandIn
 
-    return ViberStandIn(
-        token, channel_name="Local channel", require_https=False, allow_private_media=True
-    )
+    title = "Local channel" if name == "main" else f"Local channel {name}"
+    return ViberStandIn(token, channel_name=title, require_https=False, allow_private_media=True)
 
 
-def start_channel(parts: Parts, channel: Channel | None = None) -> Channel:
-    """The channel client (``channel`` if the caller brings one, as tests do)."""
+def start_channels(parts: Parts, given: Mapping[str, Channel] | None = None) -> dict[str, Channel]:
+    """Each channel's client (``given`` ones as they are, as tests bring them)."""
     from publisher.adapters.viber.client import ChannelClient
 
     config = parts.config
-    if channel is None:
-        if parts.local is not None:
-            assert parts.server is not None, "the local channel runs on the built-in server"
-            api_url = parts.server.url + "/pa"
-        else:
-            api_url = config.viber.api_url
-        assert parts.token is not None, "the CLI resolves the token before the service starts"
-        channel = ChannelClient(
-            parts.token,
-            api_url=api_url,
-            timeout=config.viber.timeout.total_seconds(),
-            sender_id=config.viber.sender_id,
-        )
-    parts.channel = channel
+    several = len(parts.locals) > 1
+    for channel in config.channels:
+        client = (given or {}).get(channel.name)
+        if client is None:
+            if channel.name in parts.locals:
+                assert parts.server is not None, "the local channel runs on the built-in server"
+                api_url = parts.server.url + _local_api_path(channel.name, several)
+            else:
+                api_url = channel.viber.api_url
+            token = parts.tokens.get(channel.name)
+            assert token is not None, "the CLI resolves the tokens before the service starts"
+            client = ChannelClient(
+                token,
+                api_url=api_url,
+                timeout=channel.viber.timeout.total_seconds(),
+                sender_id=channel.viber.sender_id,
+                token_source=channel.viber.token_source(),
+            )
+        parts.channels[channel.name] = client
     parts.public_url = public_url(config, parts.server.url if parts.server else None)
     parts.transformer.public_url = parts.public_url
-    return channel
+    return parts.channels
 
 
 # --------------------------------------------------------------------------
@@ -233,22 +316,16 @@ def start_channel(parts: Parts, channel: Channel | None = None) -> Channel:
 
 
 def remount(app: WSGIApp) -> WSGIApp:
-    """Give a mounted app the full path again (it routes on ``/pa/...``)."""
+    """Give a mounted stand-in the path it routes on (``/pa/...``), wherever
+    it is mounted (``/pa`` or ``/pa/<channel>``)."""
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ = dict(environ)
-        environ["PATH_INFO"] = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        environ["PATH_INFO"] = "/pa" + environ.get("PATH_INFO", "")
         environ["SCRIPT_NAME"] = ""
         return app(environ, start_response)
 
     return wrapped
-
-
-def _channel_page(parts: Parts) -> WSGIApp | None:
-    from publisher.adapters.localchannel import channel_app
-
-    app: WSGIApp = channel_app(parts.local, parts)
-    return app
 
 
 def serve(parts: Parts, *, health: Probe, ready: Probe) -> HTTPServer:
@@ -260,7 +337,9 @@ def serve(parts: Parts, *, health: Probe, ready: Probe) -> HTTPServer:
     app = make_app(
         media=parts.media,
         webhook_path=config.server.webhook_path,
-        token_provider=lambda: parts.token,
+        # One channel: its webhook at webhook_path; several: each at webhook_path/<name>.
+        token_provider=lambda: parts.token if len(config.channels) == 1 else None,
+        channel_tokens=(lambda name: parts.tokens.get(name)) if len(config.channels) > 1 else None,
         max_body=config.server.max_body,
         health=health,
         ready=ready,

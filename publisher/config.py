@@ -30,11 +30,13 @@ from publisher.core.config import (
     DEFAULT_CONFIG,
     LOCAL_API_URL,
     AlertsConfig,
+    ChannelConfig,
     Config,
     DeliveryConfig,
     FetchConfig,
     MediaConfig,
     Policy,
+    Route,
     ServerConfig,
     SourceConfig,
     StorageConfig,
@@ -48,6 +50,11 @@ from publisher.core.config import (
 )
 from publisher.core.errors import ConfigError
 from publisher.core.policy import history_horizon
+from publisher.core.render.post import check_template
+from publisher.core.render.style import LINK_MODES, TEXT_FORMATS, TEXT_OVERFLOWS
+
+#: The shortest ``max_length`` that leaves room for a title, a few words and a link.
+_MIN_LENGTH = 50
 
 # --------------------------------------------------------------------------
 # loading
@@ -246,6 +253,66 @@ def _read_policy(table: _Table, base: Policy | None) -> Policy:
 _SOURCE_TYPES = ("rss", "folder")
 
 
+def _read_words(t: _Table) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    """``template``, ``include`` and ``exclude``: a source's, or one of its routes'."""
+    problems = t.problems
+    template = t.string("template")
+    if template is not None:
+        problem = check_template(template)
+        if problem is not None:
+            problems.add(t.key("template"), problem)
+            template = None
+    include = t.strings("include")
+    exclude = t.strings("exclude")
+    for key, patterns in (("include", include), ("exclude", exclude)):
+        for pattern in patterns:
+            if pattern.startswith("re:"):
+                try:
+                    re.compile(pattern[3:])
+                except re.error as exc:
+                    problems.add(
+                        t.key(key), f"{_show(pattern)} is not a valid regular expression ({exc})"
+                    )
+    return template, include, exclude
+
+
+def _read_routes(t: _Table, channels: tuple[str, ...], problems: _Problems) -> tuple[Route, ...]:
+    """``routes = [{ channel = "sport", template = "…" }, …]``: per-channel words."""
+    raw = t.raw("routes")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.add(t.key("routes"), 'use a list of tables, e.g. [{ channel = "sport", ... }]')
+        return ()
+    routes: list[Route] = []
+    for index, data in enumerate(raw, start=1):
+        where = f"{t.key('routes')}[{index}]"
+        if not isinstance(data, dict):
+            problems.add(where, 'must be a table, e.g. { channel = "sport", template = "…" }')
+            continue
+        r = _Table(data, where, problems)
+        channel = r.string("channel")
+        if channel is None or channel not in channels:
+            shown = ", ".join(f'"{c}"' for c in channels)
+            problems.add(
+                r.key("channel"),
+                f"must name one of this source's channels ({shown})",
+            )
+        template, include, exclude = _read_words(r)
+        images = r.get("images", bool, None, "use true or false")
+        r.finish()
+        routes.append(
+            Route(
+                channel=channel or "",
+                template=template,
+                include=include if r.raw("include") is not None else None,
+                exclude=exclude if r.raw("exclude") is not None else None,
+                images=images,
+            )
+        )
+    return tuple(routes)
+
+
 ENRICH = ("image", "text")
 #: ``pictures`` at most (Viber has no albums: each picture is a post).
 MAX_PICTURES = 10
@@ -282,8 +349,13 @@ def _read_pictures(t: _Table) -> int:
 
 
 def _read_source(
-    data: Any, index: int, base: Path | None, problems: _Problems, timezone: str = "UTC"
+    data: Any,
+    index: int,
+    base: Path | None,
+    problems: _Problems,
+    channels: Mapping[str, str],
 ) -> SourceConfig | None:
+    """One ``[[sources]]`` table; ``channels`` maps each channel's name to its timezone."""
     path = f"sources[{index}]"
     if not isinstance(data, dict):
         problems.add(path, "must be a table; write it as [[sources]]")
@@ -319,30 +391,26 @@ def _read_source(
     every = t.duration("every", timedelta(minutes=10))
     if every < timedelta(seconds=1):
         problems.add(t.key("every"), "is shorter than 1s; poll at most once a second")
-    template = t.string("template")
-    if template is not None:
-        try:
-            template.format(
-                title="", text="", link="", author="", published="", source="", summary=""
-            )
-        except (KeyError, IndexError, ValueError) as exc:
+    template, include, exclude = _read_words(t)
+    max_length = t.integer("max_length", None, minimum=_MIN_LENGTH)
+    listed = t.strings("channels")
+    names = ", ".join(f'"{n}"' for n in channels)
+    if not listed:
+        if len(channels) == 1:
+            listed = tuple(channels)
+        else:
             problems.add(
-                t.key("template"),
-                f"{exc!s} is not a field; use {{title}}, {{text}}, {{link}}, {{author}}, "
-                "{published} or {source}",
+                t.key("channels"),
+                f"missing; there are several channels ({names}): say where this source's "
+                f'items go, e.g. channels = ["{next(iter(channels))}"]',
             )
-            template = None
-    include = t.strings("include")
-    exclude = t.strings("exclude")
-    for key, patterns in (("include", include), ("exclude", exclude)):
-        for pattern in patterns:
-            if pattern.startswith("re:"):
-                try:
-                    re.compile(pattern[3:])
-                except re.error as exc:
-                    problems.add(
-                        t.key(key), f"{_show(pattern)} is not a valid regular expression ({exc})"
-                    )
+    for channel in listed:
+        if channel not in channels:
+            problems.add(
+                t.key("channels"), f'"{channel}" is not a channel; the channels are {names}'
+            )
+    routes = _read_routes(t, listed, problems)
+    timezone = channels.get(listed[0], "UTC") if listed else next(iter(channels.values()), "UTC")
     source = SourceConfig(
         name=name or f"#{index}",
         type=kind or "rss",
@@ -358,23 +426,38 @@ def _read_source(
         template=template,
         caption_overflow=t.choice("caption_overflow", ("split", "truncate"), "split"),
         images=t.boolean("images", True),
+        links=t.choice("links", LINK_MODES, "inline"),
+        clean_links=t.boolean("clean_links", True),
+        format=t.choice("format", TEXT_FORMATS, "plain"),
+        max_length=max_length,
+        max_hashtags=t.integer("max_hashtags", 5, minimum=0),
+        text_overflow=t.choice("text_overflow", TEXT_OVERFLOWS, "split"),
         enrich=_read_enrich(t),
         pictures=_read_pictures(t),
-        # A source's own limits; its window is read in the channel's timezone
-        # unless it names its own.
+        # A source's own limits; its window is read in its (first) channel's
+        # timezone unless it names its own.
         policy=_read_policy(t, Policy(timezone=timezone)),
+        channels=listed,
+        routes=routes,
     )
     t.finish()
     return source
 
 
-def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
-    """Turn parsed TOML into a :class:`Config`; raise ConfigError listing every problem."""
-    problems = _Problems()
-    base = path.parent if path is not None else None
-    top = _Table(data, "", problems)
+# --------------------------------------------------------------------------
+# channels
 
-    v = top.table("viber")
+#: A channel's name is used in URLs, metrics and commands.
+_CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_TOKEN_HINTS = {
+    "token": "the token is never written in sources.toml; put it in the environment "
+    "variable named by token_env (default VIBER_AUTH_TOKEN) or in a file named by token_file",
+    "auth_token": "the token is never written in sources.toml; use token_env or token_file",
+}
+
+
+def _read_viber(v: _Table, base: Path | None) -> ViberConfig:
+    """The API keys of a channel: ``[viber]``, or a ``[[channels]]`` table."""
     api_url = v.convert(
         "api_url",
         lambda s: s if s == LOCAL_API_URL else _check_url(s),
@@ -382,22 +465,95 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         'is not a URL; use "https://chatapi.viber.com/pa" or "local"',
     )
     token_file = v.string("token_file")
-    viber = ViberConfig(
+    return ViberConfig(
         token_env=v.string("token_env", "VIBER_AUTH_TOKEN"),
         token_file=_resolve(base, token_file) if token_file else None,
         api_url=api_url,
         sender_id=v.string("sender_id"),
         timeout=v.duration("timeout", timedelta(seconds=15)),
     )
-    v.finish(
-        {
-            "token": "the token is never written in sources.toml; put it in the environment "
-            "variable named by viber.token_env (default VIBER_AUTH_TOKEN) or in a file named "
-            "by viber.token_file",
-            "auth_token": "the token is never written in sources.toml; use viber.token_env "
-            "or viber.token_file",
-        }
+
+
+def _read_delivery(d: _Table) -> DeliveryConfig:
+    """A channel's delivery policy: ``[delivery]``, or ``[channels.delivery]``."""
+    return DeliveryConfig(
+        policy=_read_policy(d, DeliveryConfig().policy),
+        on_unknown=d.choice("on_unknown", ("hold", "retry"), "hold"),
+        max_attempts=d.integer("max_attempts", 5, minimum=1),
+        retry_backoff=d.duration("retry_backoff", timedelta(seconds=30)),
+        rate_limit_cooldown=d.duration("rate_limit_cooldown", timedelta(minutes=5)),
     )
+
+
+def _read_channels(top: _Table, base: Path | None, problems: _Problems) -> list[ChannelConfig]:
+    """``[[channels]]``, or the old ``[viber]`` + ``[delivery]`` as the channel ``main``."""
+    raw = top.raw("channels")
+    if raw is None:
+        v = top.table("viber")
+        viber = _read_viber(v, base)
+        v.finish(_TOKEN_HINTS)
+        d = top.table("delivery")
+        delivery = _read_delivery(d)
+        d.finish()
+        return [ChannelConfig("main", viber, delivery)]
+    for old in ("viber", "delivery"):
+        if top.raw(old) is not None:
+            problems.add(
+                old,
+                f"[{old}] and [[channels]] cannot both be used; move its keys into each "
+                f"channel ({'[[channels]]' if old == 'viber' else '[channels.delivery]'})",
+            )
+            top.raw(old)  # known: reported once, above
+    if not isinstance(raw, list) or not raw:
+        problems.add("channels", 'must be a list of tables; write each as [[channels]] name = "…"')
+        return [ChannelConfig()]
+    channels: list[ChannelConfig] = []
+    places: dict[tuple[str, str], str] = {}
+    for index, data in enumerate(raw, start=1):
+        where = f"channels[{index}]"
+        if not isinstance(data, dict):
+            problems.add(where, 'must be a table; write it as [[channels]] name = "…"')
+            continue
+        table = _Table(data, where, problems)
+        name = table.string("name")
+        if name is None:
+            problems.add(table.key("name"), 'missing; give every channel a name, e.g. "news"')
+            name = f"#{index}"
+        elif not _CHANNEL_NAME.match(name):
+            problems.add(
+                table.key("name"),
+                f"{_show(name)} is not a usable name; use lowercase letters, digits, - and _ "
+                "(it is used in URLs, metrics and commands)",
+            )
+        elif any(c.name == name for c in channels):
+            problems.add(table.key("name"), f"{_show(name)} is the name of another channel")
+        viber = _read_viber(table, base)
+        d = table.table("delivery")
+        delivery = _read_delivery(d)
+        d.finish()
+        table.finish(_TOKEN_HINTS)
+        if viber.api_url != LOCAL_API_URL:
+            place = (
+                ("file", str(viber.token_file))
+                if viber.token_file is not None
+                else ("env", viber.token_env)
+            )
+            if place in places:
+                problems.add(
+                    table.key("token_file" if place[0] == "file" else "token_env"),
+                    f"reads its token from the same place as {places[place]}; two channels "
+                    "cannot share a token: give each its own token_env or token_file",
+                )
+            places.setdefault(place, where)
+        channels.append(ChannelConfig(name, viber, delivery))
+    return channels or [ChannelConfig()]
+
+
+def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
+    """Turn parsed TOML into a :class:`Config`; raise ConfigError listing every problem."""
+    problems = _Problems()
+    base = path.parent if path is not None else None
+    top = _Table(data, "", problems)
 
     s = top.table("server")
     listen = s.convert(
@@ -456,15 +612,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     )
     m.finish()
 
-    d = top.table("delivery")
-    delivery = DeliveryConfig(
-        policy=_read_policy(d, DeliveryConfig().policy),
-        on_unknown=d.choice("on_unknown", ("hold", "retry"), "hold"),
-        max_attempts=d.integer("max_attempts", 5, minimum=1),
-        retry_backoff=d.duration("retry_backoff", timedelta(seconds=30)),
-        rate_limit_cooldown=d.duration("rate_limit_cooldown", timedelta(minutes=5)),
-    )
-    d.finish()
+    channels = _read_channels(top, base, problems)
+    zones = {c.name: c.delivery.policy.timezone for c in channels}
 
     a = top.table("alerts")
     alerts = AlertsConfig(
@@ -488,7 +637,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     else:
         seen: dict[str, int] = {}
         for index, raw in enumerate(raw_sources, start=1):
-            source = _read_source(raw, index, base, problems, delivery.policy.timezone)
+            source = _read_source(raw, index, base, problems, zones)
             if source is None:
                 continue
             if source.name in seen:
@@ -506,16 +655,16 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
             "source": "write sources as [[sources]] (plural)",
         }
     )
-    _check_history_retention(storage, delivery.policy, sources, history_key, problems)
+    for channel in channels:
+        _check_history_retention(storage, channel.delivery.policy, sources, history_key, problems)
     if problems.lines:
         raise ConfigError(problems.lines)
     return Config(
-        viber=viber,
+        channels=tuple(channels),
         server=server,
         storage=storage,
         fetch=fetch,
         media=media,
-        delivery=delivery,
         alerts=alerts,
         sources=tuple(sources),
         path=path,

@@ -131,11 +131,11 @@ class Metrics(Protocol):
         self, source: str, outcome: str, reason: str | None = None, count: int = 1
     ) -> None: ...
 
-    def post(self, result: str, seconds: float | None = None) -> None: ...
+    def post(self, result: str, seconds: float | None = None, channel: str = "main") -> None: ...
 
     def set_source_paused(self, source: str, paused: bool) -> None: ...
 
-    def set_posting_stopped(self, stopped: bool) -> None: ...
+    def set_posting_stopped(self, stopped: bool, channel: str = "main") -> None: ...
 
 
 class Alerts(Protocol):
@@ -224,9 +224,20 @@ class Outbox(Protocol):
     :mod:`publisher.adapters.sqlite.outbox` for the diagram)."""
 
     def queue_item(
-        self, rendered: RenderedItem, now: datetime, outcome: str = "queued"
+        self,
+        rendered: RenderedItem,
+        now: datetime,
+        outcome: str = "queued",
+        *,
+        channel: str = "main",
     ) -> list[int]:
-        """Mark the item seen and queue its messages; returns the new ids."""
+        """Mark the item seen and queue its messages for ``channel``; the new ids."""
+        ...
+
+    def queue_routes(
+        self, routes: Mapping[str, RenderedItem], now: datetime, outcome: str = "queued"
+    ) -> dict[str, list[int]]:
+        """One item to several channels, in one transaction; the new ids by channel."""
         ...
 
     def claim(self, outbox_id: int, now: datetime) -> bool:
@@ -256,7 +267,11 @@ class Outbox(Protocol):
     ) -> list[int]: ...
 
     def recover_after_crash(
-        self, now: datetime, on_unknown: Literal["hold", "retry"] = "hold"
+        self,
+        now: datetime,
+        on_unknown: Literal["hold", "retry"] = "hold",
+        *,
+        channel: str | None = None,
     ) -> list[int]: ...
 
     def get(self, outbox_id: int) -> OutboxRow | None: ...
@@ -265,9 +280,9 @@ class Outbox(Protocol):
 
     def rows_for_item(self, source: str, key: str) -> list[OutboxRow]: ...
 
-    def pending(self, now: datetime) -> list[OutboxRow]: ...
+    def pending(self, now: datetime, *, channel: str | None = None) -> list[OutboxRow]: ...
 
-    def next_attempt(self) -> datetime | None: ...
+    def next_attempt(self, *, channel: str | None = None) -> datetime | None: ...
 
     def outbox(
         self,
@@ -275,6 +290,7 @@ class Outbox(Protocol):
         limit: int = 100,
         *,
         source: str | None = None,
+        channel: str | None = None,
         newest_first: bool = True,
     ) -> list[OutboxRow]: ...
 
@@ -292,11 +308,11 @@ class History(Protocol):
 
     def events(self, limit: int = 50, source: str | None = None) -> list[Event]: ...
 
-    def history_since(self, since: datetime) -> list[PostedRecord]:
+    def history_since(self, since: datetime, *, channel: str | None = None) -> list[PostedRecord]:
         """What was posted at or after ``since``, oldest first (for the policy)."""
         ...
 
-    def recent_posts(self, limit: int = 20) -> list[OutboxRow]: ...
+    def recent_posts(self, limit: int = 20, *, channel: str | None = None) -> list[OutboxRow]: ...
 
     def prune_history(self, before: datetime) -> tuple[int, int]:
         """Delete the posts of items finished (posted, failed, skipped) before

@@ -431,6 +431,10 @@ class Probe:
     started_at: datetime | None = START
     stopping: bool = False
 
+    @property
+    def deliverers(self) -> dict[str, Deliverer]:
+        return {self.deliverer.name: self.deliverer}
+
 
 def wrong_api_url(standin: ViberStandIn) -> str:
     """The stand-in's host with a wrong path: every endpoint answers 404."""

@@ -79,7 +79,7 @@ def test_items_by_outcome_and_skip_reason(metrics: Metrics) -> None:
     [
         (lambda m: m.poll("s", "exploded"), "polls_total", {"source": "s", "result": "other"}),
         (lambda m: m.item("s", "vanished"), "items_total", {"source": "s", "outcome": "other"}),
-        (lambda m: m.post("weird"), "posts_total", {"result": "other"}),
+        (lambda m: m.post("weird"), "posts_total", {"channel": "main", "result": "other"}),
         (
             lambda m: m.item("s", "skipped", reason="Too Old!"),
             "items_skipped_total",
@@ -101,14 +101,19 @@ def test_unknown_label_values_are_bounded(
 
 def test_posts_and_last_post(metrics: Metrics, clock: FakeClock) -> None:
     metrics.post("rate_limited", seconds=0.2)
-    assert value(metrics, "last_post_timestamp_seconds") == 0
+    assert value(metrics, "last_post_timestamp_seconds", channel="main") is None
     clock.now = T0 + timedelta(hours=1)
     metrics.post("ok", seconds=1.5)
-    assert value(metrics, "posts_total", result="ok") == 1
-    assert value(metrics, "posts_total", result="rate_limited") == 1
-    assert value(metrics, "post_seconds_count") == 2
-    assert value(metrics, "post_seconds_bucket", le="1.0") == 1
-    assert value(metrics, "last_post_timestamp_seconds") == pytest.approx(clock.now.timestamp())
+    assert value(metrics, "posts_total", channel="main", result="ok") == 1
+    assert value(metrics, "posts_total", channel="main", result="rate_limited") == 1
+    assert value(metrics, "post_seconds_count", channel="main") == 2
+    assert value(metrics, "post_seconds_bucket", channel="main", le="1.0") == 1
+    assert value(metrics, "last_post_timestamp_seconds", channel="main") == pytest.approx(
+        clock.now.timestamp()
+    )
+    metrics.post("ok", channel="sport")
+    assert value(metrics, "posts_total", channel="sport", result="ok") == 1
+    assert value(metrics, "posts_total", channel="main", result="ok") == 1
 
 
 def test_gauges(metrics: Metrics) -> None:
@@ -120,11 +125,13 @@ def test_gauges(metrics: Metrics) -> None:
     depth[0] = 9
     assert value(metrics, "outbox_depth") == 9
 
-    assert value(metrics, "posting_stopped") == 0
+    assert value(metrics, "posting_stopped", channel="main") is None
     metrics.set_posting_stopped(True)
-    assert value(metrics, "posting_stopped") == 1
+    assert value(metrics, "posting_stopped", channel="main") == 1
+    metrics.set_posting_stopped(True, channel="sport")
     metrics.set_posting_stopped(False)
-    assert value(metrics, "posting_stopped") == 0
+    assert value(metrics, "posting_stopped", channel="main") == 0
+    assert value(metrics, "posting_stopped", channel="sport") == 1
 
     metrics.set_source_paused("blog", True)
     assert value(metrics, "source_paused", source="blog") == 1

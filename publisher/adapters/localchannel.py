@@ -101,19 +101,23 @@ def attach(local: Any, channel_log: ChannelLog) -> None:
     local.on_post.append(lambda post: channel_log.append(post_record(post)))
 
 
-def log_path(service: Any) -> Path | None:
-    """``local-channel.jsonl`` beside the state file (None for ``:memory:``)."""
+def log_path(service: Any, channel: str = "main") -> Path | None:
+    """``local-channel.jsonl`` beside the state file (``local-channel-<name>.jsonl``
+    for a channel not named ``main``; None for ``:memory:``)."""
     state = Path(str(service.config.storage.path))
     if str(state) == ":memory:":
         return None
-    return state.parent / FILE_NAME
+    if channel == "main":
+        return state.parent / FILE_NAME
+    return state.parent / f"local-channel-{channel}.jsonl"
 
 
-def channel_app(local: Any, service: Any) -> WSGIApp:
-    """The WSGI app mounted at ``/channel``."""
-    channel_log = ChannelLog(log_path(service))
+def channel_app(local: Any, service: Any, channel: str = "main") -> WSGIApp:
+    """The WSGI app of one local channel's page (mounted at ``/channel``, or
+    at ``/channel/<name>`` when there are several)."""
+    channel_log = ChannelLog(log_path(service, channel))
     attach(local, channel_log)
-    tz = _timezone(service)
+    tz = _timezone(service, channel)
     members = {m.get("id"): m.get("name", "") for m in getattr(local, "members", [])}
     name = str(getattr(local, "channel_name", "Local channel"))
 
@@ -150,11 +154,40 @@ def channel_app(local: Any, service: Any) -> WSGIApp:
     return app
 
 
-def _timezone(service: Any) -> ZoneInfo:
+def _timezone(service: Any, channel: str = "main") -> ZoneInfo:
     try:
-        return ZoneInfo(str(service.config.delivery.policy.timezone))
+        return ZoneInfo(str(service.config.channel(channel).delivery.policy.timezone))
     except Exception:
         return ZoneInfo("UTC")
+
+
+def index_app(names: list[str]) -> WSGIApp:
+    """``/channel`` when there are several local channels: a list of them."""
+    items = "".join(
+        f'<li><a href="channel/{html.escape(n)}/">{html.escape(n)}</a></li>' for n in names
+    )
+    page = (
+        "<!doctype html><html><head><meta charset=utf-8><title>Local channels</title>"
+        f"<style>{_CSS}</style></head><body><header><b>Local channels</b></header>"
+        f"<main><ul>{items}</ul></main></body></html>"
+    ).encode()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        if path not in ("", "/"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"no such local channel"]
+        if path == "":
+            base = str(environ.get("SCRIPT_NAME", "")).rstrip("/")
+            start_response("301 Moved Permanently", [("Location", base + "/")])
+            return [b""]
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))],
+        )
+        return [page]
+
+    return app
 
 
 # --------------------------------------------------------------------------

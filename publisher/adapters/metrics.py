@@ -102,11 +102,15 @@ class Metrics:
         self.post_seconds = Histogram(
             f"{PREFIX}_post_seconds",
             "Time of one post call to the channel.",
+            ["channel"],
             buckets=POST_BUCKETS,
             registry=r,
         )
         self.posts_total = Counter(
-            f"{PREFIX}_posts", "Post calls to the channel, by result.", ["result"], registry=r
+            f"{PREFIX}_posts",
+            "Post calls to a channel, by result.",
+            ["channel", "result"],
+            registry=r,
         )
         self.alerts_total = Counter(
             f"{PREFIX}_alerts", "Alerts, by kind and result.", ["kind", "result"], registry=r
@@ -122,12 +126,14 @@ class Metrics:
         )
         self.last_post = Gauge(
             f"{PREFIX}_last_post_timestamp_seconds",
-            "When the last post went out (Unix time).",
+            "When the last post went out to a channel (Unix time).",
+            ["channel"],
             registry=r,
         )
         self.posting_stopped = Gauge(
             f"{PREFIX}_posting_stopped",
-            "1 while posting is stopped and needs the operator.",
+            "1 while posting to a channel is stopped and needs the operator.",
+            ["channel"],
             registry=r,
         )
         self.source_paused = Gauge(
@@ -176,14 +182,14 @@ class Metrics:
 
     # -- posting ---------------------------------------------------------
 
-    def post(self, result: str, seconds: float | None = None) -> None:
-        """One post call ended with ``result`` after ``seconds``."""
+    def post(self, result: str, seconds: float | None = None, channel: str = "main") -> None:
+        """One post call to ``channel`` ended with ``result`` after ``seconds``."""
         result = _pick(result, POST_RESULTS)
-        self.posts_total.labels(result=result).inc()
+        self.posts_total.labels(channel=channel, result=result).inc()
         if seconds is not None:
-            self.post_seconds.observe(max(seconds, 0.0))
+            self.post_seconds.labels(channel=channel).observe(max(seconds, 0.0))
         if result == "ok":
-            self.last_post.set(self.clock().timestamp())
+            self.last_post.labels(channel=channel).set(self.clock().timestamp())
 
     def set_outbox_depth(self, depth: int) -> None:
         self.outbox_depth.set(depth)
@@ -192,8 +198,8 @@ class Metrics:
         """Read the outbox depth at every scrape (e.g. a COUNT query)."""
         self.outbox_depth.set_function(read)
 
-    def set_posting_stopped(self, stopped: bool) -> None:
-        self.posting_stopped.set(1 if stopped else 0)
+    def set_posting_stopped(self, stopped: bool, channel: str = "main") -> None:
+        self.posting_stopped.labels(channel=channel).set(1 if stopped else 0)
 
     def alert(self, kind: str, result: str) -> None:
         self.alerts_total.labels(kind=_reason(kind), result=_pick(result, ALERT_RESULTS)).inc()

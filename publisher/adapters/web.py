@@ -135,9 +135,11 @@ class _App:
         ready: HealthCheck,
         metrics: MetricsExporter | None,
         on_callback: Callable[[dict[str, Any]], None] | None,
+        channel_tokens: Callable[[str], str | None] | None = None,
     ) -> None:
         self.media = media
         self.token_provider = token_provider
+        self.channel_tokens = channel_tokens
         self.max_body = max_body
         self.health = health
         self.ready = ready
@@ -147,6 +149,7 @@ class _App:
             [
                 Rule("/media/<name>", endpoint="media", methods=["GET", "HEAD"]),
                 Rule(webhook_path, endpoint="webhook", methods=["POST"]),
+                Rule(webhook_path.rstrip("/") + "/<channel>", endpoint="webhook", methods=["POST"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET", "HEAD"]),
                 Rule("/readyz", endpoint="readyz", methods=["GET", "HEAD"]),
                 Rule("/metrics", endpoint="metrics", methods=["GET", "HEAD"]),
@@ -201,11 +204,18 @@ class _App:
 
     # ---------------------------------------------------------------- webhook
 
-    def on_webhook(self, request: Request) -> Response:
+    def on_webhook(self, request: Request, channel: str | None = None) -> Response:
         length = request.content_length
         if length is not None and length > self.max_body:
             return self._too_large(request)
-        token = self.token_provider()
+        if channel is None:
+            token = self.token_provider()
+        elif self.channel_tokens is None:
+            raise NotFound()
+        else:
+            token = self.channel_tokens(channel)
+            if token is None:
+                raise NotFound()
         if not token:
             return _json(
                 {"status": 1, "status_message": "no auth token configured (local mode)"}, 503
@@ -331,12 +341,15 @@ def make_app(
     metrics: MetricsExporter | None = None,
     extra: Mapping[str, WSGIApp] | None = None,
     on_callback: Callable[[dict[str, Any]], None] | None = None,
+    channel_tokens: Callable[[str], str | None] | None = None,
 ) -> WSGIApp:
     """The service's WSGI app (see the module docstring for the routes).
 
     ``token_provider`` is called per webhook request (the token may change
-    or be absent). ``extra`` maps path prefixes such as ``"/channel"`` to WSGI
-    apps mounted under them. ValueError for a webhook path or prefix that
+    or be absent); with several channels, ``<webhook_path>/<channel>`` is
+    answered with ``channel_tokens(channel)`` (None: no such channel).
+    ``extra`` maps path prefixes such as ``"/channel"`` to WSGI apps mounted
+    under them. ValueError for a webhook path or prefix that
     does not start with "/" or clashes with the built-in routes.
     """
     if not webhook_path.startswith("/") or _clashes(webhook_path):
@@ -352,6 +365,7 @@ def make_app(
         ready=ready or _always_ok,
         metrics=metrics,
         on_callback=on_callback,
+        channel_tokens=channel_tokens,
     )
     if extra:
         mounts: dict[str, WSGIApp] = {}

@@ -14,6 +14,21 @@ from publisher.logs import register_secret
 log = logging.getLogger("publisher")
 
 
+def tokens_for(config: Config) -> dict[str, str | None]:
+    """Every channel's token (registered as secrets); exit 2 naming what is
+    missing, or two channels given the same token."""
+    from publisher.compose import channel_tokens
+
+    try:
+        tokens = channel_tokens(config)
+    except ConfigError as exc:
+        fail_config(exc)
+    for token in tokens.values():
+        if token is not None:
+            register_secret(token)
+    return tokens
+
+
 def token_for(config: Config) -> str | None:
     """The channel's token (registered as a secret), or None when the channel
     makes its own (the local channel); exit 2 if it is missing."""
@@ -45,9 +60,8 @@ def run(state: State, once: bool) -> None:
     from publisher.service.runner import Service
 
     config = state.load()
-    token = token_for(config)
     try:
-        service = Service(config, token=token)
+        service = Service(config, tokens=tokens_for(config))
     except PublisherError as exc:
         fail(str(exc), EXIT_FAILURE)
     try:

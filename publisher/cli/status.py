@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from publisher.adapters.sqlite import Store
-from publisher.cli import EXIT_FAILURE, EXIT_OK, State, pass_state
+from publisher.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, State, pass_state
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import StoreError
 from publisher.core.policy import explain
@@ -106,20 +106,20 @@ def _due(source: SourceConfig | None, state: SourceState, now: datetime) -> date
     return due_at(source.every, state.last_poll, state.next_poll, now)
 
 
-def _next_post(config: Config, view: QueueView, tz: ZoneInfo) -> dict[str, Any]:
-    up = in_words(view, config, tz)
+def _next_post(config: Config, view: QueueView, tz: ZoneInfo, channel: str) -> dict[str, Any]:
+    up = in_words(view, config, tz, channel)
     return {"state": up.state, "at": _iso(up.at, tz), "post": up.post, "reason": up.reason}
 
 
 def _queue(
-    config: Config, view: QueueView, queued: Sequence[OutboxRow], tz: ZoneInfo
+    config: Config, view: QueueView, queued: Sequence[OutboxRow], tz: ZoneInfo, channel: str
 ) -> list[dict[str, Any]]:
     now = view.now
     explained = explain(
         [row.candidate() for row in queued],
         view.history,
-        config.delivery.policy,
-        source_policies(config),
+        config.channel(channel).delivery.policy,
+        source_policies(config, channel),
         now,
         cooldown_until=view.cooldown_until,
     )
@@ -148,28 +148,52 @@ def _queue(
 
 
 def status_document(
-    config: Config, store: Store, now: datetime, *, limit: int = 10
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    limit: int = 10,
+    channel: str | None = None,
 ) -> dict[str, Any]:
-    """Everything ``status`` shows, as plain data (the ``--json`` document)."""
+    """Everything ``status`` shows, as plain data (the ``--json`` document).
+
+    ``channels`` has each channel's posting state, next post, queue, unknown
+    posts and latest posts (only ``channel`` when one is named); the same keys
+    at the top are the first (or the named) channel's, as in format 1.
+    """
     tz = config.delivery.policy.tz
-    queued = store.outbox(status="queued", limit=100_000, newest_first=False)
-    unknown = store.outbox(status="unknown", limit=1000, newest_first=False)
-    view = look(store, config, now)
+    names = [channel] if channel else [c.name for c in config.channels]
+    lanes = [_channel_document(config, store, now, name, tz, limit) for name in names]
+    first = {k: v for k, v in lanes[0].items() if k != "name"}
     return {
         "format": FORMAT,
         "now": _iso(now, tz),
         "timezone": tz.key,
         "state_file": str(config.storage.path),
         "service": _service(config),
-        "posting": {
-            "stopped": store.channel().stopped_reason(),
-            "cooldown_until": _iso(store.channel().cooldown_until(), tz),
-            "last_post_at": _iso(store.channel().last_post_at(), tz),
-        },
-        "next_post": _next_post(config, view, tz),
-        "queued": len(queued),
-        "queue": _queue(config, view, queued, tz)[:limit],
+        **first,
         "sources": _sources(config, store, now, tz),
+        "channels": lanes,
+    }
+
+
+def _channel_document(
+    config: Config, store: Store, now: datetime, name: str, tz: ZoneInfo, limit: int
+) -> dict[str, Any]:
+    queued = store.outbox(status="queued", limit=100_000, channel=name, newest_first=False)
+    unknown = store.outbox(status="unknown", limit=1000, channel=name, newest_first=False)
+    view = look(store, config, now, name)
+    state = store.channel(name)
+    return {
+        "name": name,
+        "posting": {
+            "stopped": state.stopped_reason(),
+            "cooldown_until": _iso(state.cooldown_until(), tz),
+            "last_post_at": _iso(state.last_post_at(), tz),
+        },
+        "next_post": _next_post(config, view, tz, name),
+        "queued": len(queued),
+        "queue": _queue(config, view, queued, tz, name)[:limit],
         "unknown": [
             {
                 "id": row.id,
@@ -190,7 +214,7 @@ def status_document(
                 "message_token": None if row.message_token is None else str(row.message_token),
                 "summary": _summary(row.payload),
             }
-            for row in store.recent_posts(limit)
+            for row in store.recent_posts(limit, channel=name)
         ],
     }
 
@@ -284,9 +308,12 @@ def render_status(doc: Mapping[str, Any], console: Console) -> None:
     service = doc["service"]
     running = f"running (pid {service['pid']})" if service["running"] else "not running"
     console.print(f"[bold]viber-publisher[/] — service {running}; times in {tz}")
-    stopped = doc["posting"]["stopped"]
-    if stopped:
-        console.print(Text(f"POSTING STOPPED: {stopped}", style="bold red"))
+    several = len(doc["channels"]) > 1
+    for lane in doc["channels"]:
+        stopped = lane["posting"]["stopped"]
+        if stopped:
+            where = f"channel {lane['name']}: " if several else ""
+            console.print(Text(f"POSTING STOPPED: {where}{stopped}", style="bold red"))
 
     table = Table(title="Sources", title_justify="left")
     for column in ("source", "last poll", "next poll", "fails", "seen", "queued", "posted"):
@@ -320,7 +347,14 @@ def render_status(doc: Mapping[str, Any], console: Console) -> None:
         )
     console.print(table)
 
-    nxt = doc["next_post"]
+    for lane in doc["channels"]:
+        if several:
+            console.print(f"\n[bold]Channel {lane['name']}[/]")
+        _render_lane(lane, now, console)
+
+
+def _render_lane(lane: Mapping[str, Any], now: str, console: Console) -> None:
+    nxt = lane["next_post"]
     if nxt["state"] == "waiting":
         console.print(f"[bold]Next post:[/] {_local(nxt['at'], now)} — {nxt['reason']}")
     elif nxt["state"] == "now":
@@ -328,11 +362,11 @@ def render_status(doc: Mapping[str, Any], console: Console) -> None:
     else:
         console.print(f"[bold]Next post:[/] {nxt['reason']}")
 
-    if doc["queue"]:
-        table = Table(title=f"Queue ({doc['queued']} waiting)", title_justify="left")
+    if lane["queue"]:
+        table = Table(title=f"Queue ({lane['queued']} waiting)", title_justify="left")
         for column in ("#", "source", "item", "post", "when", "why"):
             table.add_column(column)
-        for q in doc["queue"]:
+        for q in lane["queue"]:
             table.add_row(
                 str(q["id"]),
                 q["source"],
@@ -343,19 +377,19 @@ def render_status(doc: Mapping[str, Any], console: Console) -> None:
             )
         console.print(table)
 
-    if doc["unknown"]:
+    if lane["unknown"]:
         table = Table(title="Fate unknown (check the channel)", title_justify="left")
         for column in ("#", "source", "item", "post", "then"):
             table.add_column(column)
-        for u in doc["unknown"]:
+        for u in lane["unknown"]:
             table.add_row(str(u["id"]), u["source"], u["item"], u["summary"], u["hint"])
         console.print(table)
 
-    if doc["recent_posts"]:
+    if lane["recent_posts"]:
         table = Table(title="Latest posts", title_justify="left")
         for column in ("#", "posted", "source", "item", "message token", "post"):
             table.add_column(column)
-        for p in doc["recent_posts"]:
+        for p in lane["recent_posts"]:
             table.add_row(
                 str(p["id"]),
                 _local(p["posted_at"], now),
@@ -407,14 +441,26 @@ def render_story(doc: Mapping[str, Any], console: Console) -> None:
 @click.option(
     "--limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="Rows per list."
 )
+@click.option("--channel", "channel", metavar="NAME", help="Show only this channel.")
 @pass_state
-def status(state: State, as_json: bool, item: str | None, source: str | None, limit: int) -> None:
+def status(
+    state: State,
+    as_json: bool,
+    item: str | None,
+    source: str | None,
+    limit: int,
+    channel: str | None,
+) -> None:
     """Show sources, the queue, when the next post may go and why, and the
     latest posts; or one item's story (--item KEY).
 
     Reads the state file only (never writes it): safe while the service runs.
     """
     config = state.load()
+    if channel is not None and channel not in [c.name for c in config.channels]:
+        names = ", ".join(c.name for c in config.channels)
+        click.echo(f"error: {channel!r} is not a channel; the channels are {names}", err=True)
+        sys.exit(EXIT_CONFIG)
     path = config.storage.path
     if not path.exists():
         message = f"{NOTHING_YET}: no state file at {path} (`viber-publisher run` creates it)"
@@ -446,7 +492,7 @@ def status(state: State, as_json: bool, item: str | None, source: str | None, li
             else:
                 render_story(doc, console)
             sys.exit(EXIT_OK if doc["found"] else EXIT_FAILURE)
-        doc = status_document(config, store, now, limit=limit)
+        doc = status_document(config, store, now, limit=limit, channel=channel)
         doc["ran"] = True
     finally:
         store.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal
@@ -248,6 +248,26 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class ChannelConfig:
+    """One Viber channel: where its API is, whose token, and its own delivery policy."""
+
+    name: str = "main"
+    viber: ViberConfig = field(default_factory=ViberConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A source's own words for one of its channels (None: the source's own)."""
+
+    channel: str
+    template: str | None = None
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+    images: bool | None = None
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     name: str
     type: Literal["rss", "folder"]
@@ -285,16 +305,35 @@ class SourceConfig:
     pictures: int = 1
     #: This source's own limits on top of the channel's.
     policy: Policy = field(default_factory=Policy)
+    #: The channels its items go to (never empty once the config is read).
+    channels: tuple[str, ...] = ("main",)
+    #: Per-channel overrides of template, include, exclude and images.
+    routes: tuple[Route, ...] = ()
+
+    def for_channel(self, channel: str) -> SourceConfig:
+        """This source as ``channel`` sees it: with that channel's route applied."""
+        for route in self.routes:
+            if route.channel == channel:
+                return replace(
+                    self,
+                    template=route.template if route.template is not None else self.template,
+                    include=route.include if route.include is not None else self.include,
+                    exclude=route.exclude if route.exclude is not None else self.exclude,
+                    images=route.images if route.images is not None else self.images,
+                    routes=(),
+                )
+        return self if not self.routes else replace(self, routes=())
 
 
 @dataclass(frozen=True)
 class Config:
-    viber: ViberConfig = field(default_factory=ViberConfig)
+    #: The channels, in the order of the file (at least one; the old
+    #: ``[viber]`` + ``[delivery]`` form is the one channel ``main``).
+    channels: tuple[ChannelConfig, ...] = (ChannelConfig(),)
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
-    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     sources: tuple[SourceConfig, ...] = ()
     #: The file this was read from (relative paths in it are resolved against its folder).
@@ -307,6 +346,26 @@ class Config:
             if source.name == name:
                 return source
         raise KeyError(name)
+
+    def channel(self, name: str) -> ChannelConfig:
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        raise KeyError(name)
+
+    @property
+    def viber(self) -> ViberConfig:
+        """The first channel's API settings (for what concerns one channel)."""
+        return self.channels[0].viber
+
+    @property
+    def delivery(self) -> DeliveryConfig:
+        """The first channel's delivery policy (for what concerns one channel)."""
+        return self.channels[0].delivery
+
+    def sources_of(self, channel: str) -> tuple[SourceConfig, ...]:
+        """The sources routed to ``channel``, each as that channel sees it."""
+        return tuple(s.for_channel(channel) for s in self.sources if channel in s.channels)
 
 
 #: IPv6 ranges that carry an IPv4 address in their last 32 bits: NAT64 (RFC 6052)

@@ -124,6 +124,8 @@ class OutboxRow:
     files: tuple[str, ...]
     #: The outbox id whose failure or skip skipped this one.
     held_by: int | None
+    #: The channel it is posted to.
+    channel: str = "main"
 
     def candidate(self) -> Candidate:
         return Candidate(

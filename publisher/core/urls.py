@@ -22,3 +22,9 @@ def webhook_url(public_url: str | None, webhook_path: str) -> str | None:
 def media_url(public_url: str, name: str) -> str:
     """A stored media file's URL (one slash between, whatever ``public_url`` ends with)."""
     return public_url.rstrip("/") + MEDIA_PATH + name
+
+
+def channel_webhook_path(webhook_path: str, channel: str, several: bool) -> str:
+    """Where a channel's webhook is answered: ``webhook_path`` for the one
+    channel, ``webhook_path/<channel>`` for each of several."""
+    return f"{webhook_path.rstrip('/')}/{channel}" if several else webhook_path

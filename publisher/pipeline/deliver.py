@@ -27,8 +27,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from publisher.adapters.sqlite import Store
-from publisher.core.config import Config
+from publisher.core.config import ChannelConfig, Config
 from publisher.core.errors import PublisherError, ViberError, ViberFatalError
 from publisher.core.outcomes import (
     JITTER,
@@ -39,8 +38,9 @@ from publisher.core.outcomes import (
 )
 from publisher.core.policy import Idle, Post, Skip, Verdict, Wait
 from publisher.core.records import OutboxRow
-from publisher.core.urls import webhook_url
+from publisher.core.urls import channel_webhook_path, webhook_url
 from publisher.pipeline.queue import decide, look
+from publisher.ports import Alerts, Channel, ChannelState, Metrics, Store
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +57,35 @@ IDLE_WAIT = timedelta(seconds=30)
 ACCOUNT_RETRY = timedelta(seconds=30)
 
 
+class _ChannelLog(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes each line with ``channel NAME:`` (when there are several)."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        name = self.extra.get("channel") if self.extra else None
+        return (f"channel {name}: {msg}" if name else msg), kwargs
+
+
 class Deliverer:
     def __init__(
         self,
         config: Config,
         store: Store,
-        client: Any,
+        client: Channel,
         *,
         clock: Callable[[], datetime],
-        metrics: Any = None,
-        alerter: Any = None,
+        metrics: Metrics | None = None,
+        alerter: Alerts | None = None,
         on_done: OnDone | None = None,
         rng: random.Random | None = None,
         public_url: str | None = None,
+        channel: str | None = None,
     ) -> None:
         self.public_url = public_url
         self.config = config
+        #: The channel this lane delivers to (the first one unless named).
+        self.name = channel if channel is not None else config.channels[0].name
+        #: Lines name the channel when there are several.
+        self.log = _ChannelLog(log, {"channel": self.name if len(config.channels) > 1 else None})
         self.store = store
         self.client = client
         self.clock = clock
@@ -87,38 +100,54 @@ class Deliverer:
         self._webhook_forced = False
         self.last_verdict: Any = None
 
+    # -- the lane's own settings ------------------------------------------------
+
+    @property
+    def lane(self) -> ChannelConfig:
+        """This channel's settings in the current config (a reload may replace it)."""
+        return self.config.channel(self.name)
+
+    @property
+    def state(self) -> ChannelState:
+        return self.store.channel(self.name)
+
     # -- state shown by status and health -----------------------------------
 
     @property
     def stopped_reason(self) -> str | None:
-        return self.store.channel().stopped_reason()
+        return self.state.stopped_reason()
 
     def _stop_posting(self, reason: str, *, announce: bool = False) -> None:
         """Stop posting with ``reason`` (logged when new, or when ``announce``)."""
         now = self.clock()
-        if announce or self.store.channel().stopped_reason() != reason:
-            log.error("posting stopped: %s", reason)
+        if announce or self.state.stopped_reason() != reason:
+            self.log.error("posting stopped: %s", reason)
             self._last_nag = now
-        self.store.channel().set_stopped(reason)
+        self.state.set_stopped(reason)
         self._last_check = now
         if self.metrics is not None:
-            self.metrics.set_posting_stopped(True)
+            self.metrics.set_posting_stopped(True, channel=self.name)
         if self.alerter is not None:
-            self.alerter.alert("posting_stopped", "channel", f"posting stopped: {reason}")
+            self.alerter.alert(
+                "posting_stopped", self.name, f"channel {self.name}: posting stopped: {reason}"
+            )
 
     def _resume(self) -> None:
-        if self.store.channel().stopped_reason() is not None:
-            log.warning("posting resumed: Viber accepts the token and account again")
+        if self.state.stopped_reason() is not None:
+            self.log.warning("posting resumed: Viber accepts the token and account again")
             if self.alerter is not None:
-                self.alerter.alert("recovered", "channel", "posting resumed")
-        self.store.channel().set_stopped(None)
+                self.alerter.alert("recovered", self.name, f"channel {self.name}: posting resumed")
+        self.state.set_stopped(None)
         if self.metrics is not None:
-            self.metrics.set_posting_stopped(False)
+            self.metrics.set_posting_stopped(False, channel=self.name)
 
     # -- webhook -----------------------------------------------------------
 
     def webhook_url(self) -> str | None:
-        return webhook_url(self.public_url, self.config.server.webhook_path)
+        path = channel_webhook_path(
+            self.config.server.webhook_path, self.name, len(self.config.channels) > 1
+        )
+        return webhook_url(self.public_url, path)
 
     def ensure_webhook(self, force: bool = False) -> bool:
         """Set the webhook when ``public_url`` is configured and it is not set
@@ -126,7 +155,7 @@ class Deliverer:
         url = self.webhook_url()
         if url is None:
             return False
-        if not force and self.store.channel().webhook_url() == url:
+        if not force and self.state.webhook_url() == url:
             return True
         try:
             self.client.set_webhook(url)
@@ -135,20 +164,20 @@ class Deliverer:
             if outcome.action is Action.STOP:
                 self._stop_posting(self._stop_reason(exc, outcome))
                 return False
-            log.error(
+            self.log.error(
                 "webhook: Viber did not accept %s: %s; it must answer 200 over HTTPS "
                 "(check [server] public_url and the reverse proxy)",
                 url,
                 exc,
             )
             return False
-        self.store.channel().set_webhook_url(url)
-        log.info("webhook set to %s", url)
+        self.state.set_webhook_url(url)
+        self.log.info("webhook set to %s", url)
         return True
 
     def _fatal_reason(self, exc: ViberFatalError) -> str:
         """What the operator reads while posting is stopped: what to check."""
-        where = self.config.viber.token_source()
+        where = self.lane.viber.token_source()
         if exc.status in (2, 8):
             return (
                 f"{exc}. The token is read from {where}; once Viber accepts it, posting "
@@ -192,14 +221,14 @@ class Deliverer:
             if outcome.action is Action.STOP:
                 self._stop_posting(self._stop_reason(exc, outcome), announce=True)
             else:
-                log.warning(
+                self.log.warning(
                     "start-up: could not check the token and account with Viber (%s); "
                     "the first post will tell",
                     exc,
                 )
             return False
         self._resume()
-        log.info("Viber accepts the token; posts go out as member %s", self._sender)
+        self.log.info("Viber accepts the token; posts go out as member %s", self._sender)
         return True
 
     # -- one step ----------------------------------------------------------
@@ -222,7 +251,7 @@ class Deliverer:
         """While stopped: check the account every few minutes; True if resumed."""
         if self._last_check is not None and now - self._last_check < RECHECK_EVERY:
             if self._last_nag is None or now - self._last_nag >= NAG_EVERY:
-                log.error("posting is stopped: %s", self.stopped_reason)
+                self.log.error("posting is stopped: %s", self.stopped_reason)
                 self._last_nag = now
             return False
         self._last_check = now
@@ -234,7 +263,7 @@ class Deliverer:
             if outcome.action is Action.STOP:
                 self._stop_posting(self._stop_reason(exc, outcome))
             else:
-                log.warning("posting is stopped; re-checking the account failed: %s", exc)
+                self.log.warning("posting is stopped; re-checking the account failed: %s", exc)
             return False
         self._resume()
         self.ensure_webhook()
@@ -242,7 +271,7 @@ class Deliverer:
 
     def verdict(self, now: datetime) -> Verdict:
         """What goes next: the same answer ``status`` and ``preview`` get."""
-        return decide(look(self.store, self.config, now), self.config)
+        return decide(look(self.store, self.config, now, self.name), self.config, self.name)
 
     def has_due_work(self) -> bool:
         return not isinstance(self.last_verdict, Idle)
@@ -257,7 +286,7 @@ class Deliverer:
         verdict = self.verdict(now)
         self.last_verdict = verdict
         if isinstance(verdict, Idle):
-            retry_at = self.store.next_attempt()
+            retry_at = self.store.next_attempt(channel=self.name)
             if retry_at is not None and retry_at > now:
                 return retry_at - now
             return IDLE_WAIT
@@ -265,7 +294,7 @@ class Deliverer:
             return max(verdict.until - now, timedelta(milliseconds=50))
         if isinstance(verdict, Skip):
             skipped = self.store.mark_skipped(verdict.candidate.id, verdict.reason, now)
-            log.info("post %s skipped: %s", verdict.candidate.id, verdict.reason)
+            self.log.info("post %s skipped: %s", verdict.candidate.id, verdict.reason)
             if self.metrics is not None:
                 self.metrics.item(verdict.candidate.source, "skipped", verdict.reason)
             row = self.store.get(verdict.candidate.id)
@@ -293,10 +322,10 @@ class Deliverer:
             if outcome.action is Action.STOP:
                 self._stop_posting(self._stop_reason(exc, outcome))
                 return
-            log.warning("delivery: cannot read the channel's account yet: %s", exc)
+            self.log.warning("delivery: cannot read the channel's account yet: %s", exc)
             wait = ACCOUNT_RETRY
             if outcome.action is Action.COOL_DOWN:
-                wait = max(wait, self.config.delivery.rate_limit_cooldown)
+                wait = max(wait, self.lane.delivery.rate_limit_cooldown)
             self._cool_down(now + wait)
             return
         if not self.store.claim(row.id, now):
@@ -305,7 +334,7 @@ class Deliverer:
         try:
             result = self.client.post(row.payload, sender=sender)
         except BaseException as exc:
-            outcome = outcome_of(exc, on_unknown=self.config.delivery.on_unknown)
+            outcome = outcome_of(exc, on_unknown=self.lane.delivery.on_unknown)
             self._record(row, exc, outcome, now)
             if outcome.reraise:
                 raise  # a bug or an interruption mid-request: recorded, not swallowed
@@ -313,9 +342,9 @@ class Deliverer:
         self._webhook_forced = False
         finished = self.clock()
         self.store.mark_posted(row.id, result.message_token, finished)
-        self.store.channel().set_last_post_at(finished)
+        self.state.set_last_post_at(finished)
         self._count("ok", row, (finished - started).total_seconds())
-        log.info(
+        self.log.info(
             "posted %s (%s/%s) token=%s", row.id, row.source, row.item_key, result.message_token
         )
         self._finish_item(row, ok=True, reason=None)
@@ -330,14 +359,14 @@ class Deliverer:
         elif action is Action.RETRY:  # with on_unknown = "retry", also a post maybe out
             self._retry_or_fail(row, outcome.reason)
         elif action is Action.COOL_DOWN:
-            cooldown = self.config.delivery.rate_limit_cooldown
+            cooldown = self.lane.delivery.rate_limit_cooldown
             self._cool_down(self.clock() + cooldown)
-            log.warning("Viber says too many requests; slowing down for %s", cooldown)
+            self.log.warning("Viber says too many requests; slowing down for %s", cooldown)
             self._retry_or_fail(row, outcome.reason)
         elif action is Action.FAIL:
             also = self.store.mark_failed(row.id, outcome.reason, self.clock())
             self._count("rejected", row)
-            log.error(
+            self.log.error(
                 "post %s (%s/%s) failed: %s", row.id, row.source, row.item_key, outcome.reason
             )
             if self.alerter is not None:
@@ -379,7 +408,7 @@ class Deliverer:
             f"channel, then `viber-publisher retry {row.id}` or `viber-publisher skip {row.id}`",
             self.clock(),
         )
-        log.warning(
+        self.log.warning(
             "post %s: fate unknown: %s; held until `viber-publisher retry %s` or `skip %s`",
             row.id,
             detail,
@@ -388,39 +417,37 @@ class Deliverer:
         )
 
     def _cool_down(self, until: datetime) -> None:
-        self.store.channel().extend_cooldown(until)
+        self.state.extend_cooldown(until)
 
     def _retry_or_fail(self, row: OutboxRow, reason: str) -> None:
         now = self.clock()
         current = self.store.get(row.id)
         attempts = current.attempts if current is not None else row.attempts + 1
-        if attempts >= self.config.delivery.max_attempts:
+        if attempts >= self.lane.delivery.max_attempts:
             reason = f"gave up after {attempts} attempts: {reason}"
             also = self.store.mark_failed(row.id, reason, now)
             self._count("failed", row)
-            log.error("post %s failed: %s", row.id, reason)
+            self.log.error("post %s failed: %s", row.id, reason)
             if self.alerter is not None:
                 self.alerter.alert("post_failed", row.source, f"post {row.id} failed: {reason}")
             self._finish_item(row, ok=False, reason=reason, also=also)
             return
-        delay = backoff_delay(
-            attempts, self.config.delivery.retry_backoff, self.rng.uniform(*JITTER)
-        )
+        delay = backoff_delay(attempts, self.lane.delivery.retry_backoff, self.rng.uniform(*JITTER))
         next_at = now + delay
         self.store.mark_retry(row.id, reason, next_at, now)
-        log.warning(
+        self.log.warning(
             "post %s: %s; retry %d of %d at %s",
             row.id,
             reason,
             attempts,
-            self.config.delivery.max_attempts - 1,
+            self.lane.delivery.max_attempts - 1,
             next_at.strftime("%H:%M:%S UTC"),
         )
 
     def _count(self, result: str, row: OutboxRow, seconds: float | None = None) -> None:
         if self.metrics is None:
             return
-        self.metrics.post(result, seconds)
+        self.metrics.post(result, seconds, channel=self.name)
         if result == "ok":
             self.metrics.item(row.source, "posted")
         elif result in ("failed", "rejected"):
@@ -433,7 +460,12 @@ class Deliverer:
         move the files to posted/ or failed/)."""
         if self.on_done is None or not row.files:
             return
-        rows = self.store.item_rows(row.group_id)
+        # Every channel's messages of the item, queued together with this one.
+        rows = [
+            r
+            for r in self.store.rows_for_item(row.source, row.item_key)
+            if r.created_at == row.created_at
+        ] or self.store.item_rows(row.group_id)
         if any(r.status not in ("posted", "failed", "skipped") for r in rows):
             return
         all_ok = all(r.status == "posted" for r in rows)
@@ -442,4 +474,4 @@ class Deliverer:
         try:
             self.on_done(row.source, list(row.files), all_ok, reason)
         except Exception as exc:  # the post is recorded; a file move must not undo that
-            log.error("source %s: moving the item's files failed: %s", row.source, exc)
+            self.log.error("source %s: moving the item's files failed: %s", row.source, exc)

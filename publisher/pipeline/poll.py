@@ -25,10 +25,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from publisher.core import schedule
-from publisher.core.config import Config
+from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import FetchError, MediaError, PublisherError, SourceError
 from publisher.core.items import Decision, Item, RenderedItem
-from publisher.core.plan import Planned, plan_source
+from publisher.core.plan import Planned, matches_filters, plan_source
 from publisher.core.records import FINISHED, SourceRead, SourceState
 from publisher.pipeline.transform import Transformer
 from publisher.ports import Alerts, Clock, Metrics, Source, Store
@@ -52,6 +52,11 @@ class Step:
     action: str
     detail: str = ""
     rendered: RenderedItem | None = None
+    #: Each channel the item goes to, with its rendering for that channel
+    #: (one rendering shared by channels that see the source alike).
+    routes: tuple[tuple[str, RenderedItem], ...] = ()
+    #: Channels whose own route filtered the item out: (channel, why).
+    held: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,10 +137,28 @@ class Poller:
     def _render(self, source: Source, planned: Planned) -> Step:
         if planned.action not in ("queue", "update"):
             return Step(planned.item, planned.action, planned.detail)
-        rendered = self.transformer.render(planned.item, source.config)
-        if rendered.refused:
-            return Step(planned.item, "refused", rendered.refused, rendered)
-        return Step(planned.item, planned.action, planned.detail, rendered)
+        item = planned.item
+        by_view: dict[SourceConfig, RenderedItem] = {}
+        routes: list[tuple[str, RenderedItem]] = []
+        held: list[tuple[str, str]] = []
+        for channel in source.config.channels:
+            view = source.config.for_channel(channel)
+            if view.include != source.config.include or view.exclude != source.config.exclude:
+                filtered = matches_filters(item, view.include, view.exclude)
+                if filtered is not None:
+                    held.append((channel, filtered.detail))
+                    continue
+            if view not in by_view:
+                by_view[view] = self.transformer.render(item, view)
+            routes.append((channel, by_view[view]))
+        if not routes:
+            why = "; ".join(f"{channel}: {detail}" for channel, detail in held)
+            return Step(item, "filtered", why, held=tuple(held))
+        first = routes[0][1]
+        usable = [(c, r) for c, r in routes if not r.refused]
+        if not usable:
+            return Step(item, "refused", first.refused or "", first, tuple(routes), tuple(held))
+        return Step(item, planned.action, planned.detail, usable[0][1], tuple(usable), tuple(held))
 
     # -- apply ---------------------------------------------------------------
 
@@ -195,8 +218,8 @@ class Poller:
             if item.files:
                 source.finish(list(item.files), ok=False, reason=step.detail)
             return
-        assert step.rendered is not None
-        self.store.queue_item(step.rendered, now)
+        assert step.routes
+        self.store.queue_routes(dict(step.routes), now)
         self._count(name, "queued")
         outcome.queued += 1
 

@@ -55,28 +55,40 @@ class NextUp:
     reason: str
 
 
-def source_policies(config: Config) -> dict[str, Policy]:
-    return {source.name: source.policy for source in config.sources}
+def source_policies(config: Config, channel: str | None = None) -> dict[str, Policy]:
+    """Each source's own policy (those routed to ``channel``, or all)."""
+    return {
+        source.name: source.policy
+        for source in config.sources
+        if channel is None or channel in source.channels
+    }
 
 
-def look(store: Store, config: Config, now: datetime) -> QueueView:
-    """Read what the policy needs (one read of each, however long the queue)."""
-    horizon = history_horizon(config.delivery.policy, source_policies(config))
-    retry_at = store.next_attempt()
+def _policy(config: Config, channel: str | None) -> Policy:
+    return config.channel(channel).delivery.policy if channel else config.delivery.policy
+
+
+def look(store: Store, config: Config, now: datetime, channel: str | None = None) -> QueueView:
+    """Read what ``channel``'s policy needs (one read of each, however long the
+    queue); the first channel when none is named."""
+    channel = channel or config.channels[0].name
+    horizon = history_horizon(_policy(config, channel), source_policies(config, channel))
+    retry_at = store.next_attempt(channel=channel)
     next_retry: OutboxRow | None = None
     if retry_at is not None and retry_at > now:
         waiting = [
             row
-            for row in store.outbox("queued", limit=100_000, newest_first=False)
+            for row in store.outbox("queued", limit=100_000, channel=channel, newest_first=False)
             if row.next_attempt_at is not None and row.next_attempt_at > now
         ]
         next_retry = min(waiting, key=lambda row: row.next_attempt_at or now, default=None)
+    state = store.channel(channel)
     return QueueView(
         now=now,
-        due=tuple(row.candidate() for row in store.pending(now)),
-        history=tuple(store.history_since(now - horizon)),
-        cooldown_until=store.channel().cooldown_until(),
-        stopped=store.channel().stopped_reason(),
+        due=tuple(row.candidate() for row in store.pending(now, channel=channel)),
+        history=tuple(store.history_since(now - horizon, channel=channel)),
+        cooldown_until=state.cooldown_until(),
+        stopped=state.stopped_reason(),
         next_retry=next_retry,
     )
 
@@ -84,6 +96,7 @@ def look(store: Store, config: Config, now: datetime) -> QueueView:
 def decide(
     view: QueueView,
     config: Config,
+    channel: str | None = None,
     *,
     queue: Sequence[Candidate] | None = None,
     history: Sequence[PostedRecord] | None = None,
@@ -95,19 +108,19 @@ def decide(
     return next_post(
         view.due if queue is None else queue,
         view.history if history is None else history,
-        config.delivery.policy,
-        source_policies(config) if policies is None else policies,
+        _policy(config, channel),
+        source_policies(config, channel) if policies is None else policies,
         view.now if now is None else now,
         cooldown_until=view.cooldown_until,
     )
 
 
-def in_words(view: QueueView, config: Config, tz: tzinfo) -> NextUp:
+def in_words(view: QueueView, config: Config, tz: tzinfo, channel: str | None = None) -> NextUp:
     """When the next post may go, and why it waits (what ``status`` shows)."""
     now = view.now
     if view.stopped:
         return NextUp("stopped", None, None, f"posting stopped: {view.stopped}")
-    verdict = decide(view, config)
+    verdict = decide(view, config, channel)
     if isinstance(verdict, Post):
         return NextUp("now", now, verdict.candidate.id, "due now")
     if isinstance(verdict, Skip):

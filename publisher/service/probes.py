@@ -24,7 +24,7 @@ class Probed(Protocol):
     def store(self) -> Any: ...
 
     @property
-    def deliverer(self) -> Deliverer | None: ...
+    def deliverers(self) -> dict[str, Deliverer]: ...
 
     @property
     def clock(self) -> Clock: ...
@@ -42,19 +42,31 @@ def health(service: Probed) -> tuple[bool, dict[str, Any]]:
 
 
 def readiness(service: Probed) -> tuple[bool, dict[str, Any]]:
-    """Ready: token accepted, webhook set, database writable, every source
-    polled successfully within a few of its intervals."""
+    """Ready: every channel's token accepted and webhook set, database
+    writable, every source polled successfully within a few of its intervals.
+    With several channels, ``channels`` has each one's ``posting`` and
+    ``webhook``; with one, they are at the top."""
     details: dict[str, Any] = {}
     ok = True
-    stopped = service.store.channel().stopped_reason()
-    details["posting"] = "stopped: " + stopped if stopped else "ok"
-    if stopped:
-        ok = False
-    webhook = service.deliverer.webhook_url() if service.deliverer is not None else None
-    if webhook is not None:
-        is_set = service.store.channel().webhook_url() == webhook
-        details["webhook"] = "set" if is_set else "not set"
-        ok = ok and is_set
+    lanes: dict[str, dict[str, str]] = {}
+    names = [c.name for c in service.config.channels]
+    for name in names:
+        lane: dict[str, str] = {}
+        state = service.store.channel(name)
+        stopped = state.stopped_reason()
+        lane["posting"] = "stopped: " + stopped if stopped else "ok"
+        ok = ok and not stopped
+        deliverer = service.deliverers.get(name)
+        webhook = deliverer.webhook_url() if deliverer is not None else None
+        if webhook is not None:
+            is_set = state.webhook_url() == webhook
+            lane["webhook"] = "set" if is_set else "not set"
+            ok = ok and is_set
+        lanes[name] = lane
+    if len(names) == 1:
+        details.update(lanes[names[0]])
+    else:
+        details["channels"] = lanes
     try:
         service.store.check_writable()
         details["database"] = "writable"

@@ -13,8 +13,10 @@ the signal handler), and apply it as one swap
   delivered); a changed ``every`` applies at once (the next poll is
   computed again from the last one, see :mod:`publisher.core.schedule`);
 - ``[delivery]``, ``[alerts]`` and ``[media]`` take effect for the next post,
-  alert or item; ``[viber]``, ``[server]``, ``[storage]`` and ``[fetch]``
-  need a restart (a warning says so, and the running values stay).
+  alert or item (each channel's delivery policy too); ``[server]``,
+  ``[storage]``, ``[fetch]``, a channel added or removed and a channel's API
+  settings (``[viber]``) need a restart (a warning says so, and the running
+  values stay).
 
 The queue is never touched: it lives in the state file.
 
@@ -32,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from publisher.config import load_config
-from publisher.core.config import Config
+from publisher.core.config import ChannelConfig, Config
 from publisher.core.errors import ConfigError, PublisherError
 
 log = logging.getLogger("publisher.service.reload")
 
 #: Sections that cannot change in a running process.
-RESTART_SECTIONS = ("viber", "server", "storage", "fetch")
+RESTART_SECTIONS = ("server", "storage", "fetch")
 
 
 class ReloadError(PublisherError):
@@ -153,7 +155,9 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
     """
     keep = {name: getattr(old, name) for name in RESTART_SECTIONS}
     restart = [name for name in RESTART_SECTIONS if getattr(new, name) != keep[name]]
-    effective = dataclasses.replace(new, **keep)
+    channels, channel_restart = _channels_after(old, new)
+    restart.extend(channel_restart)
+    effective = dataclasses.replace(new, channels=channels, **keep)
     before = {s.name: s for s in old.sources}
     after = {s.name: s for s in effective.sources}
     plan = ReloadPlan(effective, restart_needed=restart)
@@ -165,6 +169,21 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
             if before[name].every != source.every or before[name].enabled != source.enabled:
                 plan.rescheduled.append(name)
     return plan
+
+
+def _channels_after(old: Config, new: Config) -> tuple[tuple[ChannelConfig, ...], list[str]]:
+    """The running channels with their new delivery policies; a channel added
+    or removed, or one whose API settings changed, needs a restart."""
+    restart: list[str] = []
+    if [c.name for c in old.channels] != [c.name for c in new.channels]:
+        restart.append("channels (added or removed)")
+        return old.channels, restart
+    kept = []
+    for before, after in zip(old.channels, new.channels, strict=True):
+        if before.viber != after.viber:
+            restart.append(f"the API settings of channel {before.name}")
+        kept.append(dataclasses.replace(before, delivery=after.delivery))
+    return tuple(kept), restart
 
 
 def read_config(path: Path) -> Config | None:

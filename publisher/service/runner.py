@@ -26,7 +26,7 @@ import logging
 import random
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -78,18 +78,30 @@ class Service:
         config: Config,
         *,
         token: str | None = None,
+        tokens: Mapping[str, str | None] | None = None,
         clock: Clock = utcnow,
         client: Channel | None = None,
+        clients: Mapping[str, Channel] | None = None,
         serve: bool = True,
         rng: random.Random | None = None,
     ) -> None:
-        self.parts = compose.build(config, token=token, clock=clock)
+        """``tokens`` and ``clients`` by channel name; ``token`` and ``client``
+        are the first channel's (what a single-channel caller passes)."""
+        first = config.channels[0].name
+        tokens = dict(tokens or {})
+        if token is not None:
+            tokens.setdefault(first, token)
+        self._clients = dict(clients or {})
+        if client is not None:
+            self._clients.setdefault(first, client)
+        self.parts = compose.build(config, tokens=tokens, clock=clock)
         self.serve = serve
-        self._client = client
         self._rng = rng or random.Random()
         self._stop = threading.Event()
-        #: Wakes the deliverer early (new posts queued, stop).
-        self._wake = threading.Event()
+        #: Wake each channel's deliverer early (new posts queued, stop).
+        self._wakes: dict[str, threading.Event] = {
+            c.name: threading.Event() for c in config.channels
+        }
         #: Wakes the main loop early (a poll finished, stop, reload).
         self._loop_wake = threading.Event()
         self._reload_requested = threading.Event()
@@ -99,7 +111,7 @@ class Service:
         self._due: dict[str, datetime] = {}
         self._pool = ThreadPoolExecutor(max_workers=POLL_WORKERS, thread_name_prefix="poll")
         self._housekeeping = schedule.Scheduler()
-        self._deliver_thread: threading.Thread | None = None
+        self._deliver_threads: list[threading.Thread] = []
         self.started_at: datetime | None = None
         self.stopped_reason: str | None = None
 
@@ -131,7 +143,12 @@ class Service:
 
     @property
     def deliverer(self) -> Deliverer | None:
+        """The first channel's deliverer (see :attr:`deliverers` for all)."""
         return self.parts.deliverer
+
+    @property
+    def deliverers(self) -> dict[str, Deliverer]:
+        return self.parts.deliverers
 
     @property
     def server(self) -> HTTPServer | None:
@@ -158,34 +175,40 @@ class Service:
 
     def start(self) -> None:
         parts = self.parts
-        recovered = parts.store.recover_after_crash(self.clock(), self.config.delivery.on_unknown)
-        for post_id in recovered:
-            log.warning(
-                "post %s was being sent when the service stopped; its fate is unknown "
-                "(see `status`; `retry %s` or `skip %s`)",
-                post_id,
-                post_id,
-                post_id,
+        for lane in self.config.channels:
+            recovered = parts.store.recover_after_crash(
+                self.clock(), lane.delivery.on_unknown, channel=lane.name
             )
+            for post_id in recovered:
+                log.warning(
+                    "post %s was being sent when the service stopped; its fate is unknown "
+                    "(see `status`; `retry %s` or `skip %s`)",
+                    post_id,
+                    post_id,
+                    post_id,
+                )
         self.started_at = self.clock()
         compose.prepare_channel(parts)
         if self.serve:
             compose.serve(parts, health=lambda: health(self), ready=lambda: readiness(self))
-        channel = compose.start_channel(parts, self._client)
-        parts.deliverer = Deliverer(
-            self.config,
-            parts.store,
-            channel,
-            clock=self.clock,
-            metrics=parts.metrics,
-            alerter=parts.alerter,
-            on_done=self._item_done,
-            public_url=parts.public_url,
-        )
-        # The token is checked now, not on the first post: a refused token is
-        # reported at once (log, alert, /readyz) and posting waits for it.
-        parts.deliverer.check_account_now()
-        parts.deliverer.ensure_webhook()
+        channels = compose.start_channels(parts, self._clients)
+        for name, channel in channels.items():
+            deliverer = Deliverer(
+                self.config,
+                parts.store,
+                channel,
+                clock=self.clock,
+                metrics=parts.metrics,
+                alerter=parts.alerter,
+                on_done=self._item_done,
+                public_url=parts.public_url,
+                channel=name,
+            )
+            parts.deliverers[name] = deliverer
+            # The token is checked now, not on the first post: a refused token
+            # is reported at once (log, alert, /readyz) and posting waits for it.
+            deliverer.check_account_now()
+            deliverer.ensure_webhook()
         self._init_gauges()
 
     def _init_gauges(self) -> None:
@@ -198,24 +221,28 @@ class Service:
             return float(sum(c.get("queued", 0) for c in counts.values()))
 
         metrics.outbox_depth_from(depth)
-        assert self.deliverer is not None
-        metrics.set_posting_stopped(self.deliverer.stopped_reason is not None)
+        for name, deliverer in self.deliverers.items():
+            metrics.set_posting_stopped(deliverer.stopped_reason is not None, channel=name)
         for source in self.config.sources:
             metrics.set_source_paused(source.name, store.get_source(source.name).paused)
 
     def close(self) -> None:
         self.stop()
-        if self._deliver_thread is not None:
-            self._deliver_thread.join(timeout=60)
+        for thread in self._deliver_threads:
+            thread.join(timeout=60)
         self._pool.shutdown(wait=True, cancel_futures=True)
-        if self.deliverer is not None:
-            self.stopped_reason = self.deliverer.stopped_reason
+        stopped = [
+            f"channel {name}: {d.stopped_reason}" if len(self.deliverers) > 1 else d.stopped_reason
+            for name, d in self.deliverers.items()
+            if d.stopped_reason is not None
+        ]
+        self.stopped_reason = "; ".join(stopped) if stopped else None
         self.parts.close()
 
     def stop(self) -> None:
         """Ask the loops to stop; the post in flight is finished first."""
         self._stop.set()
-        self._wake.set()
+        self._wake_lanes()
         self._loop_wake.set()
 
     # -- reload --------------------------------------------------------------
@@ -235,7 +262,7 @@ class Service:
         plan = plan_reload(self.config, new_config)
         for section in plan.restart_needed:
             log.warning(
-                "reload: [%s] changed; it takes effect only after a restart "
+                "reload: %s changed; it takes effect only after a restart "
                 "(the running values stay until then)",
                 section,
             )
@@ -257,8 +284,8 @@ class Service:
             parts.sources = merged
             parts.transformer.config = effective
             parts.poller.config = effective
-            if parts.deliverer is not None:
-                parts.deliverer.config = effective
+            for deliverer in parts.deliverers.values():
+                deliverer.config = effective
             parts.alerter.config = effective.alerts
             self._due.clear()
         for name in plan.removed:
@@ -294,8 +321,12 @@ class Service:
         with self._lock:
             self._due.pop(source.name, None)
         if outcome.queued:
-            self._wake.set()
+            self._wake_lanes()
         return outcome
+
+    def _wake_lanes(self) -> None:
+        for event in self._wakes.values():
+            event.set()
 
     def poll_all(self, sources: Iterable[SourceConfig] | None = None) -> list[PollOutcome]:
         """Poll sources concurrently and wait for all of them."""
@@ -388,11 +419,13 @@ class Service:
 
     # -- the loops ---------------------------------------------------------
 
-    def _deliver_loop(self) -> None:
-        assert self.deliverer is not None
+    def _deliver_loop(self, deliverer: Deliverer) -> None:
+        """One channel's lane: its own order, limits and failures; a stopped
+        or waiting channel never delays another."""
+        wake = self._wakes[deliverer.name]
         while not self._stop.is_set():
             try:
-                wait = self.deliverer.step()
+                wait = deliverer.step()
             except PublisherError as exc:
                 log.error("delivery: %s", exc)
                 wait = timedelta(seconds=30)
@@ -401,8 +434,8 @@ class Service:
                 wait = timedelta(seconds=30)
             if wait is None:
                 continue
-            self._wake.wait(timeout=max(0.05, min(wait.total_seconds(), 60.0)))
-            self._wake.clear()
+            wake.wait(timeout=max(0.05, min(wait.total_seconds(), 60.0)))
+            wake.clear()
 
     def run(self, install_signals: bool = True) -> None:
         """Serve until SIGINT or SIGTERM."""
@@ -419,10 +452,12 @@ class Service:
         self._schedule_housekeeping()
         self.prune_history()
         self.prune_media()
-        self._deliver_thread = threading.Thread(
-            target=self._deliver_loop, name="deliver", daemon=True
-        )
-        self._deliver_thread.start()
+        for name, deliverer in self.deliverers.items():
+            thread = threading.Thread(
+                target=self._deliver_loop, args=(deliverer,), name=f"deliver-{name}", daemon=True
+            )
+            thread.start()
+            self._deliver_threads.append(thread)
         log.info(
             "running: %d source(s), serving on %s",
             len(self.config.sources),
@@ -443,19 +478,29 @@ class Service:
     def run_once(self) -> None:
         """Poll every source once, post everything due now, return."""
         self.poll_all()
-        assert self.deliverer is not None
+        lanes = [
+            threading.Thread(target=self._drain, args=(d,), name=f"deliver-{n}")
+            for n, d in self.deliverers.items()
+        ]
+        for lane in lanes:
+            lane.start()
+        for lane in lanes:
+            lane.join()
+        self.prune_history()
+        self.prune_media()
+
+    def _drain(self, deliverer: Deliverer) -> None:
+        """``run --once`` for one channel: post what is due now. Only short
+        waits (min_interval) are waited for; a rate limit or a closed window
+        ends the run, the posts stay queued."""
         while not self._stop.is_set():
-            wait = self.deliverer.step()
+            wait = deliverer.step()
             if wait is None:
                 continue
-            # Only short waits (min_interval) are waited for; a rate limit
-            # or a closed window ends the run, the posts stay queued.
-            if wait <= timedelta(seconds=60) and self.deliverer.has_due_work():
+            if wait <= timedelta(seconds=60) and deliverer.has_due_work():
                 self._stop.wait(timeout=wait.total_seconds())
                 continue
             break
-        self.prune_history()
-        self.prune_media()
 
     def _install_signals(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:

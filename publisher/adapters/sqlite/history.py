@@ -70,23 +70,25 @@ class SQLiteHistory:
             ).fetchall()
         return [rows.event(r) for r in found]
 
-    def history_since(self, since: datetime) -> list[PostedRecord]:
-        """What was posted at or after ``since``, oldest first (for the policy)."""
+    def history_since(self, since: datetime, *, channel: str | None = None) -> list[PostedRecord]:
+        """What was posted (to ``channel``, or to any) at or after ``since``,
+        oldest first (for the policy)."""
         with self._db.read() as db:
             found = db.execute(
                 "SELECT source, posted_at, seq FROM outbox"
-                " WHERE status = 'posted' AND posted_at >= ? ORDER BY posted_at, id",
-                (to_text(since),),
+                " WHERE status = 'posted' AND posted_at >= ? AND (? IS NULL OR channel = ?)"
+                " ORDER BY posted_at, id",
+                (to_text(since), channel, channel),
             ).fetchall()
         return [PostedRecord(r["source"], from_text(r["posted_at"]), r["seq"]) for r in found]
 
-    def recent_posts(self, limit: int = 20) -> list[OutboxRow]:
-        """The last posted messages, newest first."""
+    def recent_posts(self, limit: int = 20, *, channel: str | None = None) -> list[OutboxRow]:
+        """The last posted messages (to ``channel``, or to any), newest first."""
         with self._db.read() as db:
             found = db.execute(
-                "SELECT * FROM outbox WHERE status = 'posted'"
+                "SELECT * FROM outbox WHERE status = 'posted' AND (? IS NULL OR channel = ?)"
                 " ORDER BY posted_at DESC, id DESC LIMIT ?",
-                (limit,),
+                (channel, channel, limit),
             ).fetchall()
         return [rows.outbox_row(r) for r in found]
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
@@ -75,24 +76,38 @@ class SQLiteOutbox:
     _db: Database
 
     def queue_item(
-        self, rendered: RenderedItem, now: datetime, outcome: str = "queued"
+        self,
+        rendered: RenderedItem,
+        now: datetime,
+        outcome: str = "queued",
+        *,
+        channel: str = "main",
     ) -> list[int]:
-        """Mark the item seen, queue one outbox row per message and write its
-        events, all in one transaction. Returns the new ids in order.
+        """Mark the item seen, queue one outbox row per message for ``channel``
+        and write its events, all in one transaction. Returns the new ids.
 
         A refused item (or one without messages) is only marked seen, with
         outcome ``refused``, and gives ``[]``.
         """
-        item = rendered.item
-        if rendered.refused is not None or not rendered.messages:
-            reason = rendered.refused or "nothing to post"
+        return self.queue_routes({channel: rendered}, now, outcome).get(channel, [])
+
+    def queue_routes(
+        self, routes: Mapping[str, RenderedItem], now: datetime, outcome: str = "queued"
+    ) -> dict[str, list[int]]:
+        """One item to several channels (each its own rendering of it), in one
+        transaction: marked seen once, one group of rows per channel. Returns
+        the new ids by channel. A channel whose rendering was refused gets none."""
+        usable = {c: r for c, r in routes.items() if r.refused is None and r.messages}
+        if not usable:
+            first = next(iter(routes.values()))
+            item = first.item
+            reason = first.refused or "nothing to post"
             with self._db.write() as db:
                 mark_seen_in(db, item.source, item.key, item.content_hash, now, "refused", reason)
-            return []
-        decisions = [[d.code, d.detail] for d in rendered.decisions]
-        files = [str(f) for f in item.files]
-        ids: list[int] = []
+            return {}
+        result: dict[str, list[int]] = {}
         with self._db.write() as db:
+            item = next(iter(usable.values())).item
             ensure_source(db, item.source)
             before = upsert_seen(db, item.source, item.key, item.content_hash, now, outcome)
             if before is not None and before.content_hash != item.content_hash:
@@ -102,42 +117,64 @@ class SQLiteOutbox:
             else:
                 seen_detail = item.title[:200]
             write_event(db, now, item.source, item.key, "seen", seen_detail)
-            for decision in rendered.decisions:
-                write_event(db, now, item.source, item.key, decision.code, decision.detail)
-            group_id: int | None = None
-            for seq, message in enumerate(rendered.messages):
-                payload = {
-                    k: v for k, v in message.payload.items() if k not in ("auth_token", "from")
-                }
-                cursor = db.execute(
-                    "INSERT INTO outbox (source, item_key, seq, group_id, payload, media, status,"
-                    " created_at, item_published, send_at, decisions, files)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-                    (
-                        item.source,
-                        item.key,
-                        seq,
-                        group_id,
-                        to_json(payload),
-                        to_json([m.name for m in message.media]),
-                        to_text(now),
-                        opt_text(item.published),
-                        opt_text(item.send_at),
-                        to_json(decisions),
-                        to_json(files),
-                    ),
-                )
-                row_id = cursor.lastrowid
-                assert row_id is not None
-                if group_id is None:
-                    group_id = row_id
-                    db.execute("UPDATE outbox SET group_id = ? WHERE id = ?", (row_id, row_id))
-                ids.append(row_id)
-            kinds = ", ".join(m.type or "?" for m in rendered.messages)
-            numbers = ", ".join(f"#{i}" for i in ids)
-            write_event(
-                db, now, item.source, item.key, outcome, f"{numbers} ({kinds})", outbox_id=ids[0]
+            for channel, rendered in usable.items():
+                result[channel] = self._queue_group(db, rendered, now, outcome, channel)
+        return result
+
+    def _queue_group(
+        self,
+        db: sqlite3.Connection,
+        rendered: RenderedItem,
+        now: datetime,
+        outcome: str,
+        channel: str,
+    ) -> list[int]:
+        item = rendered.item
+        decisions = [[d.code, d.detail] for d in rendered.decisions]
+        files = [str(f) for f in item.files]
+        ids: list[int] = []
+        for decision in rendered.decisions:
+            write_event(db, now, item.source, item.key, decision.code, decision.detail)
+        group_id: int | None = None
+        for seq, message in enumerate(rendered.messages):
+            payload = {k: v for k, v in message.payload.items() if k not in ("auth_token", "from")}
+            cursor = db.execute(
+                "INSERT INTO outbox (channel, source, item_key, seq, group_id, payload, media,"
+                " status, created_at, item_published, send_at, decisions, files)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (
+                    channel,
+                    item.source,
+                    item.key,
+                    seq,
+                    group_id,
+                    to_json(payload),
+                    to_json([m.name for m in message.media]),
+                    to_text(now),
+                    opt_text(item.published),
+                    opt_text(item.send_at),
+                    to_json(decisions),
+                    to_json(files),
+                ),
             )
+            row_id = cursor.lastrowid
+            assert row_id is not None
+            if group_id is None:
+                group_id = row_id
+                db.execute("UPDATE outbox SET group_id = ? WHERE id = ?", (row_id, row_id))
+            ids.append(row_id)
+        kinds = ", ".join(m.type or "?" for m in rendered.messages)
+        numbers = ", ".join(f"#{i}" for i in ids)
+        where = "" if channel == "main" else f" to {channel}"
+        write_event(
+            db,
+            now,
+            item.source,
+            item.key,
+            outcome,
+            f"{numbers} ({kinds}){where}",
+            outbox_id=ids[0],
+        )
         return ids
 
     # ---- outbox transitions
@@ -257,16 +294,23 @@ class SQLiteOutbox:
         return [outbox_id, *held]
 
     def recover_after_crash(
-        self, now: datetime, on_unknown: Literal["hold", "retry"] = "hold"
+        self,
+        now: datetime,
+        on_unknown: Literal["hold", "retry"] = "hold",
+        *,
+        channel: str | None = None,
     ) -> list[int]:
-        """At start-up: every ``sending`` row was interrupted. It becomes
-        ``unknown`` (hold) or ``queued`` again (retry). Returns their ids."""
+        """At start-up: every ``sending`` row (of ``channel``, or of all) was
+        interrupted. It becomes ``unknown`` (hold) or ``queued`` again (retry).
+        Returns their ids."""
         reason = "interrupted while sending: the post may or may not be out"
         with self._db.write() as db:
             interrupted = [
                 rows.outbox_row(r)
                 for r in db.execute(
-                    "SELECT * FROM outbox WHERE status = 'sending' ORDER BY id"
+                    "SELECT * FROM outbox WHERE status = 'sending'"
+                    " AND (? IS NULL OR channel = ?) ORDER BY id",
+                    (channel, channel),
                 ).fetchall()
             ]
             for row in interrupted:
@@ -310,25 +354,29 @@ class SQLiteOutbox:
             ).fetchall()
         return [rows.outbox_row(r) for r in found]
 
-    def pending(self, now: datetime) -> list[OutboxRow]:
-        """Queued rows that may be tried now, in queue order; a later message
-        only once every earlier one of its item is posted."""
+    def pending(self, now: datetime, *, channel: str | None = None) -> list[OutboxRow]:
+        """Queued rows (of ``channel``, or of all) that may be tried now, in
+        queue order; a later message only once every earlier one of its item
+        is posted."""
         with self._db.read() as db:
             found = db.execute(
                 "SELECT * FROM outbox AS o WHERE status = 'queued'"
+                " AND (? IS NULL OR channel = ?)"
                 " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
                 " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.group_id = o.group_id"
                 "   AND p.seq < o.seq AND p.status != 'posted')"
                 " ORDER BY id",
-                (to_text(now),),
+                (channel, channel, to_text(now)),
             ).fetchall()
         return [rows.outbox_row(r) for r in found]
 
-    def next_attempt(self) -> datetime | None:
+    def next_attempt(self, *, channel: str | None = None) -> datetime | None:
         """The earliest ``next_attempt_at`` of a queued row in back-off."""
         with self._db.read() as db:
             row = db.execute(
                 "SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'"
+                " AND (? IS NULL OR channel = ?)",
+                (channel, channel),
             ).fetchone()
         return opt_dt(row[0])
 
@@ -338,6 +386,7 @@ class SQLiteOutbox:
         limit: int = 100,
         *,
         source: str | None = None,
+        channel: str | None = None,
         newest_first: bool = True,
     ) -> list[OutboxRow]:
         if status is not None and status not in STATUSES:
@@ -346,8 +395,9 @@ class SQLiteOutbox:
         with self._db.read() as db:
             found = db.execute(
                 "SELECT * FROM outbox WHERE (? IS NULL OR status = ?)"
-                f" AND (? IS NULL OR source = ?) ORDER BY id {order} LIMIT ?",
-                (status, status, source, source, limit),
+                " AND (? IS NULL OR source = ?) AND (? IS NULL OR channel = ?)"
+                f" ORDER BY id {order} LIMIT ?",
+                (status, status, source, source, channel, channel, limit),
             ).fetchall()
         return [rows.outbox_row(r) for r in found]
 

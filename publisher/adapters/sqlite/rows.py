@@ -90,6 +90,7 @@ def outbox_row(row: sqlite3.Row) -> OutboxRow:
         decisions=tuple((str(c), str(d)) for c, d in json.loads(row["decisions"])),
         files=tuple(json.loads(row["files"])),
         held_by=row["held_by"],
+        channel=row["channel"],
     )
 
 

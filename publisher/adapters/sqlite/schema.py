@@ -9,8 +9,8 @@ Tables::
     sources   name → url, validators (etag, last_modified, body_hash), poll times,
               last_error, consecutive_failures, paused, first_poll_done, snapshot
     seen      (source, key) → first_seen, last_seen, content_hash, outcome
-    outbox    id (queue order), source, item_key, seq, group_id, payload, media,
-              status, attempts, next_attempt_at, reason, message_token, ...
+    outbox    id (queue order), channel, source, item_key, seq, group_id, payload,
+              media, status, attempts, next_attempt_at, reason, message_token, ...
     events    id, time, source, item_key, outbox_id, event, detail
     channels  name → stopped_reason, cooldown_until, webhook_url, last_post_at
     kv        key → value (version 1 kept the channel's state here; now unused)
@@ -145,8 +145,15 @@ def _v2(db: sqlite3.Connection) -> None:
     )
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    """Several channels: every outbox row belongs to one. The rows of the
+    single-channel version belong to ``main`` (see :meth:`Store.adopt`)."""
+    db.execute("ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'main'")
+    db.execute("CREATE INDEX outbox_channel ON outbox (channel, status, id)")
+
+
 #: Step n takes the schema from ``user_version`` n to n + 1. Append, never edit.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

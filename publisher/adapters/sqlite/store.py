@@ -70,6 +70,20 @@ class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory):
         """The state of channel ``name`` (the one channel so far is ``main``)."""
         return SQLiteChannelState(self._db, name)
 
+    def adopt(self, channel: str) -> int:
+        """Give the posts and state of the single-channel version (kept under
+        ``main``) to ``channel``, when the config has no channel ``main``.
+        Returns how many posts changed hands (0 once done: it is idempotent)."""
+        if channel == MAIN:
+            return 0
+        with self._db.write() as db:
+            moved = db.execute(
+                "UPDATE outbox SET channel = ? WHERE channel = ?", (channel, MAIN)
+            ).rowcount
+            if not db.execute("SELECT 1 FROM channels WHERE name = ?", (channel,)).fetchone():
+                db.execute("UPDATE channels SET name = ? WHERE name = ?", (channel, MAIN))
+        return int(moved)
+
     def check_writable(self) -> None:
         """Raise StoreError unless a change could be saved now; writes nothing
         (``/readyz`` asks this on every probe)."""
