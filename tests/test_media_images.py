@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import random
 import struct
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
+from publisher.core.config import MediaConfig
 from publisher.core.errors import MediaError
 from publisher.core.media import images
 from publisher.core.media.images import ImageResult, make_thumbnail, prepare_picture, sniff
@@ -636,3 +638,125 @@ def test_sniff(head: bytes, mime: str | None) -> None:
 )
 def test_sniff_corpus_files(name: str, mime: str) -> None:
     assert sniff((IMAGES / name).read_bytes()) == mime
+
+
+# --------------------------------------------------------------------------
+# speed: the quality is predicted from a sample, the picture encoded once or twice
+
+
+def test_large_picture_takes_one_full_size_encode(count_encodes: list[int]) -> None:
+    source = encode(photo(4000, 3000, noise=30), "JPEG", quality=95)
+    result = prepare_picture(source)
+    assert_clean_jpeg(result.data, 1_000_000)
+    assert result.quality < images.MAX_QUALITY  # the top quality is over 1 MB
+    assert result.encodes == 1
+    assert 1 <= result.trials <= 4
+    assert len(count_encodes) == result.encodes + result.trials
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    width=st.integers(1200, 1600),
+    height=st.integers(850, 1200),
+    noise=st.floats(2, 90),
+    cap=st.floats(0.25, 1.1),
+)
+def test_predicted_quality_is_within_two_of_the_search(
+    width: int, height: int, noise: float, cap: float
+) -> None:
+    picture = photo(width, height, noise)
+    max_bytes = int(len(images._encode(picture, 80)) * cap)
+    result = prepare_picture(encode(picture, "BMP"), max_bytes=max_bytes)
+    assert_clean_jpeg(result.data, max_bytes)
+    if any(note.startswith("shrunk") for note in result.decisions):
+        return  # even the floor did not fit: shrunk, as the search would have
+    searched = images._best_quality(picture, max_bytes, images.MIN_QUALITY, 92, images._encode)
+    assert searched is not None
+    assert abs(result.quality - searched.quality) <= 2
+    assert result.encodes <= 2
+
+
+def test_thumbnail_is_made_from_the_kept_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    picture = prepare_picture(encode(photo(3000, 2000, noise=10), "PNG"))
+    assert picture.pixels is not None and picture.pixels.size == (1280, 854)
+    decoded = make_thumbnail(dataclasses.replace(picture, pixels=None))
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the JPEG was decoded again")
+
+    monkeypatch.setattr(images, "_open", no_decoding)
+    kept = make_thumbnail(picture)
+    assert (kept.width, kept.height) == (400, 400)
+    assert mean_diff(Image.open(io.BytesIO(kept.data)), Image.open(io.BytesIO(decoded.data))) < 4
+
+
+# --------------------------------------------------------------------------
+# memory: reduced while decoding, pixels counted as decoded
+
+
+@pytest.mark.parametrize(
+    ("mode", "info"),
+    [("RGB", {}), ("RGBA", {}), ("L", {}), ("1", {}), ("I;16", {}), ("P", {}), ("P", {"t": 0})],
+)
+def test_reduce_in_bands_is_the_reduce_of_the_whole(
+    monkeypatch: pytest.MonkeyPatch, mode: str, info: dict[str, int]
+) -> None:
+    monkeypatch.setattr(images, "_BAND_BYTES", 3000)  # many bands, one not whole
+    size = (301, 203)
+    im = Image.frombytes(
+        mode, size, random.Random(3).randbytes(len(Image.new(mode, size).tobytes()))
+    )
+    if "t" in info:
+        im.info["transparency"] = info["t"]
+    reduced = images._reduce_in_bands(im, 100)
+    whole = images._reducible(im)
+    assert whole is not None
+    assert reduced.size == (101, 68)
+    assert reduced.tobytes() == whole.reduce(3).tobytes()
+
+
+def test_huge_png_is_reduced_right_after_decoding() -> None:
+    im = photo(4100, 1000, noise=10).convert("RGBA")
+    result = prepare_picture(encode(im, "PNG", compress_level=1), max_side=1000)
+    assert "reduced 4100x1000 → 1025x250" in result.decisions
+    assert (result.width, result.height) == (1000, 244)
+    assert (result.source_width, result.source_height) == (4100, 1000)
+
+
+def test_orientation_is_applied_after_reducing() -> None:
+    stored = Image.new("RGB", (2400, 1200), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 400, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    result = prepare_picture(encode(stored, "PNG", exif=exif.tobytes()), max_side=600)
+    im = assert_clean_jpeg(result.data, 1_000_000)
+    assert im.size == (300, 600)
+    assert close(im.getpixel((290, 10)), (255, 0, 0))
+    assert "reduced 2400x1200 → 600x300" in result.decisions
+
+
+def test_jpeg_pixels_are_counted_as_decoded() -> None:
+    # 12 Mpx, decoded at 1/4 (1000x750): under a 1 Mpx limit; the same as a PNG is not
+    picture = photo(4000, 3000, noise=3)
+    result = prepare_picture(encode(picture, "JPEG"), max_side=1000, max_pixels=1_000_000)
+    assert "decoded at 1000x750" in result.decisions
+    with pytest.raises(
+        MediaError, match=r"12,000,000 pixels, over \[media\] max_pixels \(1,000,000\)"
+    ):
+        prepare_picture(
+            encode(picture, "PNG", compress_level=1), max_side=1000, max_pixels=1_000_000
+        )
+
+
+def test_webp_counts_four_times() -> None:
+    source = encode(photo(1000, 600), "WEBP")
+    with pytest.raises(MediaError, match="600,000 pixels, counted 4 times for WEBP"):
+        prepare_picture(source, max_pixels=2_000_000)
+    assert prepare_picture(source, max_pixels=2_400_000).width == 1000
+
+
+def test_default_pixel_limit_refuses_a_64_megapixel_png() -> None:
+    # 7999x8000 RGBA took 1.1 GB to transform; now it is refused before decoding
+    with pytest.raises(MediaError, match=r"over \[media\] max_pixels \(40,000,000\)"):
+        prepare_picture(png_header_only(7999, 8000))
+    assert MediaConfig().max_pixels == images.MAX_PIXELS
