@@ -661,6 +661,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(problems.lines)
     return Config(
         channels=tuple(channels),
+        legacy_channel=top.raw("channels") is None,
         server=server,
         storage=storage,
         fetch=fetch,

@@ -235,6 +235,7 @@ def append_sources(
     feeds: Iterable[OPMLFeed],
     existing_names: Iterable[str] = (),
     every: str = "30m",
+    channels: Iterable[str] = (),
 ) -> tuple[str, list[tuple[str, OPMLFeed]], list[tuple[OPMLFeed, str]]]:
     """Append a ``[[sources]]`` table per new feed to ``toml_text``.
 
@@ -242,8 +243,9 @@ def append_sources(
     ``skipped`` holds ``(feed, reason)``. The existing text is kept byte for
     byte; names and URLs already in it (and ``existing_names``) are not reused.
     Raises :class:`OPMLError` when ``toml_text`` is not TOML or ``every`` is
-    not a duration.
+    not a duration. ``channels`` become each new source's ``channels`` key.
     """
+    routed = list(channels)
     try:
         parse_duration(every)
     except ValueError:
@@ -289,6 +291,8 @@ def append_sources(
             f"url = {_toml_string(feed.xml_url)}",
             f"every = {_toml_string(every)}",
         ]
+        if routed:
+            lines.append(f"channels = [{', '.join(_toml_string(c) for c in routed)}]")
         blocks.append("\n".join(lines))
 
     if not blocks:

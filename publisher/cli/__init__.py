@@ -26,7 +26,7 @@ import click
 
 from publisher import __version__
 from publisher.config import config_path, load_config
-from publisher.core.config import Config
+from publisher.core.config import ChannelConfig, Config
 from publisher.core.errors import ConfigError, PublisherError
 from publisher.logs import setup_logging
 
@@ -190,6 +190,27 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
 
 
 pass_state = click.make_pass_decorator(State)
+
+#: ``--channel NAME`` for the commands that concern one channel.
+channel_option = click.option(
+    "--channel",
+    "channel",
+    metavar="NAME",
+    help="The channel (from [[channels]]); required when there are several.",
+)
+
+
+def choose_channel(config: Config, name: str | None) -> ChannelConfig:
+    """The channel ``--channel`` names, or the only one; exit 2 otherwise."""
+    names = ", ".join(c.name for c in config.channels)
+    if name is None:
+        if len(config.channels) == 1:
+            return config.channels[0]
+        fail(f"there are several channels ({names}); say which with --channel NAME", EXIT_CONFIG)
+    try:
+        return config.channel(name)
+    except KeyError:
+        fail(f"{name!r} is not a channel; the channels are {names}", EXIT_CONFIG)
 
 
 @click.group(

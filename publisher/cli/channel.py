@@ -22,12 +22,14 @@ from publisher.cli import (
     EXIT_OK,
     EXIT_VIBER_REFUSED,
     State,
+    channel_option,
+    choose_channel,
     fail,
     fail_config,
     pass_state,
 )
 from publisher.compose import no_account
-from publisher.core.config import Config
+from publisher.core.config import ChannelConfig, Config
 from publisher.core.errors import (
     ConfigError,
     SenderError,
@@ -36,12 +38,12 @@ from publisher.core.errors import (
     WebhookRefusedError,
 )
 from publisher.core.records import AccountInfo, Member
-from publisher.core.urls import webhook_url
+from publisher.core.urls import channel_webhook_path, webhook_url
 
 
-def _local(config: Config) -> bool:
-    """On the local channel there is no Viber account: say so."""
-    note = no_account(config)
+def _local(config: Config, lane: ChannelConfig) -> bool:
+    """On a local channel there is no Viber account: say so."""
+    note = no_account(config, lane.name)
     if note is not None:
         click.echo(note)
         return True
@@ -49,10 +51,10 @@ def _local(config: Config) -> bool:
 
 
 @contextmanager
-def _viber(config: Config) -> Iterator[ChannelClient]:
-    """A client for ``config``; every failure becomes a message and an exit code."""
+def _viber(lane: ChannelConfig) -> Iterator[ChannelClient]:
+    """A client of one channel; every failure becomes a message and an exit code."""
     try:
-        client = ChannelClient.from_config(config.viber)
+        client = ChannelClient.from_config(lane.viber)
     except ConfigError as exc:
         fail_config(exc)
     try:
@@ -61,18 +63,18 @@ def _viber(config: Config) -> Iterator[ChannelClient]:
     except ConfigError as exc:
         fail_config(exc)
     except ViberFatalError as exc:
-        _fail_fatal(config, exc)
+        _fail_fatal(lane, exc)
     except SenderError as exc:
-        fail(str(exc), EXIT_CONFIG if config.viber.sender_id else EXIT_VIBER_REFUSED)
+        fail(str(exc), EXIT_CONFIG if lane.viber.sender_id else EXIT_VIBER_REFUSED)
     except WebhookRefusedError as exc:
         fail(str(exc), EXIT_FAILURE)
     except ViberError as exc:
-        fail(f"{exc} (viber.api_url = {config.viber.api_url})", EXIT_FAILURE)
+        fail(f"{exc} (api_url = {lane.viber.api_url})", EXIT_FAILURE)
 
 
-def _fail_fatal(config: Config, exc: ViberFatalError) -> NoReturn:
+def _fail_fatal(lane: ChannelConfig, exc: ViberFatalError) -> NoReturn:
     click.echo(f"error: {exc}", err=True)
-    source = config.viber.token_source()
+    source = lane.viber.token_source()
     if source not in str(exc):
         click.echo(f"error: the token is read from {source}", err=True)
     sys.exit(EXIT_VIBER_REFUSED)
@@ -100,23 +102,25 @@ def _describe(info: AccountInfo, sender: Member | None) -> list[str]:
 
 
 @click.command()
+@channel_option
 @pass_state
-def account(state: State) -> None:
+def account(state: State, channel: str | None) -> None:
     """Show the channel: name, id, members with their roles, and the sender.
 
     Posts are sent from viber.sender_id, which must be a superadmin; without
     it, from the first superadmin listed (marked "← sender").
     """
     config = state.load()
-    if _local(config):
+    lane = choose_channel(config, channel)
+    if _local(config, lane):
         sys.exit(EXIT_OK)
-    with _viber(config) as client:
+    with _viber(lane) as client:
         info = client.get_account_info()
         sender, problem = _sender_or_none(client, info)
         for line in _describe(info, sender):
             click.echo(line)
         if sender is None:
-            fail(problem, EXIT_CONFIG if config.viber.sender_id else EXIT_VIBER_REFUSED)
+            fail(problem, EXIT_CONFIG if lane.viber.sender_id else EXIT_VIBER_REFUSED)
     sys.exit(EXIT_OK)
 
 
@@ -127,54 +131,65 @@ def webhook() -> None:
 
 @webhook.command("set")
 @click.argument("url", required=False)
+@channel_option
 @pass_state
-def webhook_set(state: State, url: str | None) -> None:
-    """Point the channel's webhook at URL (default: server.public_url + webhook_path).
+def webhook_set(state: State, url: str | None, channel: str | None) -> None:
+    """Point the channel's webhook at URL (default: server.public_url + webhook_path,
+    + /NAME with several channels).
 
     Viber calls the URL at once and needs HTTP 200 back, so the service must be
     running and reachable over HTTPS at that address.
     """
     config = state.load()
-    if _local(config):
+    lane = choose_channel(config, channel)
+    if _local(config, lane):
         sys.exit(EXIT_OK)
-    target = url or webhook_url(config.server.public_url, config.server.webhook_path)
+    path = channel_webhook_path(config.server.webhook_path, lane.name, len(config.channels) > 1)
+    target = url or webhook_url(config.server.public_url, path)
     if not target:
         raise click.UsageError(
             "no URL given and server.public_url is not set; pass the URL "
             "(e.g. https://bot.example.org/viber/webhook) or set server.public_url in "
             f"{state.config_path}"
         )
-    with _viber(config) as client:
+    with _viber(lane) as client:
         client.set_webhook(target)
     click.echo(f"webhook set: {target}")
     sys.exit(EXIT_OK)
 
 
 @webhook.command("remove")
+@channel_option
 @pass_state
-def webhook_remove(state: State) -> None:
+def webhook_remove(state: State, channel: str | None) -> None:
     """Remove the channel's webhook (Viber then refuses posts until one is set)."""
     config = state.load()
-    if _local(config):
+    lane = choose_channel(config, channel)
+    if _local(config, lane):
         sys.exit(EXIT_OK)
-    with _viber(config) as client:
+    with _viber(lane) as client:
         client.remove_webhook()
     click.echo("webhook removed")
     sys.exit(EXIT_OK)
 
 
-def online_check(config: Config) -> None:
-    """For ``check --online``: the token is valid and a superadmin sender exists.
+def online_check(config: Config, channel: str | None = None) -> None:
+    """For ``check --online``: each channel's token (or the one named) is
+    valid and a superadmin sender exists.
 
-    Prints one line on success; on failure prints why and exits (1, 2 or 3).
+    Prints one line a channel on success; on failure prints why and exits (1, 2 or 3).
     """
-    if no_account(config) is not None:
-        click.echo("viber: the local channel is in use; nothing to check online")
-        return
-    with _viber(config) as client:
-        info = client.get_account_info()
-        sender = client.superadmin(info)
-    click.echo(
-        f"viber: token ok, channel {info.name!r} ({info.id}), sender {sender.name} "
-        f"({sender.id}, superadmin)"
-    )
+    lanes = [choose_channel(config, channel)] if channel else list(config.channels)
+    several = len(config.channels) > 1
+    for lane in lanes:
+        label = f"channel {lane.name}" if several else "viber"
+        if no_account(config, lane.name) is not None:
+            click.echo(f"{label}: a local channel; nothing to check online")
+            continue
+        with _viber(lane) as client:
+            info = client.get_account_info()
+            sender = client.superadmin(info)
+        click.echo(
+            f"{label}: token ok, channel {info.name!r} ({info.id}), sender {sender.name} "
+            f"({sender.id}, superadmin)"
+        )

@@ -13,8 +13,14 @@ from publisher.core.errors import ConfigError
 
 @click.command()
 @click.option("--online", is_flag=True, help="Also ask Viber: token valid, superadmin found.")
+@click.option(
+    "--channel",
+    "channel",
+    metavar="NAME",
+    help="With --online: check only this channel (default: every channel).",
+)
 @pass_state
-def check(state: State, online: bool) -> None:
+def check(state: State, online: bool, channel: str | None) -> None:
     """Check sources.toml: print one line per problem, exit 2 if any."""
     problems: list[str] = []
     try:
@@ -23,10 +29,10 @@ def check(state: State, online: bool) -> None:
         problems.extend(exc.problems)
         config = None
     if config is not None:
-        from publisher.compose import channel_token
+        from publisher.compose import channel_tokens
 
         try:
-            channel_token(config)
+            channel_tokens(config)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -45,9 +51,20 @@ def check(state: State, online: bool) -> None:
             "the link",
             err=True,
         )
-    click.echo(f"{state.config_path}: ok, {len(config.sources)} source(s)")
+    if config.legacy_channel:
+        click.echo(
+            'note: [viber] and [delivery] are the one channel "main"; to add channels, write '
+            'them as [[channels]] name = "main" (the [viber] keys) with [channels.delivery] '
+            "(the [delivery] keys), then a [[channels]] table for each other channel",
+            err=True,
+        )
+    channels = len(config.channels)
+    click.echo(
+        f"{state.config_path}: ok, {len(config.sources)} source(s)"
+        + (f", {channels} channels" if channels > 1 else "")
+    )
     if online:
         from publisher.cli.channel import online_check
 
-        online_check(config)
+        online_check(config, channel)
     sys.exit(EXIT_OK)

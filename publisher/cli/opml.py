@@ -27,8 +27,18 @@ from publisher.core.errors import ConfigError
     metavar="DURATION",
     help="How often each imported feed is polled.",
 )
+@click.option(
+    "--channel",
+    "channels",
+    metavar="NAME",
+    multiple=True,
+    help="Route the imported feeds to this channel (repeat for several); needed when "
+    "the config has several channels.",
+)
 @pass_state
-def import_opml(state: State, file: BinaryIO, dry_run: bool, every: str) -> None:
+def import_opml(
+    state: State, file: BinaryIO, dry_run: bool, every: str, channels: tuple[str, ...]
+) -> None:
     """Add the feeds of an OPML export (Feedly, Inoreader, NetNewsWire, ...) to sources.toml.
 
     FILE is the OPML file ("-" reads standard input). Each new feed becomes a
@@ -56,7 +66,7 @@ def import_opml(state: State, file: BinaryIO, dry_run: bool, every: str) -> None
         sys.exit(EXIT_CONFIG)
     try:
         old_text = raw.decode("utf-8")
-        new_text, added, skipped = append_sources(old_text, feeds, every=every)
+        new_text, added, skipped = append_sources(old_text, feeds, every=every, channels=channels)
     except UnicodeDecodeError:
         click.echo(f"error: {path}: is not UTF-8 text", err=True)
         sys.exit(EXIT_CONFIG)

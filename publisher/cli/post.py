@@ -28,6 +28,7 @@ back).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -56,6 +57,8 @@ from publisher.cli import (
     EXIT_FAILURE,
     EXIT_VIBER_REFUSED,
     State,
+    channel_option,
+    choose_channel,
     fail,
     pass_state,
 )
@@ -67,7 +70,7 @@ from publisher.core.items import Item, MediaCandidate, RenderedItem
 from publisher.core.outcomes import JITTER, Action, Outcome, backoff_delay, outcome_of
 from publisher.core.records import OutboxRow, PostResult
 from publisher.core.render.markdown import markdown_to_html
-from publisher.core.urls import webhook_url
+from publisher.core.urls import channel_webhook_path, webhook_url
 from publisher.pipeline.transform import Transformer
 
 log = logging.getLogger("publisher")
@@ -114,6 +117,7 @@ class _Serving:
     help="How long to wait: for a running service that was handed the post, or to "
     "try again when Viber asks to wait (too many requests, a passing failure).",
 )
+@channel_option
 @pass_state
 def post(
     state: State,
@@ -123,12 +127,13 @@ def post(
     url: str | None,
     dry_run: bool,
     wait_for: str,
+    channel: str | None,
 ) -> None:
     """Publish one thing now: `post --text "..."`, `post PATH [--caption "..."]`
-    (a picture, video or file, by its sniffed type; a .txt or .md note is a
-    text post, Markdown converted) or `post --url URL [--text "..."]`.
+    (a picture, video or file, by its sniffed type) or `post --url URL [--text "..."]`.
 
-    A URL ending --text is the post's link: kept whole and last. A text over
+    A .txt or .md PATH is a text post (Markdown converted, as in a folder). A
+    URL ending --text is the post's link: kept whole and last. A text over
     Viber's 7,000 characters is split into marked posts (1/3), (2/3)...
 
     It goes through the same pipeline as feed items (caps, JPEG and thumbnail,
@@ -147,7 +152,7 @@ def post(
         wait_seconds = parse_duration(wait_for).total_seconds()
     except ValueError as exc:
         raise click.BadParameter(f"{wait_for!r} is not a duration: {exc}") from exc
-    config = state.load()
+    config = _one_channel(state.load(), channel)
     note: Path | None = None
     if path is not None and path.suffix.lower() in _NOTE_SUFFIXES:
         note, path = path, None  # a note is a text post, not a file
@@ -175,7 +180,7 @@ def post(
         if serving.running_service and rendered_media(rendered):
             _check_served(config, rendered)
         with Store.open(config.storage.path) as store:
-            ids = store.queue_item(rendered, now)
+            ids = store.queue_item(rendered, now, channel=config.channels[0].name)
             if uses_local_channel(config) and serving.running_service:
                 click.echo(f"handed to the running service as #{', #'.join(map(str, ids))}")
                 _wait(store, ids, wait_seconds)
@@ -185,6 +190,18 @@ def post(
 
 # --------------------------------------------------------------------------
 # the item
+
+
+def _one_channel(config: Config, name: str | None) -> Config:
+    """The config as this command sees it: only the channel it posts to
+    (``--channel``, or the only one), with that channel's webhook path."""
+    lane = choose_channel(config, name)
+    path = channel_webhook_path(config.server.webhook_path, lane.name, len(config.channels) > 1)
+    return dataclasses.replace(
+        config,
+        channels=(lane,),
+        server=dataclasses.replace(config.server, webhook_path=path),
+    )
 
 
 def _check_usage(path: Path | None, text: str | None, caption: str | None, url: str | None) -> None:
@@ -553,7 +570,7 @@ class _Poster:
             hook = outcome_of(exc)
             code = self._stop_code(exc, hook) if hook.action is Action.STOP else EXIT_FAILURE
             _not_sent(self.store, row.id, f"{outcome.reason}; setting it: {hook.reason}", code)
-        self.store.channel().set_webhook_url(webhook)
+        self.store.channel(self.config.channels[0].name).set_webhook_url(webhook)
         now = _now()
         self.store.mark_retry(row.id, outcome.reason, now, now, refund=not outcome.counts)
 

@@ -340,6 +340,8 @@ class Config:
     path: Path | None = None
     #: Non-fatal remarks for ``check`` (e.g. a public_url that is not HTTPS).
     warnings: tuple[str, ...] = ()
+    #: The channel came from the old ``[viber]`` + ``[delivery]`` form.
+    legacy_channel: bool = True
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:

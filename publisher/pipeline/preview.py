@@ -79,6 +79,8 @@ class PreviewEntry:
     delivery: Delivery | None = None
     #: Messages that Viber would refuse (should never happen: a bug if it does).
     invalid: tuple[str, ...] = ()
+    #: The channels it goes to (those whose route does not filter it out).
+    channels: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:
@@ -166,8 +168,14 @@ def _selector(limit: int | None, new_only: bool) -> Select:
 def _entry(source: SourceConfig, step: Step, store: Store, queued_keys: set[str]) -> PreviewEntry:
     item = step.item
 
+    routed = tuple(c for c, _ in step.routes) or tuple(
+        c for c in source.channels if c not in dict(step.held)
+    )
+
     def make(action: str, will_post: bool, reason: str = "", **more: Any) -> PreviewEntry:
-        return PreviewEntry(source.name, source.type, item, action, will_post, reason, **more)
+        return PreviewEntry(
+            source.name, source.type, item, action, will_post, reason, channels=routed, **more
+        )
 
     if step.action == "seen":
         if item.key in queued_keys:
@@ -222,17 +230,24 @@ def _invalid(rendered: RenderedItem) -> tuple[str, ...]:
 
 
 def _simulate_delivery(config: Config, store: Store, preview: Preview) -> None:
-    """Run the policy over the queue plus the new posts, advancing a virtual
-    clock, and note when each new item would go (or that it expires)."""
-    now = preview.now
-    view = look(store, config, now)
-    queue = [row.candidate() for row in store.outbox("queued", limit=100_000)]
+    """Run each channel's policy over its queue plus the new posts, advancing
+    a virtual clock, and note when each new item would go (or that it
+    expires); an entry shows its first channel's answer."""
+    for channel in reversed(config.channels):
+        mine = [e for e in preview.entries if e.will_post and channel.name in e.channels]
+        if mine:
+            _simulate_channel(config, store, preview.now, channel.name, mine)
+
+
+def _simulate_channel(
+    config: Config, store: Store, now: datetime, channel: str, entries: list[PreviewEntry]
+) -> None:
+    view = look(store, config, now, channel)
+    queue = [row.candidate() for row in store.outbox("queued", limit=100_000, channel=channel)]
     history = list(view.history)
     next_id = max((c.id for c in queue), default=0) + 1_000_000
     ours: dict[int, PreviewEntry] = {}
-    for entry in preview.entries:
-        if not entry.will_post:
-            continue
+    for entry in entries:
         group = next_id
         for seq, _message in enumerate(entry.messages):
             candidate = Candidate(
@@ -254,7 +269,7 @@ def _simulate_delivery(config: Config, store: Store, preview: Preview) -> None:
     for _ in range(len(queue) * 8 + 64):
         if clock - now > SIMULATION_HORIZON:
             break
-        verdict = decide(view, config, queue=queue, history=history, now=clock)
+        verdict = decide(view, config, channel, queue=queue, history=history, now=clock)
         if isinstance(verdict, Idle):
             break
         if isinstance(verdict, Wait):
@@ -264,21 +279,22 @@ def _simulate_delivery(config: Config, store: Store, preview: Preview) -> None:
             continue
         candidate = verdict.candidate
         queue.remove(candidate)
-        mine = ours.get(candidate.id)
+        found = ours.get(candidate.id)
         if isinstance(verdict, Skip):
             # The rest of a skipped item goes with it.
             queue = [c for c in queue if c.group_key != candidate.group_key]
-            if mine is not None:
-                mine.will_post = False
-                mine.action = "expired"
-                mine.reason = verdict.reason
-                mine.delivery = Delivery("expired", None, verdict.reason)
+            if found is not None:
+                found.delivery = Delivery("expired", None, verdict.reason)
+                if found.channels[0] == channel:
+                    found.will_post = False
+                    found.action = "expired"
+                    found.reason = verdict.reason
             continue
         assert isinstance(verdict, Post)
         history.append(PostedRecord(candidate.source, clock, candidate.seq))
-        if mine is not None:
+        if found is not None:
             state = "now" if clock <= now else "later"
-            mine.delivery = Delivery(state, clock, last_wait.get(candidate.id, ""))
+            found.delivery = Delivery(state, clock, last_wait.get(candidate.id, ""))
     for entry in ours.values():
         if entry.delivery is None and entry.will_post:
             entry.delivery = Delivery("unknown", None, "not within the next 60 days")

@@ -64,6 +64,7 @@ def json_records(preview: Preview) -> Iterator[dict[str, Any]]:
             "reason": entry.reason or None,
             "decisions": [{"code": d.code, "detail": d.detail} for d in entry.decisions],
             "delivery": _delivery_dict(entry.delivery),
+            "channels": list(entry.channels),
         }
         if not entry.messages:
             yield {**common, "seq": 0, "messages": 0, "payload": None, "media": []}
@@ -216,6 +217,8 @@ def print_cards(preview: Preview, console: Any) -> None:
             text = _skipped_text(entry)
             if text.strip():
                 grid.add_row("text", Text(_clip(text, 300), style="dim"))
+        if entry.channels and entry.channels != ("main",):
+            grid.add_row("to", Text(", ".join(entry.channels)))
         for decision in entry.decisions:
             grid.add_row("decision", Text(f"{decision.code}: {decision.detail}"))
         for problem in entry.invalid:
