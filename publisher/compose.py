@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.adapters.sources.registry import make_source
 from publisher.config import resolve_token
-from publisher.core.errors import ConfigError
 from publisher.core.config import Config, SourceConfig
+from publisher.core.errors import ConfigError
 from publisher.ports import Channel, Clock, Source
 
 # The adapters are imported where they are built, so that a command that
