@@ -219,10 +219,13 @@ def test_json_feed_spec_fields() -> None:
     assert any("item 4: skipped" in w for w in feed.warnings)
 
 
-def test_json_feed_wrong_types_are_warnings() -> None:
+def test_json_feed_wrong_types_skip_the_item_with_a_reason() -> None:
     feed = parse("reader/invalid.json")
-    assert feed.warnings
-    assert any(item.title == "float id" for item in feed.items)
+    assert "feed: 'title' is not a string; ignored" in feed.warnings
+    assert "item 1: skipped, 'url' is a number, not a string" in feed.warnings
+    # the "float id" item: its id is fine, its author is a string, not an object
+    assert "item 2: skipped, 'author' is a string, not an object" in feed.warnings
+    assert feed.items == []
 
 
 def test_json_feed_unknown_version_is_a_warning() -> None:

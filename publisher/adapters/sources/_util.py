@@ -12,6 +12,12 @@ from urllib.parse import unquote, urljoin, urlsplit
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
 from publisher.core.items import Item, MediaCandidate, MediaKind
+from publisher.core.render.html import MAX_DEPTH
+
+#: Why an item whose HTML nests absurdly deep is skipped.
+TOO_DEEP = (
+    f"its HTML nests more than {MAX_DEPTH} elements deep (broken or hostile); tell the site's owner"
+)
 
 #: Future dates further ahead than this are clamped to the fetch time.
 FUTURE_SLACK = timedelta(days=1)

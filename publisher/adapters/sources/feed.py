@@ -40,6 +40,7 @@ import feedparser
 from feedparser.urls import resolve_relative_uris
 
 from publisher.adapters.sources._util import (
+    TOO_DEEP,
     Keyring,
     ParsedFeed,
     body_image,
@@ -54,6 +55,7 @@ from publisher.core.errors import SourceError
 from publisher.core.identity import content_hash, item_key, usable_guid
 from publisher.core.items import Item, MediaCandidate
 from publisher.core.redact import redact_urls
+from publisher.core.render.html import MAX_DEPTH, nesting_depth
 
 __all__ = ["ParsedFeed", "looks_like_html", "looks_like_json", "parse_feed"]
 
@@ -258,6 +260,9 @@ def _entry_to_item(
 ) -> Item | None:
     title = _title(entry)
     html, text = _body(entry, base)
+    if html and nesting_depth(html) > MAX_DEPTH:
+        warnings.append(f"{where}: skipped, {TOO_DEEP}")
+        return None
     link = http_url(entry.get("link"), base)
     media = _media(entry, base, html)
     if not (title or html.strip() or text.strip() or link or media):

@@ -5,8 +5,12 @@ spec: top-level ``version``, ``title``, ``home_page_url``, ``feed_url``,
 ``items``; per item ``id``, ``url``, ``external_url``, ``title``,
 ``content_html``, ``content_text``, ``summary``, ``image``, ``banner_image``,
 ``date_published``, ``date_modified``, ``authors`` (1.1) / ``author`` (1.0),
-``tags`` and ``attachments``. A field of the wrong type is ignored (with a
-warning), never a crash; an item with nothing to post is skipped.
+``tags`` and ``attachments``. An item with a field of the wrong type is
+skipped with a reason (a feed-level field of the wrong type is ignored with a
+warning), never a crash; so is an item with nothing to post, or whose HTML
+nests absurdly deep. A number of more than :data:`MAX_DIGITS` digits is
+taken as a value of no type (Python refuses to convert such numbers), and
+nesting deeper than the parser can follow refuses the document.
 
 Dave Winer's "RSS in JSON" (``{"rss": {"channel": {"item": [...]}}}``) is
 read too, since it maps directly onto RSS 2.0. Any other JSON is a
@@ -21,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from publisher.adapters.sources._util import (
+    TOO_DEEP,
     Keyring,
     ParsedFeed,
     body_image,
@@ -34,15 +39,36 @@ from publisher.adapters.sources._util import (
 from publisher.core.errors import SourceError
 from publisher.core.identity import content_hash, item_key, usable_guid
 from publisher.core.items import Item, MediaCandidate
+from publisher.core.render.html import MAX_DEPTH, nesting_depth
 
+#: Integers longer than this are kept as :data:`_ABSURD`, never converted.
+MAX_DIGITS = 100
 VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
 KNOWN_VERSIONS = ("1", "1.0", "1.1")
+
+
+class _Absurd:
+    """A number too long to convert: of no JSON type a field may have."""
+
+    def __repr__(self) -> str:
+        return f"<a number of more than {MAX_DIGITS} digits>"
+
+
+_ABSURD = _Absurd()
+
+
+def _integer(digits: str) -> int | _Absurd:
+    return int(digits) if len(digits) <= MAX_DIGITS else _ABSURD
+
+
+def _real(digits: str) -> float | _Absurd:
+    return float(digits) if len(digits) <= MAX_DIGITS * 4 else _ABSURD
 
 
 def parse_json_feed(body: bytes, url: str, source_name: str, now: datetime) -> ParsedFeed:
     """Parse a JSON document that should be a JSON Feed (or RSS-in-JSON)."""
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_int=_integer, parse_float=_real)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         detail = (
             f"{exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -53,8 +79,11 @@ def parse_json_feed(body: bytes, url: str, source_name: str, now: datetime) -> P
             f"{url}: the JSON is not valid ({detail}); the document may be cut off; "
             "check the url or tell the site's owner"
         ) from exc
-    except RecursionError as exc:
-        raise SourceError(f"{url}: the JSON is nested too deeply to read") from exc
+    except RecursionError:
+        raise SourceError(
+            f"{url}: the JSON is nested too deeply to read (broken or hostile); "
+            "check the url or tell the site's owner"
+        ) from None
     if isinstance(data, dict) and isinstance(data.get("rss"), dict):
         return _parse_rss_in_json(data["rss"], url, source_name, now)
     if not isinstance(data, dict):
@@ -90,6 +119,9 @@ def parse_json_feed(body: bytes, url: str, source_name: str, now: datetime) -> P
             continue
         try:
             item = _item(raw, feed_base, source_name, now, where, warnings, feed_author)
+        except _WrongType as exc:
+            warnings.append(f"{where}: skipped, {exc}")
+            continue
         except Exception as exc:  # one broken item never spoils the feed
             warnings.append(f"{where}: skipped, it could not be read ({type(exc).__name__}: {exc})")
             continue
@@ -154,6 +186,58 @@ def _date(obj: dict[str, Any], name: str, where: str, warnings: list[str]) -> da
     return when.astimezone(UTC)
 
 
+class _WrongType(ValueError):
+    """An item's field has the wrong JSON type: the item is skipped."""
+
+
+def _check_types(raw: dict[str, Any]) -> None:
+    """Raise :class:`_WrongType` naming the first field of the wrong type."""
+    for name in _STRING_FIELDS:
+        value = raw.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _WrongType(f"{name!r} is {_kind(value)}, not a string")
+    value = raw.get("id")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, str | int | float)):
+        raise _WrongType(f"'id' is {_kind(value)}, not a string")
+    for name in ("attachments", "authors", "tags"):
+        value = raw.get(name)
+        if value is not None and not isinstance(value, list):
+            raise _WrongType(f"{name!r} is {_kind(value)}, not a list")
+    value = raw.get("author")
+    if value is not None and not isinstance(value, dict):
+        raise _WrongType(f"'author' is {_kind(value)}, not an object")
+
+
+_STRING_FIELDS = (
+    "url",
+    "external_url",
+    "title",
+    "content_html",
+    "content_text",
+    "summary",
+    "image",
+    "banner_image",
+    "date_published",
+    "date_modified",
+)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, _Absurd):
+        return f"a number of more than {MAX_DIGITS} digits"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, str):
+        return "a string"
+    return "null"
+
+
 def _item(
     raw: dict[str, Any],
     base: str | None,
@@ -163,6 +247,7 @@ def _item(
     warnings: list[str],
     feed_author: str | None,
 ) -> Item | None:
+    _check_types(raw)
     raw_id = raw.get("id")
     guid: str | None
     if isinstance(raw_id, str):
@@ -175,6 +260,8 @@ def _item(
             warnings.append(f"{where}: 'id' is not a string; ignored")
     title = html_to_text(_string(raw, "title", where, warnings) or "")
     html = (_string(raw, "content_html", where, warnings) or "").strip()
+    if html and nesting_depth(html) > MAX_DEPTH:
+        raise _WrongType(TOO_DEEP)
     text = (_string(raw, "content_text", where, warnings) or "").strip()
     summary = (_string(raw, "summary", where, warnings) or "").strip()
     if not html and not text and summary:
@@ -284,6 +371,9 @@ def _parse_rss_in_json(
             continue
         title = html_to_text(_text(raw.get("title")))
         html = _text(raw.get("description")).strip()
+        if html and nesting_depth(html) > MAX_DEPTH:
+            warnings.append(f"{where}: skipped, {TOO_DEEP}")
+            continue
         link = http_url(raw.get("link"), base)
         guid_raw = raw.get("guid")
         guid = guid_raw.get("#value") if isinstance(guid_raw, dict) else guid_raw

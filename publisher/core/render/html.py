@@ -45,8 +45,14 @@ __all__ = [
     "html_to_text",
     "image_urls",
     "looks_like_html",
+    "nesting_depth",
     "plain_to_body",
 ]
+
+#: Elements nested deeper than this are absurd (real pages stay under 40): the
+#: feed parsers skip such an item with a reason, and the renderers here give
+#: its text flat rather than walk it (the walk recurses once per level).
+MAX_DEPTH = 100
 
 _TAG_NAMES = (
     "a|abbr|address|article|aside|audio|b|big|blockquote|body|br|button|canvas|caption|center|"
@@ -92,6 +98,45 @@ _LAYOUT_HINT = sorted(_BLOCKISH - {"tr", "caption"})
 _WHITESPACE = re.compile("[ \t\n\r\f\v\u00a0\u2000-\u200a\u202f\u205f]+")
 _INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad\u180e\u202a-\u202e\u2066-\u2069]")
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)(?:\s[^<>]*?)?(/?)>")
+_VOID = _words("area base br col embed hr img input link meta param source track wbr")
+
+
+def nesting_depth(text: str) -> int:
+    """How deep the elements of the HTML ``text`` nest (0 for plain text).
+
+    A scan of the tags first; only what that scan finds deeper than
+    :data:`MAX_DEPTH` is parsed to be sure (unclosed tags make the scan
+    over-count). Never recursive.
+    """
+    depth = deepest = 0
+    for match in _TAG.finditer(text):
+        closing, name, self_closing = match.groups()
+        if closing:
+            depth = max(0, depth - 1)
+        elif not self_closing and name.lower() not in _VOID:
+            depth += 1
+            deepest = max(deepest, depth)
+    if deepest <= MAX_DEPTH:
+        return deepest
+    return _parsed_depth(BeautifulSoup(text, "html.parser"))
+
+
+def _parsed_depth(root: Tag) -> int:
+    deepest = 0
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.contents if isinstance(child, Tag))
+    return deepest
+
+
+def _flat(soup: BeautifulSoup) -> str:
+    """The text of absurdly nested HTML, without walking it."""
+    return clean_plain_text(_WHITESPACE.sub(" ", soup.get_text(" ")).strip())
 
 
 def looks_like_html(s: str) -> bool:
@@ -493,6 +538,9 @@ def html_to_body(
         markup_text = unescaped
         notes.append("plain text holding escaped HTML read as HTML")
     soup = BeautifulSoup(markup_text, "html.parser")
+    if _parsed_depth(soup) > MAX_DEPTH:
+        notes.append(f"HTML nested more than {MAX_DEPTH} levels deep: its text kept flat")
+        return _finish(markup.strip_sentinels(_flat(soup)), style, notes=tuple(notes))
     keep_newlines = "\n" in markup_text and soup.find(list(_BLOCKISH)) is None
     links = _Links(base_url, own_link, [])
     text = _render(soup, _Context(keep_newlines=keep_newlines, style=style, links=links))
@@ -520,6 +568,8 @@ def html_to_text(markup_text: str) -> str:
             return clean_plain_text(_decode_entities(markup_text))
         markup_text = unescaped
     soup = BeautifulSoup(markup_text, "html.parser")
+    if _parsed_depth(soup) > MAX_DEPTH:
+        return _flat(soup)
     keep_newlines = "\n" in markup_text and soup.find(list(_BLOCKISH)) is None
     return _render(soup, _Context(keep_newlines=keep_newlines))
 
