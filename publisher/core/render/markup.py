@@ -41,6 +41,7 @@ __all__ = [
     "neutralise",
     "segments",
     "strip_sentinels",
+    "to_html",
 ]
 
 Style = Literal["bold", "italic", "strike", "mono"]
@@ -165,3 +166,22 @@ def segments(text: str) -> list[tuple[str, Style | None]]:
     if pos < len(text):
         out.append((text[pos:], None))
     return out
+
+
+_HTML_TAG: dict[Style, str] = {"bold": "b", "italic": "i", "strike": "s", "mono": "code"}
+
+
+def to_html(text: str) -> str:
+    """``text`` as escaped HTML with Viber's formatting shown (``<b>``, ``<i>``,
+    ``<s>``, ``<code>``), for the preview page and the local channel."""
+    import html
+
+    out: list[str] = []
+    for piece, style in segments(text):
+        escaped = html.escape(piece)
+        if style is None:
+            out.append(escaped)
+        else:
+            tag = _HTML_TAG[style]
+            out.append(f"<{tag}>{escaped}</{tag}>")
+    return "".join(out)
