@@ -50,8 +50,6 @@ from publisher.core.config import (
 )
 from publisher.core.errors import ConfigError
 from publisher.core.policy import history_horizon
-from publisher.core.render.post import check_template
-from publisher.core.render.style import LINK_MODES, TEXT_FORMATS, TEXT_OVERFLOWS
 
 #: The shortest ``max_length`` that leaves room for a title, a few words and a link.
 _MIN_LENGTH = 50
@@ -258,6 +256,9 @@ def _read_words(t: _Table) -> tuple[str | None, tuple[str, ...], tuple[str, ...]
     problems = t.problems
     template = t.string("template")
     if template is not None:
+        # Imported here: the renderer loads BeautifulSoup, which --help must not.
+        from publisher.core.render.post import check_template
+
         problem = check_template(template)
         if problem is not None:
             problems.add(t.key("template"), problem)
@@ -426,12 +427,12 @@ def _read_source(
         template=template,
         caption_overflow=t.choice("caption_overflow", ("split", "truncate"), "split"),
         images=t.boolean("images", True),
-        links=t.choice("links", LINK_MODES, "inline"),
+        links=t.choice("links", ("inline", "footnotes", "drop"), "inline"),
         clean_links=t.boolean("clean_links", True),
-        format=t.choice("format", TEXT_FORMATS, "plain"),
+        format=t.choice("format", ("plain", "viber"), "plain"),
         max_length=max_length,
         max_hashtags=t.integer("max_hashtags", 5, minimum=0),
-        text_overflow=t.choice("text_overflow", TEXT_OVERFLOWS, "split"),
+        text_overflow=t.choice("text_overflow", ("split", "truncate"), "split"),
         enrich=_read_enrich(t),
         pictures=_read_pictures(t),
         # A source's own limits; its window is read in its (first) channel's
