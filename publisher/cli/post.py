@@ -72,6 +72,7 @@ from publisher.core.records import OutboxRow, PostResult
 from publisher.core.render.markdown import markdown_to_html
 from publisher.core.urls import channel_webhook_path, webhook_url
 from publisher.pipeline.transform import Transformer
+from publisher.ports import Channel
 
 log = logging.getLogger("publisher")
 
@@ -468,7 +469,7 @@ class _Poster:
     """One post's attempts, by the table of :mod:`publisher.core.outcomes`;
     each failure either waits and tries again, or exits with one clear line."""
 
-    def __init__(self, config: Config, store: Store, client: Any, deadline: float) -> None:
+    def __init__(self, config: Config, store: Store, client: Channel, deadline: float) -> None:
         self.config = config
         self.store = store
         self.client = client

@@ -99,6 +99,7 @@ from publisher.core.render.links import clean_url
 from publisher.core.render.post import RenderedPosts
 from publisher.core.render.style import TextStyle
 from publisher.pipeline.enrich import FetchPage, Pages, enrich_text, page_pictures
+from publisher.ports import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -746,7 +747,7 @@ def _guess_kind(location: str, mime: str | None) -> str:
     return "file"
 
 
-def fetch_media_with(fetcher: Any) -> FetchMedia:
+def fetch_media_with(fetcher: Fetcher) -> FetchMedia:
     """Adapt a :class:`publisher.adapters.fetch.Fetcher` to :data:`FetchMedia`: every
     media URL of a feed goes through ``Fetcher.fetch_media`` (timeouts, size
     cap, content sniffing, private addresses refused)."""
