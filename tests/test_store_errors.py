@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -145,7 +145,7 @@ def test_check_writable_refuses_a_read_only_open(db_path: Path) -> None:
 class Probed:
     config: Config
     store: Store
-    deliverer: None = None
+    deliverers: dict[str, object] = field(default_factory=dict)
     started_at: datetime | None = None
     stopping: bool = False
 

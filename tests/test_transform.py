@@ -17,7 +17,14 @@ from PIL import Image
 
 from publisher.adapters.fetch import Fetcher
 from publisher.adapters.mediafolder import MediaStore
-from publisher.core.config import Config, FetchConfig, ServerConfig, SourceConfig, ViberConfig
+from publisher.core.config import (
+    ChannelConfig,
+    Config,
+    FetchConfig,
+    ServerConfig,
+    SourceConfig,
+    ViberConfig,
+)
 from publisher.core.errors import MediaError
 from publisher.core.items import Item, MediaCandidate, RenderedItem
 from publisher.core.limits import CAPTION_MAX, TEXT_MAX
@@ -54,7 +61,7 @@ def make(
     tmp_path: Path, files: dict[str, bytes] | None = None, public_url: str | None = PUBLIC
 ) -> tuple[Transformer, FakeFetch]:
     config = Config(
-        viber=ViberConfig(api_url="https://chatapi.viber.com/pa"),
+        channels=(ChannelConfig(viber=ViberConfig(api_url="https://chatapi.viber.com/pa")),),
         server=ServerConfig(public_url=public_url),
     )
     fetch = FakeFetch(files or {})
