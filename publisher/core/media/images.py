@@ -56,7 +56,7 @@ MAX_QUALITY = 92
 MIN_QUALITY = 50
 
 #: The most pixels a picture may have once decoded (a JPEG is decoded reduced,
-#: so a larger one passes; a WebP counts four times). With the decoded pixels
+#: so a larger one passes; a WebP counts three times). With the decoded pixels
 #: at 4 bytes each, this keeps the largest accepted picture within ~300 MB.
 MAX_PIXELS = 40_000_000
 
@@ -246,10 +246,11 @@ class _Source:
     decisions: list[str]
 
 
-#: How many full-size copies of the pixels Pillow holds while decoding a format
-#: (WebP: libwebp's two canvases, the frame as bytes, the image), counted against
-#: ``max_pixels`` so that the largest accepted picture stays within the ceiling.
-_DECODE_COPIES = {"WEBP": 4}
+#: How much more a format's decode holds than the others', counted against
+#: ``max_pixels``. Others: the decoded image (4 bytes a pixel) and, while it is
+#: reduced, at most a quarter of it (5 in all); WebP: libwebp's two canvases,
+#: the frame as bytes and the image (16 bytes a pixel, measured): 3 times.
+_DECODE_COPIES = {"WEBP": 3}
 
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -279,7 +280,7 @@ def _open(
     cannot do otherwise) and at once reduced a band at a time, so nothing but
     the decoded image ever holds the full-size pixels, and it is dropped as
     soon as it is reduced. ``max_pixels`` bounds the pixels decoded (after
-    draft; a WebP counts four times), which bounds the peak.
+    draft; a WebP counts three times), which bounds the peak.
     """
     if not data:
         raise MediaError("empty file: not an image")
@@ -431,18 +432,22 @@ def _flatten(im: Image.Image, decisions: list[str]) -> Image.Image:
     return background
 
 
+#: 16-bit values → 8-bit, rounded.
+_SIXTEEN_TO_EIGHT = [(v * 255 + 32767) // 65535 for v in range(65536)]
+
+
 def _scale_to_8bit(im: Image.Image, decisions: list[str]) -> Image.Image:
     """I;16*, I and F modes → L, scaling the range (never clipping it)."""
     bits16 = im.mode.startswith("I;16")
+    low, high = im.getextrema()
     src = im.convert("I") if bits16 else im
-    low, high = src.getextrema()
     assert isinstance(low, int | float) and isinstance(high, int | float)
     if not (math.isfinite(low) and math.isfinite(high)):
         decisions.append(f"clipped non-finite {im.mode} pixels to 8-bit")
         return src.convert("L")
     if bits16 or (im.mode == "I" and low >= 0 and 255 < high <= 65535):
-        offset, factor = 0.0, 255 / 65535
         decisions.append("scaled 16-bit to 8-bit")
+        return src.point(_SIXTEEN_TO_EIGHT, "L")  # one pass, where point + convert take two
     elif im.mode == "F" and low >= 0 and high <= 1:
         offset, factor = 0.0, 255.0
         decisions.append("scaled 0..1 floats to 8-bit")
@@ -623,11 +628,14 @@ def _best_quality(
 
 #: Pictures with fewer pixels are searched directly: their encodes cost little.
 _PREDICT_MIN_PIXELS = 1_000_000
+#: Under caps this small the sample's headers and tables weigh too much: search.
+_PREDICT_MIN_BYTES = 256_000
 #: The sample's unit: one JPEG MCU row (16 rows with 4:2:0 chroma).
 _MCU_ROWS = 16
 #: The sample holds about this many MCU rows, spread evenly over the picture.
 _SAMPLE_BANDS = 16
-#: Aim this far under the cap, for the sample's error (one quality step ≈ 3-5 %).
+#: A predicted size this close to the cap takes one quality step down, for the
+#: sample's error (a step is 3-5 % near the top, under 1 % near the floor).
 _MARGIN = 0.02
 #: d ln(size) / d ln(quantiser scale) assumed before two sizes are known (measured 0.6-0.7).
 _SLOPE = 0.65
@@ -723,20 +731,31 @@ def _fit_predicted(
     """The highest quality in [low, high] that fits, give or take one or two.
 
     Predicts the quality from the sample, encodes the picture once at it;
-    when that missed, corrects the prediction by the miss and encodes once
-    more; when that missed too, bisects below. Only the picture's encodes
+    when that missed the cap, or came in under it by more than a quality
+    step, corrects the prediction by the difference and encodes once more;
+    when that missed the cap too, bisects below. Only the picture's encodes
     are full size. None when even ``low`` does not fit.
     """
     predictor = _Predictor(im, trial)
     target = max_bytes * (1 - _MARGIN)
-    quality = predictor.quality(target, low, high)
+    quality = predictor.quality(max_bytes, low, high)
+    if quality is not None and quality > low and predictor.size(quality) > target:
+        quality -= 1  # too close to the cap for the sample's error: one step down
     if quality is None:
         if predictor.size(low) > max_bytes * (1 + 2 * _MARGIN):
             return None, predictor  # clearly too big: shrink without encoding it
         quality = low
     data = encode(im, quality)
     if len(data) <= max_bytes:
-        return _Search(data, quality), predictor
+        found = _Search(data, quality)
+        correction = len(data) / predictor.size(quality)
+        if correction < 1 and quality < high:  # the sample was pessimistic: by how much?
+            better = predictor.quality(target / correction, quality + 1, high)
+            if better is not None and better > quality + 1:
+                data = encode(im, better)
+                if len(data) <= max_bytes:
+                    found = _Search(data, better)
+        return found, predictor
     if quality == low:
         return None, predictor
     correction = len(data) / predictor.size(quality)
@@ -779,7 +798,7 @@ def _fit(
 
     while True:
         floor_size: float | None = None
-        if im.width * im.height >= _PREDICT_MIN_PIXELS:
+        if im.width * im.height >= _PREDICT_MIN_PIXELS and max_bytes >= _PREDICT_MIN_BYTES:
             found, predictor = _fit_predicted(
                 im, max_bytes, min_quality, max_quality, encode, trial
             )
