@@ -189,7 +189,7 @@ class MediaConfig:
     #: The longest side of a posted picture, in pixels.
     max_side: int = 2560
     #: Images that would decode to more pixels than this are refused as
-    #: decompression bombs (a JPEG is decoded reduced; a WebP counts four times):
+    #: decompression bombs (a JPEG is decoded reduced; a WebP counts three times):
     #: this bounds a picture's memory (about 300 MB at the default).
     max_pixels: int = 40_000_000
     #: ``"crop"`` (centre crop to 400x400) or ``"fit"`` (letterbox on white).
