@@ -435,6 +435,7 @@ def _read_source(
         text_overflow=t.choice("text_overflow", ("split", "truncate"), "split"),
         enrich=_read_enrich(t),
         pictures=_read_pictures(t),
+        settle=t.duration("settle", timedelta(seconds=5)),
         # A source's own limits; its window is read in its (first) channel's
         # timezone unless it names its own.
         policy=_read_policy(t, Policy(timezone=timezone)),

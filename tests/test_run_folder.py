@@ -5,6 +5,8 @@ the stand-in channel fetching the pictures from the service's own server."""
 from __future__ import annotations
 
 import io
+import os
+import time
 import tomllib
 from pathlib import Path
 
@@ -110,3 +112,42 @@ def test_a_corrupt_picture_goes_to_failed_with_its_reason_the_rest_are_posted(
 
     run_once(config)
     assert len(standin.posts) == 2
+
+
+def test_a_non_utf8_file_name_goes_to_failed_and_the_rest_of_the_folder_is_posted(
+    tmp_path: Path, standin: ViberStandIn
+) -> None:
+    inbox = tmp_path / "inbox"
+    put(inbox, "1-first.txt", "First.\n")
+    bad = os.fsdecode(b"2-caf\xe9.txt")
+    put(inbox, bad, "Never posted.\n")
+    put(inbox, "3-last.txt", "Last.\n")
+    config = write_config(tmp_path, standin, inbox)
+
+    run_once(config)
+
+    assert [post.payload["text"] for post in standin.posts] == ["First.", "Last."]
+    assert names(inbox / "failed") == sorted([bad, bad + ".reason.txt"])
+    reason = (inbox / "failed" / (bad + ".reason.txt")).read_text(encoding="utf-8")
+    assert "2-caf\\xe9.txt is not valid UTF-8" in reason and "rename it" in reason
+
+
+def test_files_older_than_settle_go_out_on_the_first_run_once(
+    tmp_path: Path, standin: ViberStandIn
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    ten_seconds_ago = time.time() - 10
+    for name, text in (("1-a.txt", "A.\n"), ("2-b.txt", "B.\n")):
+        (inbox / name).write_text(text, encoding="utf-8")
+        os.utime(inbox / name, (ten_seconds_ago, ten_seconds_ago))
+    config = write_config(tmp_path, standin, inbox)
+    slow = config.read_text(encoding="utf-8") + 'settle = "1m"\n'
+    config.write_text(slow, encoding="utf-8")
+
+    run_once(config)  # settle = 1m: still settling
+    assert standin.posts == []
+
+    config.write_text(slow.replace('settle = "1m"', 'settle = "5s"'), encoding="utf-8")
+    run_once(config)
+    assert [post.payload["text"] for post in standin.posts] == ["A.", "B."]

@@ -88,10 +88,51 @@ def test_pending_until_stable(tmp_path: Path) -> None:
     put(tmp_path, "new.jpg", b"1234", mtime=NOW.timestamp())
     second = scan(tmp_path, first.snapshot)
     assert second.pending == [fresh]
-    # unchanged since the last look: stable even though it is recent
+    # unchanged since the last look, but not yet for settle: still pending
+    assert scan(tmp_path, second.snapshot).pending == [fresh]
+    # unchanged for settle (5 s) by the scans' count: stable although its
+    # mtime is recent (here: in the future, a clock ahead)
+    put(tmp_path, "new.jpg", b"1234", mtime=(NOW + timedelta(hours=1)).timestamp())
     third = scan(tmp_path, second.snapshot)
-    assert [i.files[0].name for i in third.items] == ["new.jpg", "old.jpg"]
-    assert third.pending == []
+    assert third.pending == [fresh]
+    later = scan_folder(tmp_path, "folder", third.snapshot, now=NOW + timedelta(seconds=5))
+    assert [i.files[0].name for i in later.items] == ["new.jpg", "old.jpg"]
+    assert later.pending == []
+
+
+def test_settle_is_the_sources_key(tmp_path: Path) -> None:
+    just_now = put(tmp_path, "a.jpg", mtime=(NOW - timedelta(seconds=30)).timestamp())
+    assert scan(tmp_path, settle=timedelta(minutes=1)).pending == [just_now]
+    assert len(scan(tmp_path, settle=timedelta(seconds=10)).items) == 1
+    assert len(scan(tmp_path, settle=timedelta(0)).items) == 1
+
+
+def test_unusable_names_are_rejected_with_a_reason_the_rest_goes_on(tmp_path: Path) -> None:
+    put(tmp_path, "1-first.txt", "first")
+    latin1 = os.fsdecode(b"2-caf\xe9.jpg")
+    put(tmp_path, latin1, b"\xff\xd8\xff")
+    put(tmp_path, "3-two\nlines.txt", "x")
+    put(tmp_path, "4-last.txt", "last")
+    result = scan(tmp_path)
+    assert [i.files[0].name for i in result.items] == ["1-first.txt", "4-last.txt"]
+    assert [(p.name, why.split(";")[0]) for p, why in result.rejected] == [
+        (
+            latin1,
+            "the file name 2-caf\\xe9.jpg is not valid UTF-8 (saved by a system using "
+            "another encoding)",
+        ),
+        (
+            "3-two\nlines.txt",
+            "the file name 3-two\\nlines.txt holds control characters (a newline, a tab)",
+        ),
+    ]
+    assert all("rename it" in why for _, why in result.rejected)
+    assert set(result.snapshot) == {"1-first.txt", "4-last.txt"}
+    # what is rejected can be moved to failed/ with its reason
+    moved = move_done(tmp_path, [result.rejected[0][0]], ok=False, reason=result.rejected[0][1])
+    assert moved == [tmp_path / "failed" / latin1]
+    reason = (tmp_path / "failed" / (latin1 + ".reason.txt")).read_text(encoding="utf-8")
+    assert "not valid UTF-8" in reason
 
 
 def test_sidecar_being_written_holds_the_item(tmp_path: Path) -> None:

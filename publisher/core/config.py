@@ -303,6 +303,8 @@ class SourceConfig:
     enrich: tuple[str, ...] = ()
     #: An item with several pictures posts up to this many picture posts.
     pictures: int = 1
+    #: Folders: a file is taken once its size and mtime are unchanged this long.
+    settle: timedelta = timedelta(seconds=5)
     #: This source's own limits on top of the channel's.
     policy: Policy = field(default_factory=Policy)
     #: The channels its items go to (never empty once the config is read).

@@ -231,6 +231,9 @@ class SourceRead:
     notes: tuple[str, ...] = ()
     #: Files still being written, taken on a later poll (folders).
     pending: tuple[str, ...] = ()
+    #: Files that can never be posted as they are (a folder file whose name
+    #: is not UTF-8): (path, reason); applying the poll moves them to failed.
+    rejected: tuple[tuple[str, str], ...] = ()
     #: Validators and the folder listing, to pass back on the next read.
     etag: str | None = None
     last_modified: str | None = None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 
 #: Chooses which planned items are rendered (preview: ``--limit``, ``--new-only``).
 Select = Callable[[list[Planned]], list[Planned]]
+
+#: At most this many new items are rendered and queued by one poll; the rest
+#: (10,000 files dropped in a folder at once) wait for the next polls, in
+#: order. Rendering is the costly part (a picture is decoded and re-encoded),
+#: and what one poll renders is queued only when it ends.
+MAX_NEW_PER_POLL = 100
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,8 @@ class PollPlan:
     now: datetime
     read: SourceRead
     steps: tuple[Step, ...] = ()
+    #: New items left for the next poll (over :data:`MAX_NEW_PER_POLL`).
+    waiting: int = 0
 
 
 @dataclass
@@ -83,6 +91,21 @@ class PollOutcome:
     recovered: int = 0
     decisions: list[Decision] = field(default_factory=list)
     fetch_seconds: float | None = None
+
+
+def _cap(planned: list[Planned], limit: int) -> tuple[list[Planned], int]:
+    """The planned items with at most ``limit`` to post (the first ones, in
+    the source's order), and how many more were left for the next poll."""
+    kept: list[Planned] = []
+    taken = waiting = 0
+    for p in planned:
+        if p.action in ("queue", "update"):
+            if taken >= limit:
+                waiting += 1
+                continue
+            taken += 1
+        kept.append(p)
+    return kept, waiting
 
 
 class Poller:
@@ -131,8 +154,9 @@ class Poller:
         planned = plan_source(source.config, read.items, known_hash, first_run=read.first_run)
         if select is not None:
             planned = select(planned)
+        planned, waiting = _cap(planned, MAX_NEW_PER_POLL)
         steps = [self._render(source, p) for p in planned]
-        return PollPlan(name, now, read, tuple(steps))
+        return PollPlan(name, now, read, tuple(steps), waiting)
 
     def _render(self, source: Source, planned: Planned) -> Step:
         if planned.action not in ("queue", "update"):
@@ -179,6 +203,8 @@ class Poller:
             )
         for note in read.notes:
             log.warning("source %s: %s", name, note)
+        for path, why in read.rejected:
+            self._reject(source, Path(path), why, outcome)
         for step in plan.steps:
             self._apply_step(source, step, now, outcome)
         if read.result == "ok":
@@ -186,6 +212,16 @@ class Poller:
             forgotten = self.store.forget_older_than(name, now - source.config.remember)
             if forgotten:
                 log.debug("source %s: forgot %d old item key(s)", name, forgotten)
+        if plan.waiting:
+            log.info(
+                "source %s: %d more new item(s) wait for the next poll (at most %d are "
+                "taken per poll)",
+                name,
+                plan.waiting,
+                MAX_NEW_PER_POLL,
+            )
+            # The next read must see them again: no 304, no "unchanged".
+            read = replace(read, etag=None, last_modified=None, body_hash=None)
         self._record(source, state, outcome, now, read=read)
         if outcome.queued:
             log.info("source %s: %d new post(s) queued", name, outcome.queued)
@@ -222,6 +258,18 @@ class Poller:
         self.store.queue_routes(dict(step.routes), now)
         self._count(name, "queued")
         outcome.queued += 1
+
+    def _reject(self, source: Source, path: Path, why: str, outcome: PollOutcome) -> None:
+        """A file the source can never post as it is: to ``failed/`` with the reason."""
+        name = source.config.name
+        try:
+            source.finish([path], ok=False, reason=why)
+        except SourceError as exc:  # tried again next poll; the rest still goes
+            log.error("source %s: %s; and it could not be moved: %s", name, why, exc)
+            return
+        log.warning("source %s: %s; moved to failed/", name, why)
+        self._count(name, "failed", "rejected")
+        outcome.refused += 1
 
     def _move_left_behind(self, source: Source, item: Item, now: datetime) -> bool:
         """An item already seen whose files are still where the source keeps them.

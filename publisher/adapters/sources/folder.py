@@ -21,13 +21,21 @@ ignored)::
   inside the folder; one leading out is refused and reported as a problem.
 
 **Files still being written** are *pending*, not items, until they are
-stable: a file is stable when its size and mtime are the same as in the
-``previous`` snapshot (the one the last scan returned), or, when the file is
-not in that snapshot (first look, or a new file), when it has not been
-modified for :data:`SETTLE` (5 s). So the very first scan of a folder of old
-files posts them right away, while a file being copied in is picked up on
-the next poll after it stops changing. An item is pending while any of its
+stable: a file is stable when its size and mtime have not changed for
+``settle`` (the source's key, default :data:`SETTLE`, 5 s): its mtime is at
+least ``settle`` old, or the scans have seen the same size and mtime for at
+least ``settle`` (an mtime in the future, a copy that kept an old one). So
+the very first scan of a folder of files dropped a while ago posts them right
+away, while a file being copied in is picked up on the first poll after it
+has stopped changing for ``settle``. An item is pending while any of its
 files (picture or sidecar) is.
+
+**Unusable names.** A file whose name is not UTF-8 (Linux allows any bytes)
+or holds control characters (a newline, a tab) cannot be posted, logged or
+recorded as it is: it is *rejected* (``FolderScan.rejected``, with the
+reason), and the poll moves it to ``failed/`` with ``<name>.reason.txt``
+saying to rename it; the rest of the folder goes on. :func:`shown` is the
+form of a name used in every message.
 
 **Scheduled posts.** A sidecar or text post may begin with a send-at time::
 
@@ -58,6 +66,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -99,7 +108,7 @@ _MIME = {
     ".m4v": "video/x-m4v",
 }
 
-Snapshot = dict[str, tuple[int, float]]
+Snapshot = dict[str, tuple[int, float, float]]
 
 
 @dataclass(frozen=True)
@@ -107,13 +116,16 @@ class FolderScan:
     """What one look at the folder found.
 
     ``items`` are ready to post, in name order; ``pending`` are files not yet
-    stable (looked at again next poll); ``problems`` are readable lines for
-    the operator; ``snapshot`` (name → (size, mtime)) is to be passed back as
-    ``previous`` on the next scan.
+    stable (looked at again next poll); ``rejected`` are files that can never
+    be posted as they are named, with the reason (to be moved to ``failed/``);
+    ``problems`` are readable lines for the operator; ``snapshot`` (name →
+    (size, mtime, since): since when, as a timestamp, the scans have seen that
+    size and mtime) is to be passed back as ``previous`` on the next scan.
     """
 
     items: list[Item] = field(default_factory=list)
     pending: list[Path] = field(default_factory=list)
+    rejected: list[tuple[Path, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     snapshot: Snapshot = field(default_factory=dict)
 
@@ -146,6 +158,30 @@ def natural_key(name: str) -> tuple[tuple[str, int], ...]:
     return tuple(key)
 
 
+def shown(name: str) -> str:
+    """A file name as messages show it: bytes that are not UTF-8 as ``\\xff``,
+    control characters escaped (``\\n``), so a line of the log stays one line."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def unusable_name(name: str) -> str | None:
+    """Why a file cannot be posted under ``name``; None when it can."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            f"the file name {shown(name)} is not valid UTF-8 (saved by a system using "
+            "another encoding); rename it using UTF-8 and put it back in the folder"
+        )
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return (
+            f"the file name {shown(name)} holds control characters (a newline, a tab); "
+            "rename it without them and put it back in the folder"
+        )
+    return None
+
+
 def is_ignored(name: str) -> bool:
     """Hidden files and partial downloads are never items."""
     lower = name.lower()
@@ -163,7 +199,7 @@ def kind_of(suffix: str) -> MediaKind:
 def scan_folder(
     root: Path,
     source_name: str,
-    previous: Mapping[str, tuple[int, float]] | None,
+    previous: Mapping[str, Sequence[float]] | None,
     *,
     now: datetime | None = None,
     timezone: str | tzinfo = "UTC",
@@ -189,8 +225,11 @@ def scan_folder(
         ) from exc
 
     problems: list[str] = []
+    rejected: list[tuple[Path, str]] = []
     snapshot: Snapshot = {}
     files: list[_File] = []
+    stamp = now.timestamp()
+    wait = settle.total_seconds()
     for entry in entries:
         name = entry.name
         if is_ignored(name):
@@ -199,12 +238,13 @@ def scan_folder(
         if found is None:
             continue
         path, size, mtime = found
-        snapshot[name] = (size, mtime)
-        if previous is not None and name in previous:
-            old = previous[name]
-            stable = (int(old[0]), float(old[1])) == (size, mtime)
-        else:
-            stable = now.timestamp() - mtime >= settle.total_seconds()
+        why = unusable_name(name)
+        if why is not None:
+            rejected.append((path, why))
+            continue
+        since = _unchanged_since(previous, name, size, mtime, stamp)
+        snapshot[name] = (size, mtime, since)
+        stable = stamp - mtime >= wait or stamp - since >= wait
         files.append(_File(path, name, size, mtime, stable))
 
     groups = _group(files)
@@ -218,7 +258,28 @@ def scan_folder(
         item = _make_item(main, sidecar, source_name, tz, problems, now)
         if item is not None:
             items.append(item)
-    return FolderScan(items=items, pending=pending, problems=problems, snapshot=snapshot)
+    return FolderScan(
+        items=items, pending=pending, rejected=rejected, problems=problems, snapshot=snapshot
+    )
+
+
+def _unchanged_since(
+    previous: Mapping[str, Sequence[float]] | None,
+    name: str,
+    size: int,
+    mtime: float,
+    now: float,
+) -> float:
+    """Since when the scans have seen ``name`` with this size and mtime: the
+    previous snapshot's time when they match, else ``now``. A snapshot of an
+    older version (size, mtime) has no time: a match there counts as settled."""
+    old = previous.get(name) if previous is not None else None
+    try:
+        if old is None or (int(old[0]), float(old[1])) != (size, mtime):
+            return now
+        return float(old[2]) if len(old) > 2 else 0.0
+    except (TypeError, ValueError, IndexError):
+        return now  # a damaged snapshot: as if never seen
 
 
 def _look(
@@ -232,11 +293,12 @@ def _look(
             try:
                 target = path.resolve(strict=True)
             except (OSError, RuntimeError):
-                problems.append(f"{name}: a broken symlink; ignored")
+                problems.append(f"{shown(name)}: a broken symlink; ignored")
                 return None
             if not target.is_relative_to(root):
                 problems.append(
-                    f"{name}: a symlink leading outside the folder (to {target}); refused, "
+                    f"{shown(name)}: a symlink leading outside the folder "
+                    f"(to {shown(str(target))}); refused, "
                     "copy the file into the folder instead"
                 )
                 return None
@@ -248,7 +310,7 @@ def _look(
             return None  # subfolders (posted/, failed/ and others), sockets, fifos
         stat = entry.stat(follow_symlinks=False)
     except OSError as exc:
-        problems.append(f"{name}: cannot be read ({exc.strerror or exc}); ignored")
+        problems.append(f"{shown(name)}: cannot be read ({exc.strerror or exc}); ignored")
         return None
     return path, stat.st_size, stat.st_mtime
 

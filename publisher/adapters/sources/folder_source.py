@@ -24,8 +24,9 @@ class FolderSource:
         self._moving = threading.Lock()
 
     def read(self, state: SourceState, now: datetime, *, conditional: bool = True) -> SourceRead:
-        """Look at the folder once. A file still being written is pending;
-        send-at times without an offset are in the source's timezone."""
+        """Look at the folder once. A file still being written is pending (see
+        ``settle``), one named unusably is rejected; send-at times without an
+        offset are in the source's timezone."""
         if not self.root.is_dir():
             raise SourceError(
                 f"folder {self.root} does not exist or is not a folder; create it or fix "
@@ -37,11 +38,13 @@ class FolderSource:
             state.snapshot,
             now=now,
             timezone=self.config.policy.timezone,
+            settle=self.config.settle,
         )
         return SourceRead(
             items=tuple(scan.items),
             notes=tuple(scan.problems),
             pending=tuple(path.name for path in scan.pending),
+            rejected=tuple((str(path), why) for path, why in scan.rejected),
             snapshot=scan.snapshot,
         )
 
