@@ -33,9 +33,9 @@ if TYPE_CHECKING:
     from publisher.adapters.alerts import Alerter
     from publisher.adapters.fetch import Fetcher
     from publisher.adapters.httpserver import HTTPServer
-    from publisher.adapters.mediafolder import MediaStore
     from publisher.adapters.metrics import Metrics
     from publisher.adapters.sqlite import Store
+    from publisher.adapters.sqlite.lock import StateLock
     from publisher.adapters.standin.server import ViberStandIn
     from publisher.pipeline.deliver import Deliverer
     from publisher.pipeline.poll import Poller
@@ -110,6 +110,16 @@ def build_sources(configs: Iterable[SourceConfig], fetcher: Fetcher) -> dict[str
     """One adapter per configured source (disabled ones too: their posts
     still finish), from the source registry."""
     return {s.name: make_source(s, fetcher) for s in configs}
+
+
+def lock_state(config: Config) -> StateLock | None:
+    """Take the state file's lock for a running service (None for an
+    in-memory store); StoreError naming the holder when another run has it."""
+    from publisher.adapters.sqlite.lock import StateLock
+
+    if str(config.storage.path) == ":memory:":
+        return None
+    return StateLock.acquire(config.storage.path)
 
 
 def build(

@@ -94,7 +94,14 @@ class Service:
         self._clients = dict(clients or {})
         if client is not None:
             self._clients.setdefault(first, client)
-        self.parts = compose.build(config, tokens=tokens, clock=clock)
+        # One service per state file: taken before anything is opened or written.
+        self._state_lock = compose.lock_state(config)
+        try:
+            self.parts = compose.build(config, tokens=tokens, clock=clock)
+        except BaseException:
+            if self._state_lock is not None:
+                self._state_lock.release()
+            raise
         self.serve = serve
         self._rng = rng or random.Random()
         self._stop = threading.Event()
@@ -237,7 +244,11 @@ class Service:
             if d.stopped_reason is not None
         ]
         self.stopped_reason = "; ".join(stopped) if stopped else None
-        self.parts.close()
+        try:
+            self.parts.close()
+        finally:
+            if self._state_lock is not None:
+                self._state_lock.release()
 
     def stop(self) -> None:
         """Ask the loops to stop; the post in flight is finished first."""

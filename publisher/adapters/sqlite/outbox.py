@@ -70,6 +70,21 @@ def _hold_rest(db: sqlite3.Connection, row: OutboxRow, now: datetime, why: str) 
     return ids
 
 
+def _queued_already(
+    db: sqlite3.Connection, source: str, key: str, content_hash: str, outcome: str
+) -> set[str]:
+    """The channels this item (this content) is queued for already."""
+    seen = db.execute(
+        "SELECT content_hash, outcome FROM seen WHERE source = ? AND key = ?", (source, key)
+    ).fetchone()
+    if seen is None or seen["content_hash"] != content_hash or seen["outcome"] != outcome:
+        return set()
+    found = db.execute(
+        "SELECT DISTINCT channel FROM outbox WHERE source = ? AND item_key = ?", (source, key)
+    ).fetchall()
+    return {r[0] for r in found}
+
+
 class SQLiteOutbox:
     """:class:`publisher.ports.Outbox` on the ``outbox`` table."""
 
@@ -96,7 +111,12 @@ class SQLiteOutbox:
     ) -> dict[str, list[int]]:
         """One item to several channels (each its own rendering of it), in one
         transaction: marked seen once, one group of rows per channel. Returns
-        the new ids by channel. A channel whose rendering was refused gets none."""
+        the new ids by channel. A channel whose rendering was refused gets none.
+
+        Inside the transaction it checks again that the item (same key, same
+        content) is not queued for a channel already: a poll planned on an
+        older snapshot (another process queued it meanwhile) queues nothing twice.
+        """
         usable = {c: r for c, r in routes.items() if r.refused is None and r.messages}
         if not usable:
             first = next(iter(routes.values()))
@@ -108,6 +128,10 @@ class SQLiteOutbox:
         result: dict[str, list[int]] = {}
         with self._db.write() as db:
             item = next(iter(usable.values())).item
+            done = _queued_already(db, item.source, item.key, item.content_hash, outcome)
+            usable = {c: r for c, r in usable.items() if c not in done}
+            if not usable:
+                return {}
             ensure_source(db, item.source)
             before = upsert_seen(db, item.source, item.key, item.content_hash, now, outcome)
             if before is not None and before.content_hash != item.content_hash:

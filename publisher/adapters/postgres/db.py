@@ -1,0 +1,236 @@
+"""The connections: a pool, transactions, and PostgreSQL's errors
+translated into :class:`StoreError` messages that say what to do.
+
+A pool of connections (psycopg_pool) shared by the pollers, the deliverers
+and the web endpoints; each :meth:`Database.write` is one transaction on one
+connection, so a process killed at any moment leaves either all of a change
+or none of it. Rows of the outbox that a transition changes are locked
+(``SELECT ... FOR UPDATE``) so that two threads, or two processes, never
+both claim a post. Opened with ``read_only=True`` every transaction is
+``READ ONLY`` and nothing is migrated.
+
+What the server says, and what the operator reads (:func:`translate`)::
+
+    cannot connect (refused, timeout, DNS)   the server is not reachable: start it, check url
+    28P01 / 28000   login refused            the user in url, the password in password_env
+    3D000           no such database         create it (createdb), or fix url
+    42501           permission denied        grant the user rights, or use the owner
+    53100           disk full                free space on the server
+    53300           too many connections     raise max_connections, or run fewer processes
+    25006           read-only transaction    a standby: point url at the primary
+    57P01-57P03     shutting down / starting try again when the server is up
+    08xxx, a dropped connection              the connection was lost: check the server
+
+Anything else (a constraint, a bug in our SQL) stays the ``psycopg`` error
+it is, and so does a write attempted on a store the program itself opened
+read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from publisher.adapters.postgres.rows import Conn, Row
+from publisher.adapters.postgres.schema import SCHEMA_VERSION, migrate, schema_version
+from publisher.core.errors import StoreError
+
+#: Seconds to wait for a connection (new, or from the pool).
+CONNECT_TIMEOUT = 10
+#: The most connections one process holds: pollers, deliverers, the web.
+POOL_MAX = 8
+
+
+def describe(url: str) -> str:
+    """The server and database as the operator wrote them, never a password."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the PostgreSQL server in [storage] url"
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    where = f"{host}:{port}" if not str(host).startswith("/") else str(host)
+    return f"PostgreSQL at {where}, database {params.get('dbname') or params.get('user') or '?'}"
+
+
+def translate(
+    exc: psycopg.Error | PoolTimeout, where: str, read_only: bool = False
+) -> StoreError | None:
+    """The StoreError an operator should read for ``exc``, or None when it is
+    not about the server, the login or the connection (leave it as it is)."""
+    if isinstance(exc, PoolTimeout):
+        return StoreError(
+            f"{where}: no connection within {CONNECT_TIMEOUT} s ({exc}); check that the "
+            "server is up and reachable, and that it accepts this many connections"
+        )
+    state = exc.sqlstate or ""
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if state in ("28P01", "28000"):
+        return StoreError(
+            f"{where} refused the login ({detail}); check the user in [storage] url and the "
+            "password in the environment variable named by [storage] password_env "
+            "(default PGPASSWORD) or in [storage] password_file"
+        )
+    if state == "3D000":
+        return StoreError(
+            f"{where}: the database does not exist ({detail}); create it "
+            "(createdb -h HOST -U USER NAME) or fix [storage] url"
+        )
+    if state == "42501":
+        return StoreError(
+            f"{where}: permission denied ({detail}); let the user own the database "
+            "(ALTER DATABASE ... OWNER TO ...) or grant it the rights on its tables"
+        )
+    if state == "53100":
+        return StoreError(f"{where}: the server's disk is full ({detail}); free some space")
+    if state == "53300":
+        return StoreError(
+            f"{where}: too many connections ({detail}); raise the server's max_connections "
+            "or run fewer processes against it"
+        )
+    if state == "25006":
+        if read_only:
+            return None  # we opened it read-only and then wrote: a bug, not the server
+        return StoreError(
+            f"{where} accepts no writes ({detail}); it is a standby or read-only: point "
+            "[storage] url at the primary"
+        )
+    if state.startswith("57P"):
+        return StoreError(
+            f"{where} is shutting down or starting ({detail}); try again when it is up"
+        )
+    if state.startswith("08") or (isinstance(exc, psycopg.OperationalError) and not state):
+        return StoreError(
+            f"{where} cannot be reached ({detail}); check that the server runs and "
+            "listens there, and the host and port in [storage] url"
+        )
+    return None
+
+
+class Database:
+    """The store's pool of connections, and its transactions."""
+
+    def __init__(self, pool: ConnectionPool[Conn], where: str, read_only: bool) -> None:
+        self.pool = pool
+        self.path = where
+        self.read_only = read_only
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        password: str | None = None,
+        read_only: bool = False,
+        max_size: int = POOL_MAX,
+    ) -> Database:
+        """Connect to ``url`` (created or migrated unless ``read_only``).
+
+        With ``read_only=True`` nothing is written: an empty database or an
+        older schema is a StoreError, as is a server that cannot be used.
+        """
+        where = describe(url)
+        extra: dict[str, Any] = {
+            "connect_timeout": CONNECT_TIMEOUT,
+            "application_name": "viber-publisher",
+        }
+        if password is not None:
+            extra["password"] = password
+        if read_only:
+            extra["options"] = "-c default_transaction_read_only=on"
+        try:
+            conninfo = make_conninfo(url, **extra)
+        except psycopg.ProgrammingError as exc:
+            raise StoreError(f"[storage] url is not a PostgreSQL URL ({exc})") from exc
+        try:
+            with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+                _prepare(conn, where, read_only)
+        except psycopg.Error as exc:
+            raise translate(exc, where, read_only) or StoreError(
+                f"{where}: cannot be used as the state database ({exc})"
+            ) from exc
+        pool: ConnectionPool[Conn] = ConnectionPool(
+            conninfo,
+            connection_class=psycopg.Connection[Row],
+            kwargs={"row_factory": dict_row},
+            min_size=1,
+            max_size=max_size,
+            timeout=CONNECT_TIMEOUT,
+            check=ConnectionPool.check_connection,
+            name="viber-publisher",
+            open=True,
+        )
+        return cls(pool, where, read_only)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # ---- transactions
+
+    @contextmanager
+    def write(self) -> Iterator[Conn]:
+        """One write transaction: all of it commits, or none of it."""
+        with self._translated(), self.pool.connection() as conn, conn.transaction():
+            yield conn
+
+    @contextmanager
+    def read(self, *, snapshot: bool = False) -> Iterator[Conn]:
+        """Reads; ``snapshot``: several statements that see one consistent state."""
+        with self._translated(), self.pool.connection() as conn:
+            try:
+                if snapshot:
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                yield conn
+            finally:
+                with suppress(psycopg.Error):
+                    conn.rollback()
+
+    def check_writable(self) -> None:
+        """Raise StoreError unless a change could be saved now, writing nothing:
+        a write statement that matches no row, rolled back."""
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only; the service opens it for writing")
+        with self._translated(), self.pool.connection() as conn:
+            try:
+                conn.execute("UPDATE channels SET name = name WHERE false")
+            finally:
+                with suppress(psycopg.Error):
+                    conn.rollback()
+
+    def version(self) -> int:
+        with self.read() as conn:
+            return schema_version(conn)
+
+    # ---- plumbing
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except (psycopg.Error, PoolTimeout) as exc:
+            error = translate(exc, self.path, self.read_only)
+            if error is None:
+                raise
+            raise error from exc
+
+
+def _prepare(conn: Conn, where: str, read_only: bool) -> None:
+    """Migrate (or, read-only, check the version of) the database."""
+    if not read_only:
+        migrate(conn)
+        return
+    version = schema_version(conn)
+    if version == 0:
+        raise StoreError(f"{where}: no state yet; it is created when the service first runs")
+    if version != SCHEMA_VERSION:
+        older = version < SCHEMA_VERSION
+        raise StoreError(
+            f"{where}: schema version {version}, this program uses {SCHEMA_VERSION}; "
+            + ("run the service once to upgrade it" if older else "upgrade viber-publisher")
+        )
