@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -282,6 +283,16 @@ class Outbox(Protocol):
 
     def pending(self, now: datetime, *, channel: str | None = None) -> list[OutboxRow]: ...
 
+    def heads(self, now: datetime, *, channel: str) -> list[OutboxRow]:
+        """What the delivery policy needs of ``channel``'s due queue, read
+        through indexes: each source's head candidates and the messages that
+        continue a started item (see :meth:`SQLiteOutbox.heads`)."""
+        ...
+
+    def next_retry(self, now: datetime, *, channel: str) -> OutboxRow | None:
+        """The queued row of ``channel`` retried soonest after ``now``, if any."""
+        ...
+
     def next_attempt(self, *, channel: str | None = None) -> datetime | None: ...
 
     def outbox(
@@ -366,5 +377,9 @@ class Store(SourceStates, SeenItems, Outbox, History, Protocol):
         ...
 
     def counts_by_source(self) -> dict[str, dict[str, int]]: ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """The writes inside the block are one transaction (a poll of one source)."""
+        ...
 
     def close(self) -> None: ...

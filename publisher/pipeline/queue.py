@@ -1,8 +1,8 @@
 """What goes next, and why: the one question the deliverer, ``status`` and
 ``preview`` all ask, answered in one place.
 
-:func:`look` reads what the delivery policy needs from the store (the due
-queue, the recent history, the cool-down, whether posting is stopped, the
+:func:`look` reads what the delivery policy needs from the store (the head
+of each source's due queue, the recent history, the cool-down, whether posting is stopped, the
 next retry); :func:`decide` asks the pure policy
 (:func:`publisher.core.policy.next_post`); :func:`in_words` says the answer
 as ``status`` shows it.
@@ -35,7 +35,9 @@ class QueueView:
     """The store's answer to "what may the policy choose from, now"."""
 
     now: datetime
-    #: Queued messages whose retry time (if any) has come, as the policy sees them.
+    #: Queued messages whose retry time (if any) has come, as the policy sees
+    #: them: each source's head candidates and the rest of started items
+    #: (:meth:`publisher.ports.Outbox.heads`), not the whole queue.
     due: tuple[Candidate, ...]
     history: tuple[PostedRecord, ...]
     cooldown_until: datetime | None
@@ -69,27 +71,20 @@ def _policy(config: Config, channel: str | None) -> Policy:
 
 
 def look(store: Store, config: Config, now: datetime, channel: str | None = None) -> QueueView:
-    """Read what ``channel``'s policy needs (one read of each, however long the
-    queue); the first channel when none is named."""
+    """Read what ``channel``'s policy needs, through indexes (each source's
+    head candidates, the rest of a started item, the recent history, the
+    next retry): about as cheap at 10,000 queued as at 100. The first
+    channel when none is named."""
     channel = channel or config.channels[0].name
     horizon = history_horizon(_policy(config, channel), source_policies(config, channel))
-    retry_at = store.next_attempt(channel=channel)
-    next_retry: OutboxRow | None = None
-    if retry_at is not None and retry_at > now:
-        waiting = [
-            row
-            for row in store.outbox("queued", limit=100_000, channel=channel, newest_first=False)
-            if row.next_attempt_at is not None and row.next_attempt_at > now
-        ]
-        next_retry = min(waiting, key=lambda row: row.next_attempt_at or now, default=None)
     state = store.channel(channel)
     return QueueView(
         now=now,
-        due=tuple(row.candidate() for row in store.pending(now, channel=channel)),
+        due=tuple(row.candidate() for row in store.heads(now, channel=channel)),
         history=tuple(store.history_since(now - horizon, channel=channel)),
         cooldown_until=state.cooldown_until(),
         stopped=state.stopped_reason(),
-        next_retry=next_retry,
+        next_retry=store.next_retry(now, channel=channel),
     )
 
 

@@ -2,11 +2,26 @@
 translated into :class:`StoreError` messages that say what to do.
 
 One connection per store, in autocommit mode, guarded by a lock (pollers
-and the deliverer share it from their threads). WAL, ``synchronous=FULL``,
-a busy timeout and foreign keys. Every change is one :meth:`Database.write`
-transaction, so a process killed at any moment leaves either all of a
-change or none of it. Opened with ``read_only=True`` the file is never
-written: no migration, no journal-mode change.
+and the deliverer share it from their threads). WAL, a busy timeout and
+foreign keys. Every change is one :meth:`Database.write` transaction, so a
+process killed at any moment leaves either all of a change or none of it.
+Opened with ``read_only=True`` the file is never written: no migration, no
+journal-mode change.
+
+Durability (SQLite's WAL with ``synchronous=NORMAL``): every committed
+transaction survives the process being killed. A transaction written with
+``write(durable=True)`` (the outbox's transitions: ``sending`` is committed
+before each request) is run at ``synchronous=FULL``: the WAL is synced
+before it returns, so it, and every transaction committed before it, also
+survives a power cut or an OS crash. The other writes (poll bookkeeping:
+seen keys, queued posts, sources' state) reach the disk at the next durable
+write or checkpoint; a power cut may lose the last of them, and the next
+poll does them again (nothing is posted twice: a post's ``sending`` mark is
+durable before it goes out).
+
+:meth:`Database.batch` makes the writes inside it one transaction (a poll
+of one source); each write in it is a savepoint, so a write that fails
+changes nothing and the batch goes on.
 
 What SQLite says, and what the operator reads (:func:`translate`)::
 
@@ -110,6 +125,10 @@ class Database:
         self.path = path
         self.read_only = read_only
         self.lock = threading.RLock()
+        #: Open batch depth (only the thread holding ``lock`` reads or changes it).
+        self._batch = 0
+        #: Whether the open batch holds a durable write.
+        self._durable_batch = False
 
     @classmethod
     def open(
@@ -169,7 +188,7 @@ class Database:
                     )
             else:
                 conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA synchronous = NORMAL")
                 migrate(conn)
         except sqlite3.Error as exc:
             conn.close()
@@ -186,24 +205,82 @@ class Database:
     # ---- transactions
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of it commits, or none of it."""
+    def write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it commits, or none of it.
+
+        ``durable``: synced to disk before this returns (see the module
+        docstring). Inside :meth:`batch` it is a savepoint of the batch's
+        transaction (a durable write needs a durable batch: SQLite cannot
+        change the sync level inside a transaction).
+        """
         with self.lock, self._translated():
             conn = self.conn
+            if self._batch:
+                if durable and not self._durable_batch:
+                    raise RuntimeError("a durable write inside a batch(durable=False)")
+                conn.execute("SAVEPOINT write")
+                try:
+                    yield conn
+                    conn.execute("RELEASE write")
+                except BaseException:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK TO write")
+                        conn.execute("RELEASE write")
+                    raise
+                return
+            with self._transaction(durable):
+                yield conn
+
+    @contextmanager
+    def batch(self, *, durable: bool = False) -> Iterator[None]:
+        """The writes inside are one transaction, committed at the end (or
+        rolled back if the block raises); each is a savepoint, so one that
+        fails changes nothing and the others stay. Holds the lock throughout:
+        do no slow work (parsing, fetching) inside. A nested batch joins the
+        outer one."""
+        with self.lock, self._translated():
+            if self._batch:
+                if durable and not self._durable_batch:
+                    raise RuntimeError("a durable batch inside a batch(durable=False)")
+                self._batch += 1
+                try:
+                    yield
+                finally:
+                    self._batch -= 1
+                return
+            with self._transaction(durable):
+                self._batch, self._durable_batch = 1, durable
+                try:
+                    yield
+                finally:
+                    self._batch, self._durable_batch = 0, False
+
+    @contextmanager
+    def _transaction(self, durable: bool) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT (ROLLBACK if the block raises); at
+        ``synchronous=FULL`` when ``durable``. Called with the lock held."""
+        conn = self.conn
+        if durable:
+            conn.execute("PRAGMA synchronous = FULL")
+        try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
+                yield
                 conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
                 raise
+        finally:
+            if durable:
+                with suppress(sqlite3.Error):
+                    conn.execute("PRAGMA synchronous = NORMAL")
 
     @contextmanager
     def read(self, *, snapshot: bool = False) -> Iterator[sqlite3.Connection]:
         """Reads under the lock; ``snapshot``: several statements that see
         one consistent state."""
         with self.lock, self._translated():
-            if not snapshot:
+            if not snapshot or self._batch:  # a batch's transaction is a snapshot already
                 yield self.conn
                 return
             self.conn.execute("BEGIN")

@@ -10,6 +10,10 @@ Statuses and transitions::
       │  └──────────────┴── recover_after_crash: sending → unknown (or queued)
       └─ mark_skipped: queued / unknown / failed → skipped
 
+Every transition is a durable write (synced before it returns, see
+:mod:`publisher.adapters.sqlite.db`): a post is ``sending`` on disk before
+its request goes out.
+
 When a message of a split item fails or is skipped, the item's later
 messages still waiting are skipped too (``held_by`` names the one that
 caused it) and :meth:`SQLiteOutbox.requeue` of that message brings them
@@ -258,7 +262,7 @@ class SQLiteOutbox:
         """sending → queued, not to be tried before ``next_attempt_at``.
         ``refund``: the attempt does not count (it failed for a reason
         outside the post: token refused, webhook not set)."""
-        with self._db.write() as db:
+        with self._db.write(durable=True) as db:
             row = _fetch(db, outbox_id)
             _check(row, ("sending",), "retried")
             db.execute(
@@ -271,7 +275,7 @@ class SQLiteOutbox:
 
     def mark_unknown(self, outbox_id: int, reason: str, now: datetime) -> None:
         """sending → unknown: it may or may not be out; an operator decides."""
-        with self._db.write() as db:
+        with self._db.write(durable=True) as db:
             row = _fetch(db, outbox_id)
             _check(row, ("sending",), "marked unknown")
             db.execute(
@@ -283,7 +287,7 @@ class SQLiteOutbox:
     def mark_skipped(self, outbox_id: int, reason: str, now: datetime) -> list[int]:
         """queued / unknown / failed → skipped (expired, or the operator's
         ``skip``). The item's later messages are skipped too; their ids are returned."""
-        with self._db.write() as db:
+        with self._db.write(durable=True) as db:
             row = _fetch(db, outbox_id)
             _check(row, ("queued", "unknown", "failed"), "skipped")
             db.execute(
@@ -298,7 +302,7 @@ class SQLiteOutbox:
         """unknown / failed → queued (the ``retry ID`` command), attempts from
         zero; the item's messages skipped because of it come back too.
         Returns every id queued again."""
-        with self._db.write() as db:
+        with self._db.write(durable=True) as db:
             row = _fetch(db, outbox_id)
             _check(row, ("unknown", "failed"), "retried")
             held = [
@@ -328,7 +332,7 @@ class SQLiteOutbox:
         interrupted. It becomes ``unknown`` (hold) or ``queued`` again (retry).
         Returns their ids."""
         reason = "interrupted while sending: the post may or may not be out"
-        with self._db.write() as db:
+        with self._db.write(durable=True) as db:
             interrupted = [
                 rows.outbox_row(r)
                 for r in db.execute(
@@ -393,6 +397,86 @@ class SQLiteOutbox:
                 (channel, channel, to_text(now)),
             ).fetchall()
         return [rows.outbox_row(r) for r in found]
+
+    def heads(self, now: datetime, *, channel: str) -> list[OutboxRow]:
+        """What :func:`publisher.core.policy.next_post` needs of ``channel``'s
+        due queue (the rows :meth:`pending` gives), through indexes only.
+
+        - every queued later message whose earlier ones are all posted (the
+          rest of a started item; few, but read by scanning the queued later
+          messages);
+        - for each source with a queued first message, in the policy's order
+          (published time, else queuing time, then id): its oldest, its oldest
+          whose ``send_at`` has come (or has none), and those with the
+          earliest ``send_at`` (past and future).
+
+        Each source's queue beyond these is never read: the policy's verdict
+        over them is its verdict over the whole due queue (rules 2-4 look at
+        each source's oldest eligible item, tests/test_queue_heads.py).
+        """
+        at = to_text(now)
+        due = "(next_attempt_at IS NULL OR next_attempt_at <= ?)"
+        order = "ORDER BY coalesce(item_published, created_at), created_at, id LIMIT 1"
+        head = (
+            "SELECT * FROM outbox WHERE channel = ? AND source = ? AND status = 'queued'"
+            f" AND seq = 0 AND {due}"
+        )
+        found: dict[int, sqlite3.Row] = {}
+        with self._db.read(snapshot=True) as db:
+            for row in db.execute(
+                "SELECT * FROM outbox AS o INDEXED BY outbox_rest"
+                " WHERE channel = ? AND status = 'queued' AND seq > 0"
+                f" AND {due}"
+                " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.group_id = o.group_id"
+                "   AND p.seq < o.seq AND p.status != 'posted')",
+                (channel, at),
+            ):
+                found[row["id"]] = row
+            sources = [
+                r[0]
+                for r in db.execute(
+                    "WITH RECURSIVE s(name) AS ("
+                    " SELECT min(source) FROM outbox"
+                    "  WHERE channel = ?1 AND status = 'queued' AND seq = 0"
+                    " UNION ALL SELECT (SELECT min(source) FROM outbox"
+                    "  WHERE channel = ?1 AND status = 'queued' AND seq = 0 AND source > s.name)"
+                    " FROM s WHERE s.name IS NOT NULL)"
+                    " SELECT name FROM s WHERE name IS NOT NULL",
+                    (channel,),
+                )
+            ]
+            for source in sources:
+                args = (channel, source, at)
+                queries = (
+                    (f"{head} {order}", args),
+                    (f"{head} AND (send_at IS NULL OR send_at <= ?) {order}", (*args, at)),
+                    (
+                        f"{head} AND send_at IS NOT NULL ORDER BY send_at,"
+                        " coalesce(item_published, created_at), created_at, id LIMIT 1",
+                        args,
+                    ),
+                    (
+                        f"{head} AND send_at > ? ORDER BY send_at,"
+                        " coalesce(item_published, created_at), created_at, id LIMIT 1",
+                        (*args, at),
+                    ),
+                )
+                for sql, params in queries:
+                    row = db.execute(sql, params).fetchone()
+                    if row is not None:
+                        found[row["id"]] = row
+        return [rows.outbox_row(found[i]) for i in sorted(found)]
+
+    def next_retry(self, now: datetime, *, channel: str) -> OutboxRow | None:
+        """The queued row of ``channel`` retried soonest after ``now`` (the
+        first queued of those at the same time), if any."""
+        with self._db.read() as db:
+            row = db.execute(
+                "SELECT * FROM outbox WHERE status = 'queued' AND next_attempt_at > ?"
+                " AND channel = ? ORDER BY next_attempt_at, id LIMIT 1",
+                (to_text(now), channel),
+            ).fetchone()
+        return None if row is None else rows.outbox_row(row)
 
     def next_attempt(self, *, channel: str | None = None) -> datetime | None:
         """The earliest ``next_attempt_at`` of a queued row in back-off."""

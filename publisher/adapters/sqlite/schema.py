@@ -152,8 +152,27 @@ def _v3(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX outbox_channel ON outbox (channel, status, id)")
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    """Indexes for "what goes next" (:meth:`SQLiteOutbox.heads`): each
+    source's queued first messages in the policy's order, their ``send_at``,
+    and the queued later messages, so a decision costs the same at 10,000
+    queued as at 100."""
+    db.execute(
+        "CREATE INDEX outbox_heads ON outbox"
+        " (channel, source, coalesce(item_published, created_at), created_at, id)"
+        " WHERE status = 'queued' AND seq = 0"
+    )
+    db.execute(
+        "CREATE INDEX outbox_heads_send_at ON outbox (channel, source, send_at)"
+        " WHERE status = 'queued' AND seq = 0 AND send_at IS NOT NULL"
+    )
+    db.execute(
+        "CREATE INDEX outbox_rest ON outbox (channel, id) WHERE status = 'queued' AND seq > 0"
+    )
+
+
 #: Step n takes the schema from ``user_version`` n to n + 1. Append, never edit.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -9,6 +9,8 @@ transactions, error translation).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from publisher.adapters.sqlite.channel import MAIN, SQLiteChannelState
@@ -54,6 +56,15 @@ class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory):
 
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """``with store.batch():`` the writes inside are one transaction,
+        committed (not synced, see :mod:`~publisher.adapters.sqlite.db`) at
+        the end; each write is a savepoint, so one that fails changes nothing.
+        The store's lock is held throughout: parse and fetch before it."""
+        with self._db.batch():
+            yield
 
     def __enter__(self) -> Store:
         return self
