@@ -720,24 +720,46 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return parse_config(data, path.resolve())
 
 
-def resolve_token(viber: ViberConfig, env: Mapping[str, str] | None = None) -> str:
-    """Read the auth token from where the config says; ConfigError if absent.
+#: A token file larger than this is not a token file.
+_MAX_TOKEN_FILE = 4096
+#: What a Viber token is made of (letters, digits, ``-``; printable ASCII at most).
+_TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
 
-    The message says where the token was looked for, never the token.
+
+def resolve_token(viber: ViberConfig, env: Mapping[str, str] | None = None) -> str:
+    """Read the auth token from where the config says; ConfigError if absent
+    or not one token (two lines, inner spaces, other characters).
+
+    The message says where the token was looked for and what is wrong with
+    it, never the token: a BOM, surrounding spaces and line ends (CRLF) are
+    removed, anything else is refused before the token reaches a request.
     """
     env = os.environ if env is None else env
     if viber.token_file is not None:
+        where = f"viber.token_file: {viber.token_file}"
         try:
-            token = viber.token_file.read_text(encoding="utf-8").strip()
+            with viber.token_file.open("rb") as handle:
+                raw = handle.read(_MAX_TOKEN_FILE + 1)
         except OSError as exc:
             raise ConfigError(
-                f"viber.token_file: {viber.token_file} cannot be read ({exc.strerror}); "
+                f"{where} cannot be read ({exc.strerror}); "
                 "put the channel's auth token in that file"
             ) from exc
-        if not token:
+        if len(raw) > _MAX_TOKEN_FILE:
             raise ConfigError(
-                f"viber.token_file: {viber.token_file} is empty; put the channel's auth token in it"
+                f"{where} is larger than {_MAX_TOKEN_FILE:,} bytes, too large for a token; "
+                "put only the channel's auth token in it"
             )
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{where} is not UTF-8 text; put only the channel's auth token in it"
+            ) from None
+        token = text.strip()
+        if not token:
+            raise ConfigError(f"{where} is empty; put the channel's auth token in it")
+        _check_token(token, where)
         return token
     token = env.get(viber.token_env, "").strip()
     if not token:
@@ -746,4 +768,18 @@ def resolve_token(viber: ViberConfig, env: Mapping[str, str] | None = None) -> s
             "(viber.token_env) to the channel's token (Viber app: channel → Settings → "
             "Developer Tools), or name a file with viber.token_file"
         )
+    _check_token(token, f"viber: the environment variable {viber.token_env}")
     return token
+
+
+def _check_token(token: str, where: str) -> None:
+    """ConfigError (without the token) unless ``token`` can be one token."""
+    if _TOKEN_CHARS.match(token):
+        return
+    if "\n" in token or "\r" in token:
+        what = "holds more than one line"
+    elif any(c.isspace() for c in token):
+        what = "holds spaces inside the token"
+    else:
+        what = "holds characters a token does not have (only letters, digits and signs)"
+    raise ConfigError(f"{where} {what}; put only the channel's auth token in it, on one line")
