@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,6 +11,9 @@ from publisher.cli import EXIT_FAILURE, EXIT_VIBER_REFUSED, State, fail, fail_co
 from publisher.core.config import Config
 from publisher.core.errors import ConfigError, PublisherError
 from publisher.logs import register_secret
+
+if TYPE_CHECKING:
+    from publisher.pipeline.poll import PollOutcome
 
 log = logging.getLogger("publisher")
 
@@ -76,7 +80,7 @@ def run(state: State, once: bool) -> None:
         except ConfigError as exc:
             fail_config(exc)
         if once:
-            service.run_once()
+            failed = [o for o in service.run_once() if not o.ok]
         else:
             service.run()
     finally:
@@ -84,3 +88,12 @@ def run(state: State, once: bool) -> None:
     stopped = service.stopped_reason
     if stopped:
         fail(f"posting is stopped: {stopped}", EXIT_VIBER_REFUSED)
+    if once:
+        _fail_sources(failed)
+
+
+def _fail_sources(failed: list[PollOutcome]) -> None:
+    """``run --once`` exits 1 naming every source whose poll failed (for cron)."""
+    if failed:
+        named = "; ".join(f"{o.source}: {o.error}" for o in failed)
+        fail(f"{len(failed)} source(s) failed: {named}; see `status`", EXIT_FAILURE)

@@ -116,6 +116,8 @@ class Service:
         self._in_flight: set[str] = set()
         #: When each source is due next (a cache of core.schedule.due_at).
         self._due: dict[str, datetime] = {}
+        #: The last line of the log says the service has stopped, once.
+        self._stop_logged = False
         self._pool = ThreadPoolExecutor(max_workers=POLL_WORKERS, thread_name_prefix="poll")
         self._housekeeping = schedule.Scheduler()
         self._deliver_threads: list[threading.Thread] = []
@@ -249,6 +251,9 @@ class Service:
         finally:
             if self._state_lock is not None:
                 self._state_lock.release()
+            if not self._stop_logged:
+                self._stop_logged = True
+                log.info("stopped")
 
     def stop(self) -> None:
         """Ask the loops to stop; the post in flight is finished first."""
@@ -486,9 +491,9 @@ class Service:
             self._loop_wake.clear()
         log.info("stopping: finishing the post in flight")
 
-    def run_once(self) -> None:
-        """Poll every source once, post everything due now, return."""
-        self.poll_all()
+    def run_once(self) -> list[PollOutcome]:
+        """Poll every source once, post everything due now; the polls' outcomes."""
+        outcomes = self.poll_all()
         lanes = [
             threading.Thread(target=self._drain, args=(d,), name=f"deliver-{n}")
             for n, d in self.deliverers.items()
@@ -499,6 +504,7 @@ class Service:
             lane.join()
         self.prune_history()
         self.prune_media()
+        return outcomes
 
     def _drain(self, deliverer: Deliverer) -> None:
         """``run --once`` for one channel: post what is due now. Only short
