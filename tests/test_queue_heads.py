@@ -156,9 +156,7 @@ def test_heads_read_one_channel_and_skip_back_off() -> None:
             created=NOW - timedelta(hours=2),
             retry_at=NOW + timedelta(minutes=5),
         )
-        due = _insert(
-            store, source="a", key="y", seq=0, group=None, status="queued", created=NOW
-        )
+        due = _insert(store, source="a", key="y", seq=0, group=None, status="queued", created=NOW)
         _insert(
             store, source="a", key="z", seq=0, group=None, status="queued", created=NOW, channel="b"
         )

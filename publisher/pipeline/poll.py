@@ -189,7 +189,13 @@ class Poller:
     def apply(self, source: Source, plan: PollPlan, state: SourceState) -> PollOutcome:
         """Record what ``plan`` decided: queue the posts, remember the keys,
         move the files of refused items and of items finished before a stop,
-        and record the poll with its timing."""
+        and record the poll with its timing: one transaction
+        (``store.batch``), taken after the parsing (:meth:`plan`), so the
+        store's lock is never held while a source is read or parsed."""
+        with self.store.batch():
+            return self._apply(source, plan, state)
+
+    def _apply(self, source: Source, plan: PollPlan, state: SourceState) -> PollOutcome:
         name = plan.source
         now = plan.now
         read = plan.read
