@@ -370,9 +370,8 @@ class Fetcher:
 
     def _too_slow(self, url: str, fail: _Fail) -> PublisherError:
         return fail(
-            f"{url}: timed out: no complete answer within "
-            f"{format_duration(self.config.timeout)} ([fetch] timeout); the server is too slow "
-            "or stalling; "
+            f"{url}: timed out after {format_duration(self.config.timeout)} without a "
+            "complete answer ([fetch] timeout); the server is too slow or stalling; "
             "it will be retried later; raise [fetch] timeout if it is just slow"
         )
 
