@@ -280,8 +280,10 @@ def test_body_image_skips_pixels_and_data_uris() -> None:
 height="1"&gt;&lt;img src="http://feeds.feedburner.com/~r/x/~4/abc"&gt;
 &lt;img src="pics/real.jpg"&gt;&lt;img src="second.jpg"&gt;</description></item></channel></rss>"""
     item = parse_feed(doc, {}, "https://ex.org/blog/feed", "s", now=NOW).items[0]
+    # Every real picture, in order (``pictures = N`` may post several).
     assert [(m.origin, m.url) for m in item.media] == [
-        ("body", "https://ex.org/blog/pics/real.jpg")
+        ("body", "https://ex.org/blog/pics/real.jpg"),
+        ("body", "https://ex.org/blog/second.jpg"),
     ]
 
 

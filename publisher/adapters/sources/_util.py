@@ -133,12 +133,21 @@ def _dimension_is_tiny(value: object) -> bool:
     return text.isdigit() and int(text) <= 2
 
 
-def body_image(markup: str, base: str | None) -> MediaCandidate | None:
-    """The first real picture in an HTML body: not a data: URI, not a 1x1 or
-    tracking pixel, not an SVG icon."""
+#: Pictures taken from one HTML body, at most (``pictures`` is at most 10).
+MAX_BODY_IMAGES = 10
+
+
+def body_images(
+    markup: str, base: str | None, limit: int = MAX_BODY_IMAGES
+) -> list[MediaCandidate]:
+    """The real pictures in an HTML body, in order (for ``pictures = N``): not
+    a data: URI, not a 1x1 or tracking pixel, not an SVG icon."""
+    found: list[MediaCandidate] = []
     if "<img" not in markup.lower():
-        return None
+        return found
     for img in soup(markup).find_all("img"):
+        if len(found) >= limit:
+            break
         src = img.get("src") or img.get("data-src")
         if not isinstance(src, str):
             continue
@@ -149,8 +158,9 @@ def body_image(markup: str, base: str | None) -> MediaCandidate | None:
             continue
         if urlsplit(url).path.lower().endswith(".svg"):
             continue
-        return MediaCandidate(url=url, kind="image", origin="body")
-    return None
+        if all(c.url != url for c in found):
+            found.append(MediaCandidate(url=url, kind="image", origin="body"))
+    return found
 
 
 def clamp_future(

@@ -43,7 +43,7 @@ from publisher.adapters.sources._util import (
     TOO_DEEP,
     Keyring,
     ParsedFeed,
-    body_image,
+    body_images,
     claim_key,
     clamp_future,
     guess_kind,
@@ -399,7 +399,6 @@ def _media(entry: Any, base: str | None, html: str) -> tuple[MediaCandidate, ...
             continue
         add(MediaCandidate(url=url, kind="image", origin="media:thumbnail"))
     if html:
-        image = body_image(html, base)
-        if image is not None:
+        for image in body_images(html, base):
             add(image)
     return tuple(found)

@@ -28,7 +28,7 @@ from publisher.adapters.sources._util import (
     TOO_DEEP,
     Keyring,
     ParsedFeed,
-    body_image,
+    body_images,
     claim_key,
     clamp_future,
     guess_kind,
@@ -307,8 +307,7 @@ def _item(
         if url is not None:
             add(MediaCandidate(url=url, kind="image", origin=name))
     if html:
-        image = body_image(html, base)
-        if image is not None:
+        for image in body_images(html, base):
             add(image)
 
     if not (title or html or text or link or media):
@@ -392,9 +391,7 @@ def _parse_rss_in_json(
                         origin="enclosure",
                     )
                 )
-        image = body_image(html, base) if html else None
-        if image is not None:
-            media.append(image)
+        media.extend(body_images(html, base) if html else [])
         if not (title or html or link or media):
             warnings.append(f"{where}: skipped, it has no title, text, link or media")
             continue
