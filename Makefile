@@ -16,7 +16,7 @@ CONFIG ?= sources.toml
 $(BIN)/viber-publisher: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,video]' > $(VENV)/install.log 2>&1 \
+	$(BIN)/python -m pip install --quiet -e '.[dev,video,s3]' > $(VENV)/install.log 2>&1 \
 		|| { cat $(VENV)/install.log; exit 1; }
 	@cat $(VENV)/install.log
 	@if grep -qE 'BuildBackendWarning|SetuptoolsDeprecationWarning' $(VENV)/install.log; then \

@@ -25,7 +25,7 @@ from publisher.adapters.sources.registry import make_source
 from publisher.config import resolve_token
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import ConfigError
-from publisher.ports import Channel, Clock, Source
+from publisher.ports import Channel, Clock, MediaStore, Source
 
 # The adapters are imported where they are built, so that a command that
 # needs only the config (``check``, ``health``) loads none of them.
@@ -133,7 +133,6 @@ def build(
     when there is no channel ``main``."""
     from publisher.adapters.alerts import Alerter
     from publisher.adapters.fetch import Fetcher
-    from publisher.adapters.mediafolder import MediaStore
     from publisher.adapters.metrics import Metrics
     from publisher.adapters.sqlite import Store
     from publisher.pipeline.enrich import fetch_page_with
@@ -151,13 +150,13 @@ def build(
                 adopted,
                 config.channels[0].name,
             )
-    media = MediaStore(config.storage.media_dir)
+    media = open_media(config)
     fetcher = Fetcher(config.fetch)
     transformer = Transformer(
         config,
         media,
         fetch_media_with(fetcher),
-        public_url(config),
+        media_base(config, public_url(config)),
         fetch_page=fetch_page_with(fetcher),
     )
     poller = Poller(config, store, transformer, clock=clock, metrics=metrics, alerts=alerter)
@@ -175,6 +174,40 @@ def build(
         tokens=dict(tokens or {}),
         public_url=public_url(config),
     )
+
+
+# --------------------------------------------------------------------------
+# media
+
+
+def open_media(config: Config) -> MediaStore:
+    """The media store: the S3-compatible bucket of ``[storage] media_url``
+    (``s3://bucket/prefix``, read at ``public_media_url``) when set, else the
+    folder ``[storage] media_dir``."""
+    location = config.storage.media_bucket
+    if location is None:
+        from publisher.adapters.mediafolder import MediaStore as MediaFolder
+
+        return MediaFolder(config.storage.media_dir)
+    from publisher.adapters.s3media import S3MediaStore
+
+    bucket, prefix = location
+    assert config.storage.public_media_url is not None, "check: S3 media need public_media_url"
+    return S3MediaStore(
+        bucket,
+        prefix,
+        config.storage.public_media_url,
+        endpoint_url=config.storage.s3_endpoint,
+    )
+
+
+def media_base(config: Config, public: str | None) -> str | None:
+    """Where the posts' media are read from: ``public_media_url`` with S3
+    media (Viber fetches from the bucket or its CDN), else the service's
+    public URL (``/media/<name>`` on the built-in server), if any."""
+    if config.storage.media_bucket is not None:
+        return config.storage.public_media_url
+    return public
 
 
 # --------------------------------------------------------------------------
@@ -317,7 +350,7 @@ def start_channels(parts: Parts, given: Mapping[str, Channel] | None = None) -> 
             )
         parts.channels[channel.name] = client
     parts.public_url = public_url(config, parts.server.url if parts.server else None)
-    parts.transformer.public_url = parts.public_url
+    parts.transformer.public_url = media_base(config, parts.public_url)
     return parts.channels
 
 
@@ -380,7 +413,7 @@ def build_preview(
     opened read-only (absent: an empty store in memory), rendered media go to
     ``media_dir`` (a temporary folder), nothing is posted or moved."""
     from publisher.adapters.fetch import Fetcher
-    from publisher.adapters.mediafolder import MediaStore
+    from publisher.adapters.mediafolder import MediaStore as MediaFolder
     from publisher.adapters.sqlite import Store
     from publisher.pipeline.enrich import fetch_page_with
     from publisher.pipeline.poll import Poller
@@ -399,7 +432,7 @@ def build_preview(
     try:
         transformer = Transformer(
             config,
-            MediaStore(media_dir),
+            MediaFolder(media_dir),
             fetch_media_with(fetcher),
             public_url(config),
             fetch_page=fetch_page_with(fetcher),

@@ -13,6 +13,7 @@ environment variable and ``token_file`` a file (a Docker secret, say);
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import tomllib
@@ -46,6 +47,7 @@ from publisher.core.config import (
     parse_clock,
     parse_duration,
     parse_listen,
+    parse_s3_url,
     parse_size,
 )
 from publisher.core.errors import ConfigError
@@ -65,6 +67,19 @@ class _Problems:
 
     def add(self, path: str, message: str) -> None:
         self.lines.append(f"{path}: {message}")
+
+
+#: The longest duration a key takes: later dates would overflow (year 9999).
+_MAX_DURATION = timedelta(days=3650)
+#: The largest size a key takes (bytes), and the largest whole number.
+_MAX_SIZE = 1000 * 1000**3
+_MAX_INTEGER = 1_000_000_000
+
+
+def _short(value: Any) -> Any:
+    """A value as a message quotes it: a 400-digit number cut short."""
+    text = str(value)
+    return text[:30] + "…" if len(text) > 40 else value
 
 
 def _show(value: Any) -> str:
@@ -114,7 +129,9 @@ class _Table:
     def boolean(self, name: str, default: bool) -> bool:
         return bool(self.get(name, bool, default, "use true or false"))
 
-    def integer(self, name: str, default: Any, minimum: int = 0) -> Any:
+    def integer(
+        self, name: str, default: Any, minimum: int = 0, maximum: int = _MAX_INTEGER
+    ) -> Any:
         value = self.get(name, int, default, f"use a whole number of at least {minimum}")
         if value is not None and value is not default and value < minimum:
             self.problems.add(
@@ -128,10 +145,27 @@ class _Table:
         if value is None:
             return default
         try:
-            return parse(value)
-        except (ValueError, TypeError, AttributeError):
-            self.problems.add(self.key(name), f"{_show(value)} {hint}")
+            result = parse(value)
+        except OverflowError:
+            self.problems.add(self.key(name), f"{_show(_short(value))} is far too large")
             return default
+        except (ValueError, TypeError, AttributeError):
+            self.problems.add(self.key(name), f"{_show(_short(value))} {hint}")
+            return default
+        # Absurd values would overflow the dates and sizes computed from them.
+        if isinstance(result, timedelta) and result > _MAX_DURATION:
+            self.problems.add(
+                self.key(name),
+                f'{_show(_short(value))} is too long; use at most "{_MAX_DURATION.days}d" '
+                "(ten years)",
+            )
+            return default
+        if isinstance(result, int) and not isinstance(result, bool) and result > _MAX_SIZE:
+            self.problems.add(
+                self.key(name), f'{_show(_short(value))} is too large; use at most "1000GB"'
+            )
+            return default
+        return result
 
     def duration(self, name: str, default: Any) -> Any:
         return self.convert(
@@ -201,6 +235,55 @@ def _check_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
     if parts.scheme not in schemes or not parts.netloc:
         raise ValueError(value)
     return value
+
+
+def _read_media_location(
+    st: _Table, problems: _Problems
+) -> tuple[str | None, str | None, str | None]:
+    """``[storage] media_url``, ``public_media_url`` and ``s3_endpoint``: media
+    in an S3-compatible store, or (none of them) in ``media_dir``."""
+    media_url = st.convert(
+        "media_url",
+        lambda x: (parse_s3_url(x), x)[1],
+        None,
+        'is not an s3:// URL; use e.g. "s3://my-bucket/media", or delete it to keep media '
+        "in [storage] media_dir",
+    )
+    public = st.convert(
+        "public_media_url",
+        _check_url,
+        None,
+        "is not an http(s) URL; use the address at which the bucket's objects are read, e.g. "
+        '"https://my-bucket.s3.eu-central-1.amazonaws.com/media" or a CDN\'s',
+    )
+    endpoint = st.convert(
+        "s3_endpoint", _check_url, None, 'is not an http(s) URL; use e.g. "https://minio:9000"'
+    )
+    if media_url and not public:
+        problems.add(
+            st.key("media_url"),
+            "media in S3 need [storage] public_media_url: the HTTPS address at which Viber "
+            "reads the objects (the bucket's public address, or a CDN in front of it), e.g. "
+            '"https://my-bucket.s3.eu-central-1.amazonaws.com/media"',
+        )
+    if media_url and importlib.util.find_spec("boto3") is None:
+        problems.add(
+            st.key("media_url"),
+            "media in S3 need boto3, which is not installed: pip install 'viber-publisher[s3]'",
+        )
+    if not media_url:
+        for key, value in (("public_media_url", public), ("s3_endpoint", endpoint)):
+            if value:
+                problems.warnings.append(
+                    f"storage.{key} is used only with media in S3 ([storage] media_url = "
+                    '"s3://..."); media are in [storage] media_dir, so it is ignored'
+                )
+    elif public and not public.startswith("https://"):
+        problems.warnings.append(
+            f"storage.public_media_url: {public} is not HTTPS; Viber fetches media only over "
+            "HTTPS with a valid certificate"
+        )
+    return media_url, public.rstrip("/") if public else None, endpoint
 
 
 def _check_timezone(value: str) -> str:
@@ -584,11 +667,15 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     s.finish()
 
     st = top.table("storage")
+    media_url, public_media_url, s3_endpoint = _read_media_location(st, problems)
     storage = StorageConfig(
         path=_resolve(base, st.string("path", "data/publisher.sqlite3")),
         media_dir=_resolve(base, st.string("media_dir", "data/media")),
         media_retention=st.duration("media_retention", timedelta(days=14)),
         history_retention=st.duration("history_retention", timedelta(days=180)),
+        media_url=media_url,
+        public_media_url=public_media_url,
+        s3_endpoint=s3_endpoint,
     )
     history_key = st.key("history_retention")
     st.finish()

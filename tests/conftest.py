@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from helpers import STANDIN_TOKEN, FakeClock
+from s3server import s3_bucket, s3_server  # noqa: F401  (fixtures: a real S3 server)
 
 DATA = Path(__file__).parent / "data"
 

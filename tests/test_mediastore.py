@@ -2,11 +2,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from s3server import Bucket, S3Server
 
+from publisher import ports
 from publisher.adapters.mediafolder import (
     NAME_RE,
     TEMP_PREFIX,
@@ -230,3 +236,160 @@ def test_prune(store: MediaStore, tmp_path: Path) -> None:
 def test_prune_needs_an_aware_cutoff(store: MediaStore) -> None:
     with pytest.raises(ValueError):
         store.prune(set(), datetime(2030, 1, 1))
+
+
+# --------------------------------------------------------------------------
+# The MediaStore contract, on the folder and on a real S3-compatible server
+# (moto's, see tests/s3server.py): what the pipeline, the web server and
+# pruning rely on, whichever store stands behind the port.
+
+
+@dataclass
+class Backend:
+    """A store under test and what the test needs to look behind it."""
+
+    store: ports.MediaStore
+    #: The stored names, and anything else kept there (a stranger's file).
+    listing: Callable[[], list[str]]
+    #: Put a file that is not a stored name where the store keeps its files.
+    add_stranger: Callable[[str], None]
+    public_url: str
+    #: The URL a stored name gets.
+    expected_url: Callable[[str], str]
+
+
+@pytest.fixture(params=["folder", "s3"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "folder":
+        folder = MediaStore(tmp_path / "media")
+        return Backend(
+            store=folder,
+            listing=lambda: sorted(os.listdir(folder.root)),
+            add_stranger=lambda name: (folder.root / name).write_bytes(b"not ours"),
+            public_url="https://pub.example.org",
+            expected_url=lambda name: f"https://pub.example.org/media/{name}",
+        )
+    bucket = request.getfixturevalue("s3_bucket")
+    s3 = bucket.store()
+    prefix = bucket.prefix + "/"
+
+    def stranger(name: str) -> None:
+        bucket.client.put_object(Bucket=bucket.name, Key=prefix + name, Body=b"not ours")
+
+    return Backend(
+        store=s3,
+        listing=lambda: [k.removeprefix(prefix) for k in bucket.object_keys()],
+        add_stranger=stranger,
+        public_url="https://ignored.example.org",
+        expected_url=lambda name: f"{bucket.public_media_url}/{name}",
+    )
+
+
+def read(store: ports.MediaStore, name: str) -> tuple[bytes, os.stat_result]:
+    fh, st = store.open(name)
+    with fh:
+        return fh.read(), st
+
+
+def test_contract_put_is_content_addressed_and_reads_back(backend: Backend) -> None:
+    data = b"\xff\xd8\xff\xe0 picture bytes"
+    name = backend.store.put(data, ".JPEG")
+    assert name == hashlib.sha256(data).hexdigest()[:32] + ".jpg"
+    assert backend.store.exists(name)
+    body, st = read(backend.store, name)
+    assert body == data and st.st_size == len(data)
+    assert abs(st.st_mtime - time.time()) < 120
+    assert backend.listing() == [name]
+
+
+def test_contract_same_bytes_twice_is_one_file(backend: Backend) -> None:
+    first = backend.store.put(b"same", ".mp4")
+    assert backend.store.put(b"same", "mp4") == first
+    other = backend.store.put(b"same", ".png")
+    assert other != first and other.startswith(first[:32])
+    assert backend.listing() == sorted([first, other])
+
+
+def test_contract_put_file_streams_a_copy(backend: Backend, tmp_path: Path) -> None:
+    source = tmp_path / "Clip.MP4"
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    source.write_bytes(data)
+    name = backend.store.put_file(source)
+    assert name == hashlib.sha256(data).hexdigest()[:32] + ".mp4"
+    assert backend.store.put(data, ".mp4") == name
+    assert read(backend.store, name)[0] == data
+    assert backend.store.put_file(source, ext=".bin").endswith(".bin")
+
+
+def test_contract_missing_and_invalid_names(backend: Backend) -> None:
+    with pytest.raises(FileNotFoundError):
+        backend.store.open(HEX32 + ".jpg")
+    assert backend.store.exists(HEX32 + ".jpg") is False
+    for bad in ("../" + HEX32 + ".jpg", HEX32 + ".JPG", "sub/" + HEX32 + ".jpg", ""):
+        with pytest.raises(ValueError):
+            backend.store.open(bad)
+        with pytest.raises(ValueError):
+            backend.store.url(backend.public_url, bad)
+        assert backend.store.exists(bad) is False
+    with pytest.raises(ValueError):
+        backend.store.put(b"x", ".ü")
+    assert backend.listing() == []
+
+
+def test_contract_url(backend: Backend) -> None:
+    name = backend.store.put(b"served", ".jpg")
+    assert backend.store.url(backend.public_url, name) == backend.expected_url(name)
+
+
+def test_contract_prune(backend: Backend) -> None:
+    in_use = backend.store.put(b"in use", ".jpg")
+    unused = backend.store.put(b"unused", ".mp4")
+    backend.add_stranger("notes.txt")
+    now = datetime.now(UTC)
+    # nothing is older than an hour ago: nothing goes
+    assert backend.store.prune(set(), now - timedelta(hours=1)) == []
+    # an hour from now, everything is old: what is not in use goes, strangers stay
+    assert backend.store.prune({in_use}, now + timedelta(hours=1)) == [unused]
+    assert backend.listing() == sorted([in_use, "notes.txt"])
+    assert not backend.store.exists(unused)
+    with pytest.raises(ValueError):
+        backend.store.prune(set(), datetime(2030, 1, 1))
+
+
+def test_contract_put_again_spares_it_from_pruning(backend: Backend) -> None:
+    """A post that reuses old bytes must not lose them to the next prune:
+    storing them again makes them young (S3 times are whole seconds)."""
+    name = backend.store.put(b"reused", ".jpg")
+    if isinstance(backend.store, MediaStore):
+        set_mtime(backend.store.path(name), datetime(2001, 1, 1, tzinfo=UTC))
+        cutoff = datetime.now(UTC) - timedelta(minutes=1)
+    else:  # LastModified cannot be set: let time pass
+        time.sleep(1.1)
+        cutoff = datetime.now(UTC)
+        time.sleep(1.1)
+    assert backend.store.put(b"reused", ".jpg") == name
+    assert backend.store.prune(set(), cutoff) == []
+    assert backend.store.exists(name)
+
+
+def test_s3_objects_are_read_at_public_media_url(s3_bucket: Bucket) -> None:
+    """What Viber does: a plain GET of the URL, no credentials."""
+    store = s3_bucket.store()
+    data = b"\x89PNG picture"
+    name = store.put(data, ".png")
+    answer = httpx.get(store.url(None, name))
+    assert answer.status_code == 200
+    assert answer.content == data
+    assert answer.headers["content-type"] == "image/png"
+    assert "immutable" in answer.headers.get("cache-control", "")
+
+
+def test_s3_errors_say_what_to_do(s3_server: S3Server) -> None:
+    from publisher.adapters.s3media import S3MediaError, S3MediaStore
+
+    client = s3_server.client()
+    store = S3MediaStore("no-such-bucket", "m", "https://cdn.example.org", client=client)
+    with pytest.raises(S3MediaError, match="does not exist; create it"):
+        store.put(b"x", ".jpg")
+    with pytest.raises(S3MediaError, match="does not exist"):
+        store.prune(set(), datetime.now(UTC))

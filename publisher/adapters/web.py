@@ -43,8 +43,9 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
-from publisher.adapters.mediafolder import NAME_RE, MediaStore
+from publisher.adapters.mediafolder import NAME_RE
 from publisher.adapters.viber.signature import verify_signature
+from publisher.ports import MediaStore
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import click
 
 from publisher.cli import EXIT_CONFIG, EXIT_OK, State, pass_state
 from publisher.config import load_config
+from publisher.core.config import Config
 from publisher.core.errors import ConfigError
 
 
@@ -42,6 +46,8 @@ def check(state: State, online: bool, channel: str | None) -> None:
     assert config is not None
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
+    for warning in _missing_places(config):
+        click.echo(f"warning: {warning}", err=True)
     from publisher.compose import public_url
 
     if public_url(config) is None:
@@ -68,3 +74,32 @@ def check(state: State, online: bool, channel: str | None) -> None:
 
         online_check(config, channel)
     sys.exit(EXIT_OK)
+
+
+def _missing_places(config: Config) -> list[str]:
+    """What a poll would not find: no sources at all, a folder or a local feed
+    file that does not exist (warnings: a folder may be mounted later)."""
+    if not config.sources:
+        return [
+            "no sources: nothing will be polled or posted (only `post` sends); "
+            "add a [[sources]] table"
+        ]
+    lines: list[str] = []
+    for index, source in enumerate(config.sources, start=1):
+        where = f"sources[{index}] ({source.name})"
+        if source.type == "folder" and source.path is not None and not source.path.is_dir():
+            what = "is not a folder" if source.path.exists() else "does not exist"
+            lines.append(
+                f"{where}.path: {source.path} {what}; create the folder or fix path "
+                "(the source fails every poll until then)"
+            )
+        url = source.url or ""
+        scheme = urlsplit(url).scheme.lower()
+        if source.type == "rss" and url and scheme not in ("http", "https"):
+            local = Path(url2pathname(urlsplit(url).path)) if scheme == "file" else Path(url)
+            if not local.is_file():
+                lines.append(
+                    f"{where}.url: the feed file {local} does not exist; create it or fix url "
+                    "(the source fails every poll until then)"
+                )
+    return lines

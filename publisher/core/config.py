@@ -169,6 +169,40 @@ class StorageConfig:
     media_retention: timedelta = timedelta(days=14)
     #: Finished posts and old events are deleted after this long (daily).
     history_retention: timedelta = timedelta(days=180)
+    #: ``"s3://bucket/prefix"``: media in an S3-compatible store, not ``media_dir``.
+    media_url: str | None = None
+    #: With S3 media: the HTTPS address (the bucket's, or a CDN's) at which
+    #: ``<public_media_url>/<name>`` is the stored object; what Viber fetches.
+    public_media_url: str | None = None
+    #: The S3 endpoint (MinIO, R2, ...); None: boto3's (``AWS_ENDPOINT_URL``, else AWS).
+    s3_endpoint: str | None = None
+
+    @property
+    def media_bucket(self) -> tuple[str, str] | None:
+        """``(bucket, prefix)`` of an ``s3://`` media_url (prefix ``""`` or
+        ending in ``/``), None for the media folder."""
+        return parse_s3_url(self.media_url) if self.media_url else None
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``"s3://bucket/a/b"`` → ``("bucket", "a/b/")``; ValueError saying what is wrong."""
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() != "s3" or not sep:
+        raise ValueError('is not an s3:// URL; use e.g. "s3://my-bucket/media"')
+    bucket, _, prefix = rest.partition("/")
+    if not S3_BUCKET_RE.fullmatch(bucket):
+        raise ValueError(
+            f"names the bucket {bucket!r}: a bucket name is 3 to 63 lowercase letters, "
+            "digits, dots and hyphens"
+        )
+    prefix = prefix.strip("/")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise ValueError(f"has the prefix {prefix!r}: use path parts without //, . or ..")
+    return bucket, prefix + "/" if prefix else ""
+
+
+#: An S3 bucket name (the rules all S3-compatible stores accept).
+S3_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True)

@@ -55,13 +55,13 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from publisher.adapters.mediafolder import MediaStore
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import MediaError, MessageError, SourceError
 from publisher.core.items import (
@@ -99,7 +99,7 @@ from publisher.core.render.links import clean_url
 from publisher.core.render.post import RenderedPosts
 from publisher.core.render.style import TextStyle
 from publisher.pipeline.enrich import FetchPage, Pages, enrich_text, page_pictures
-from publisher.ports import Fetcher
+from publisher.ports import Fetcher, MediaStore
 
 log = logging.getLogger(__name__)
 
@@ -520,7 +520,7 @@ class Transformer:
         else:
             assert media.data is not None
             name = self.store.put(media.data, ".mp4")
-        size = self.store.path(name).stat().st_size
+        size = _stored_size(media)
         payload: dict[str, Any] = {
             "type": "video",
             "media": self.store.url(self.public_url, name),
@@ -539,7 +539,7 @@ class Transformer:
                 duration=info.duration,
             )
         ]
-        thumb_bytes = video_thumbnail(self.store.path(name), mode=self.config.media.thumbnail)
+        thumb_bytes = _video_thumbnail(media, self.config.media.thumbnail)
         if thumb_bytes:
             thumb_name = self.store.put(thumb_bytes, ".jpg")
             payload["thumbnail"] = self.store.url(self.public_url, thumb_name)
@@ -566,7 +566,7 @@ class Transformer:
             raise MediaError(f"file {file_name!r}: {exc}") from exc
         except OSError as exc:
             raise MediaError(f"cannot store {media.name}: {exc.strerror or exc}") from exc
-        size = self.store.path(name).stat().st_size
+        size = _stored_size(media)
         payload = {
             "type": "file",
             "media": self.store.url(self.public_url, name),
@@ -657,6 +657,25 @@ class Transformer:
                 decisions.append(Decision("fallback", f"{message.type} post: {exc}"))
                 return self._text_only(rendered.item, source, decisions)
         return rendered
+
+
+def _stored_size(media: _Media) -> int:
+    """The size of what was stored: the file's now (the store checked that its
+    content is the name's), or the bytes'."""
+    if media.path is not None:
+        return media.path.stat().st_size
+    return len(media.data or b"")
+
+
+def _video_thumbnail(media: _Media, mode: Literal["crop", "fit"]) -> bytes | None:
+    """A thumbnail from the video's file, or from its bytes through a
+    temporary file (the decoder reads files): the media store may be remote."""
+    if media.path is not None:
+        return video_thumbnail(media.path, mode=mode)
+    with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
+        tmp.write(media.data or b"")
+        tmp.flush()
+        return video_thumbnail(tmp.name, mode=mode)
 
 
 def _only_link(text: str, item: Item, source: SourceConfig | None = None) -> bool:

@@ -142,7 +142,7 @@ def item_body(item: Item, style: TextStyle | None = None) -> str:
 def check_template(template: str) -> str | None:
     """What is wrong with ``template``, in words, or None when it is usable."""
     try:
-        for _, name, spec, _conversion in _FORMATTER.parse(template):
+        for _, name, spec, conversion in _FORMATTER.parse(template):
             if name is None:
                 continue
             spec = spec or ""
@@ -150,6 +150,15 @@ def check_template(template: str) -> str | None:
             if base not in TEMPLATE_FIELDS:
                 fields = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
                 return f"{base!r} is not a field; use {fields}"
+            # Plain named fields only: {title.upper} would post "<built-in method…>".
+            if name != base or conversion:
+                shown = name + (f"!{conversion}" if conversion else "")
+                return f"{{{shown}}}: only plain fields are allowed; write {{{base}}}"
+            if spec and not spec.isdigit():
+                return (
+                    f"{{{name}:{spec}}}: after the colon only a length cap is allowed, "
+                    f"e.g. {{{name}:200}}"
+                )
             if spec.isdigit() and int(spec) < 1:
                 return f"{{{name}:{spec}}}: a cap must be at least 1 character"
         _apply(template, lambda _name, _cap: "")
