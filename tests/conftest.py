@@ -14,6 +14,9 @@ from s3server import s3_bucket, s3_server  # noqa: F401  (fixtures: a real S3 se
 
 DATA = Path(__file__).parent / "data"
 
+#: A real PostgreSQL server (a throwaway cluster) for the store tests.
+pytest_plugins = ["postgres"]
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 

@@ -21,9 +21,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,3 +184,22 @@ def postgres_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatc
     """A fresh database's URL; its password is in ``PGPASSWORD`` for the test."""
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     return postgres_server.new_database()
+
+
+StoreOpener = Callable[..., Any]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
+    """Opens the store under test, on one state, as often as a test asks:
+    SQLite (a file) or PostgreSQL (a database of its own). The store
+    contract tests take their store from here, so both run them."""
+    if request.param == "sqlite":
+        from publisher.adapters.sqlite import Store
+
+        path = tmp_path / "state" / "publisher.sqlite3"
+        return lambda read_only=False: Store.open(path, read_only=read_only)
+    url = request.getfixturevalue("postgres_url")
+    from publisher.adapters.postgres import PostgresStore
+
+    return lambda read_only=False: PostgresStore.open(url, read_only=read_only)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres import StoreOpener
 
 from publisher.adapters import sqlite as store_module
 from publisher.adapters.sqlite import KEEP, SCHEMA_VERSION, Store, migrate, user_version
@@ -62,7 +63,15 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
+def store(store_opener: StoreOpener) -> Iterator[Store]:
+    """The store under test: SQLite, then PostgreSQL (the contract tests run on both)."""
+    s = store_opener()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(db_path: Path) -> Iterator[Store]:
     s = Store.open(db_path)
     yield s
     s.close()
@@ -185,7 +194,8 @@ def test_payload_never_keeps_auth_token_or_from(store: Store) -> None:
     assert row is not None and row.payload == {"type": "text", "text": "hi"}
 
 
-def test_queue_item_is_one_transaction(store: Store) -> None:
+def test_queue_item_is_one_transaction(sqlite_store: Store) -> None:
+    store = sqlite_store
     # Fail at the very end of the transaction: after seen and outbox rows are written.
     store.db.conn.execute(
         "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.event = 'queued'"
@@ -234,13 +244,13 @@ def test_forget_older_than_uses_last_seen(store: Store) -> None:
 # ---- transitions
 
 
-def test_happy_path_and_exact_message_token(store: Store, db_path: Path) -> None:
+def test_happy_path_and_exact_message_token(store: Store, store_opener: StoreOpener) -> None:
     (row_id,) = store.queue_item(rendered(), at(0))
     assert store.claim(row_id, at(1))
     assert not store.claim(row_id, at(1)), "a row is claimed once"
     store.mark_posted(row_id, TOKEN, at(2))
     store.close()
-    with Store.open(db_path) as again:
+    with store_opener() as again:
         row = again.get(row_id)
         assert row is not None
         assert row.status == "posted"
@@ -352,13 +362,13 @@ def test_operator_requeues_unknown(store: Store) -> None:
 
 
 @pytest.mark.parametrize(("on_unknown", "status"), [("hold", "unknown"), ("retry", "queued")])
-def test_recover_after_crash(db_path: Path, on_unknown: Any, status: str) -> None:
-    s = Store.open(db_path)
+def test_recover_after_crash(store_opener: StoreOpener, on_unknown: Any, status: str) -> None:
+    s = store_opener()
     a, b = s.queue_item(rendered(messages=2), at(0))
     (c,) = s.queue_item(rendered(key="k2"), at(0))
     assert s.claim(a, at(1))
     # The process dies here: no close, no more writes. A new process starts.
-    s2 = Store.open(db_path)
+    s2 = store_opener()
     assert s2.recover_after_crash(at(5), on_unknown=on_unknown) == [a]
     row = s2.get(a)
     assert row is not None and row.status == status
@@ -524,3 +534,18 @@ def test_claims_from_many_threads_are_exclusive(store: Store) -> None:
     for t in threads:
         t.join()
     assert sorted(won) == ids
+
+
+def test_heads_and_next_retry_through_the_port(store: Store) -> None:
+    (old,) = store.queue_item(rendered(key="old"), at(0))
+    (new,) = store.queue_item(rendered(key="new"), at(1))
+    (other,) = store.queue_item(rendered(key="o", source="news"), at(2))
+    (elsewhere,) = store.queue_item(rendered(key="x"), at(0), channel="b")
+    assert [r.id for r in store.heads(at(5), channel="main")] == [old, other]
+    assert store.claim(old, at(5))
+    store.mark_retry(old, "busy", at(20), at(5))
+    assert [r.id for r in store.heads(at(6), channel="main")] == [new, other]
+    retry = store.next_retry(at(6), channel="main")
+    assert retry is not None and retry.id == old
+    assert [r.id for r in store.heads(at(6), channel="b")] == [elsewhere]
+    assert store.next_retry(at(6), channel="b") is None

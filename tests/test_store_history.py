@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from postgres import StoreOpener
 
 from publisher import ports
 from publisher.adapters.sqlite import MIGRATIONS, SCHEMA_VERSION, Store, migrate
@@ -31,8 +32,9 @@ def rendered(key: str, messages: int = 1, source: str = "blog") -> RenderedItem:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "state.sqlite3") as s:
+def store(store_opener: StoreOpener) -> Iterator[Store]:
+    """The store under test: SQLite, then PostgreSQL."""
+    with store_opener() as s:
         yield s
 
 
@@ -179,9 +181,8 @@ def test_history_retention_too_short_or_wrong_is_refused(
 # ---- channel state
 
 
-def test_channel_state_is_typed_and_kept_per_channel(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite3"
-    with Store.open(path) as s:
+def test_channel_state_is_typed_and_kept_per_channel(store_opener: StoreOpener) -> None:
+    with store_opener() as s:
         main = s.channel()
         assert main.name == "main"
         assert (main.stopped_reason(), main.webhook_url(), main.last_post_at()) == (None,) * 3
@@ -192,14 +193,14 @@ def test_channel_state_is_typed_and_kept_per_channel(tmp_path: Path) -> None:
         main.extend_cooldown(day(1))  # an earlier one does not shorten it
         assert s.channel("other").stopped_reason() is None
         s.channel("other").set_stopped("other reason")
-    with Store.open(path, read_only=True) as ro:
+    with store_opener(read_only=True) as ro:
         main = ro.channel("main")
         assert main.stopped_reason() == "Viber status 2: check VIBER_AUTH_TOKEN"
         assert main.webhook_url() == "https://bot.example.org/viber/webhook"
         assert main.last_post_at() == day(1)
         assert main.cooldown_until() == day(2)
         assert ro.channel("other").stopped_reason() == "other reason"
-    with Store.open(path) as s:
+    with store_opener() as s:
         s.channel().set_stopped(None)
         s.channel().extend_cooldown(day(3))
         assert s.channel().stopped_reason() is None
@@ -232,7 +233,7 @@ def test_version_1_kv_state_moves_to_the_channels_table(tmp_path: Path) -> None:
     raw.close()
 
 
-def test_the_sqlite_store_is_a_ports_store(store: Store) -> None:
+def test_the_store_is_a_ports_store(store: Store) -> None:
     typed: ports.Store = store  # mypy checks the match
     channel: ports.ChannelState = typed.channel()
     assert channel.name == "main"

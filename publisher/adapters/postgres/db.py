@@ -4,7 +4,11 @@ translated into :class:`StoreError` messages that say what to do.
 A pool of connections (psycopg_pool) shared by the pollers, the deliverers
 and the web endpoints; each :meth:`Database.write` is one transaction on one
 connection, so a process killed at any moment leaves either all of a change
-or none of it. Rows of the outbox that a transition changes are locked
+or none of it; :meth:`Database.batch` makes the writes inside it (a poll of
+one source) one transaction, each write a savepoint of it, so a write that
+fails changes nothing and the batch goes on. Every commit is durable (the
+server's ``synchronous_commit``): a post is ``sending`` on the server's
+disk before its request goes out. Rows of the outbox that a transition changes are locked
 (``SELECT ... FOR UPDATE``) so that two threads, or two processes, never
 both claim a post. Opened with ``read_only=True`` every transaction is
 ``READ ONLY`` and nothing is migrated.
@@ -28,6 +32,7 @@ read-only.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -69,8 +74,8 @@ def translate(
             f"{where}: no connection within {CONNECT_TIMEOUT} s ({exc}); check that the "
             "server is up and reachable, and that it accepts this many connections"
         )
-    state = exc.sqlstate or ""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    state = exc.sqlstate or _connect_state(detail)
     if state in ("28P01", "28000"):
         return StoreError(
             f"{where} refused the login ({detail}); check the user in [storage] url and the "
@@ -113,6 +118,26 @@ def translate(
     return None
 
 
+#: What libpq says when a connection is refused, and the SQLSTATE it means
+#: (a failed connection carries no SQLSTATE of its own).
+_CONNECT_FAILURES = (
+    ("password authentication failed", "28P01"),
+    ("no password supplied", "28P01"),
+    ("no pg_hba.conf entry", "28000"),
+    ("role ", "28000"),  # role "x" does not exist
+    ("database ", "3D000"),  # database "x" does not exist
+    ("too many clients", "53300"),
+    ("the database system is", "57P03"),  # starting up / shutting down
+)
+
+
+def _connect_state(detail: str) -> str:
+    for words, state in _CONNECT_FAILURES:
+        if words in detail and ("does not exist" in detail or words[-1] != " "):
+            return state
+    return ""
+
+
 class Database:
     """The store's pool of connections, and its transactions."""
 
@@ -120,6 +145,8 @@ class Database:
         self.pool = pool
         self.path = where
         self.read_only = read_only
+        #: The connection of the batch this thread is in, if any.
+        self._local = threading.local()
 
     @classmethod
     def open(
@@ -173,15 +200,47 @@ class Database:
 
     # ---- transactions
 
+    def _batch(self) -> Conn | None:
+        conn: Conn | None = getattr(self._local, "conn", None)
+        return conn
+
     @contextmanager
-    def write(self) -> Iterator[Conn]:
-        """One write transaction: all of it commits, or none of it."""
+    def write(self, *, durable: bool = False) -> Iterator[Conn]:
+        """One write transaction: all of it commits, or none of it; inside
+        :meth:`batch`, a savepoint of the batch's transaction. Every commit
+        is durable here, so ``durable`` asks nothing more."""
+        batch = self._batch()
+        if batch is not None:
+            with self._translated(), batch.transaction():
+                yield batch
+            return
         with self._translated(), self.pool.connection() as conn, conn.transaction():
             yield conn
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes of this thread inside are one transaction, committed at
+        the end (rolled back if the block raises); each is a savepoint. A
+        nested batch joins the outer one. Other threads are not held up."""
+        if self._batch() is not None:
+            yield
+            return
+        with self._translated(), self.pool.connection() as conn, conn.transaction():
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
     def read(self, *, snapshot: bool = False) -> Iterator[Conn]:
-        """Reads; ``snapshot``: several statements that see one consistent state."""
+        """Reads; ``snapshot``: several statements that see one consistent
+        state. Inside :meth:`batch`, on its transaction (its writes are seen)."""
+        batch = self._batch()
+        if batch is not None:
+            with self._translated():
+                yield batch
+            return
         with self._translated(), self.pool.connection() as conn:
             try:
                 if snapshot:

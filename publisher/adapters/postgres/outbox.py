@@ -264,6 +264,63 @@ class PostgresOutbox:
             ).fetchall()
         return [rows.outbox_row(r) for r in found]
 
+    def heads(self, now: datetime, *, channel: str) -> list[OutboxRow]:
+        """What the delivery policy needs of ``channel``'s due queue, through
+        indexes (the rows of :meth:`publisher.adapters.sqlite.Store.heads`):
+        the queued later messages whose earlier ones are all posted, and for
+        each source with a queued first message its oldest, its oldest whose
+        ``send_at`` has come, and those with the earliest ``send_at`` (past
+        and future)."""
+        due = "(next_attempt_at IS NULL OR next_attempt_at <= %(now)s)"
+        policy_order = "coalesce(item_published, created_at), created_at, id"
+        head = (
+            "SELECT * FROM outbox WHERE channel = %(channel)s AND source = %(source)s"
+            f" AND status = 'queued' AND seq = 0 AND {due}"
+        )
+        queries = (
+            f"{head} ORDER BY {policy_order} LIMIT 1",
+            f"{head} AND (send_at IS NULL OR send_at <= %(now)s) ORDER BY {policy_order} LIMIT 1",
+            f"{head} AND send_at IS NOT NULL ORDER BY send_at, {policy_order} LIMIT 1",
+            f"{head} AND send_at > %(now)s ORDER BY send_at, {policy_order} LIMIT 1",
+        )
+        args = {"channel": channel, "now": ts(now)}
+        found: dict[int, rows.Row] = {}
+        with self._db.read(snapshot=True) as db:
+            for row in db.execute(
+                "SELECT * FROM outbox AS o WHERE channel = %(channel)s AND status = 'queued'"
+                f" AND seq > 0 AND {due}"
+                " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.group_id = o.group_id"
+                "   AND p.seq < o.seq AND p.status <> 'posted')",
+                args,
+            ).fetchall():
+                found[row["id"]] = row
+            sources = db.execute(
+                "WITH RECURSIVE s(name) AS ("
+                " SELECT min(source) FROM outbox"
+                "  WHERE channel = %(channel)s AND status = 'queued' AND seq = 0"
+                " UNION ALL SELECT (SELECT min(source) FROM outbox WHERE channel = %(channel)s"
+                "  AND status = 'queued' AND seq = 0 AND source > s.name)"
+                " FROM s WHERE s.name IS NOT NULL)"
+                " SELECT name FROM s WHERE name IS NOT NULL",
+                args,
+            ).fetchall()
+            for source in sources:
+                for query in queries:
+                    head_row = db.execute(query, {**args, "source": source["name"]}).fetchone()
+                    if head_row is not None:
+                        found[head_row["id"]] = head_row
+        return [rows.outbox_row(found[i]) for i in sorted(found)]
+
+    def next_retry(self, now: datetime, *, channel: str) -> OutboxRow | None:
+        """The queued row of ``channel`` retried soonest after ``now``, if any."""
+        with self._db.read() as db:
+            row = db.execute(
+                "SELECT * FROM outbox WHERE status = 'queued' AND next_attempt_at > %s"
+                " AND channel = %s ORDER BY next_attempt_at, id LIMIT 1",
+                (ts(now), channel),
+            ).fetchone()
+        return None if row is None else rows.outbox_row(row)
+
     def next_attempt(self, *, channel: str | None = None) -> datetime | None:
         with self._db.read() as db:
             row = db.execute(

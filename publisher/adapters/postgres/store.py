@@ -10,6 +10,9 @@ error translation).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from publisher.adapters.postgres.channel import MAIN, PostgresChannelState
 from publisher.adapters.postgres.db import POOL_MAX, Database
 from publisher.adapters.postgres.history import PostgresHistory
@@ -55,6 +58,13 @@ class PostgresStore(PostgresSourceStates, PostgresSeenItems, PostgresOutbox, Pos
 
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """``with store.batch():`` this thread's writes inside are one
+        transaction, each a savepoint of it (a poll of one source)."""
+        with self._db.batch():
+            yield
 
     def __enter__(self) -> PostgresStore:
         return self
