@@ -166,3 +166,26 @@ def test_the_longest_every_runs(tmp_path: Path, standin: ViberStandIn) -> None:
     )
     assert invoke(config, "run", "--once")[0] == 0
     assert [p.payload["text"] for p in standin.posts] == ["Once a decade."]
+
+
+def test_status_shows_the_year_of_a_date_in_another_year() -> None:
+    from publisher.cli.status import _local
+
+    now = "2026-11-30T10:00:00+00:00"
+    assert _local("2099-01-01T09:00:00+00:00", now) == "Thu 01 Jan 2099 09:00"
+    assert _local("2026-12-01T09:00:00+00:00", now) == "Tue 01 Dec 09:00"
+    assert _local("2026-11-30T09:00:00+00:00", now) == "09:00:00"
+
+
+def test_status_item_with_an_unknown_source_says_so(tmp_path: Path, standin: ViberStandIn) -> None:
+    notes(tmp_path / "inbox", "One.")
+    config = write_config(
+        tmp_path,
+        standin.api_url,
+        rest=f'[[sources]]\nname = "inbox"\ntype = "folder"\npath = "{tmp_path / "inbox"}"\n',
+    )
+    assert invoke(config, "run", "--once")[0] == 0
+    code, output = invoke(config, "status", "--item", "note", "--source", "nope")
+    assert code == 2
+    assert "'nope' is not a source; the sources are inbox" in output
+    assert invoke(config, "status", "--item", "note", "--source", "inbox")[0] == 0

@@ -295,7 +295,8 @@ def story_document(
 
 
 def _local(value: str | None, now: str) -> str:
-    """An ISO time (already local) shown short: the time today, else the date too."""
+    """An ISO time (already local) shown short: the time today, else the date
+    too, and the year when it is not this year's (a send-at in 2099)."""
     if value is None:
         return "—"
     when = datetime.fromisoformat(value)
@@ -434,6 +435,19 @@ def render_story(doc: Mapping[str, Any], console: Console) -> None:
 # the command
 
 
+def _known_source(config: Config, store: Store, source: str | None) -> None:
+    """Exit 2 naming the sources when ``--source`` names none of them (in
+    sources.toml or in the state file: a removed source keeps its story)."""
+    if source is None:
+        return
+    names = [s.name for s in config.sources]
+    known = set(names) | set(store.counts_by_source())
+    if source not in known:
+        listed = ", ".join(names) or "none in sources.toml"
+        click.echo(f"error: {source!r} is not a source; the sources are {listed}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of tables.")
 @click.option("--item", "item", metavar="KEY", help="Tell the story of one item.")
@@ -480,6 +494,7 @@ def status(
         console = Console(highlight=False, width=WIDTH)
     try:
         if item is not None:
+            _known_source(config, store, source)
             keys = matching_keys(store, item, source)
             if len(keys) > 1:
                 click.echo(f"{len(keys)} items match {item!r}; give one of these keys:", err=True)
