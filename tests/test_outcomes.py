@@ -158,3 +158,29 @@ def test_a_new_subclass_takes_its_parents_row() -> None:
 )
 def test_backoff_delay(attempts: int, jitter: float, expected: timedelta) -> None:
     assert backoff_delay(attempts, timedelta(seconds=10), jitter) == expected
+
+
+@pytest.mark.parametrize(
+    ("exc", "outage"),
+    [
+        (errors.ViberConnectError("connection refused; nothing was sent"), True),
+        (errors.ViberHTTPError("HTTP 500", 500), True),
+        (errors.ViberHTTPError("HTTP 503", 503), True),
+        (errors.ViberHTTPError("HTTP 429", 429), False),
+        (errors.ViberHTTPError("HTTP 403", 403), False),
+        (errors.ViberAmbiguousError("read timeout"), False),  # may be out: held, not waited out
+        (errors.ViberGeneralError(99, "odd"), False),
+        (errors.RateLimitedError(12, "tooManyRequests"), False),
+        (errors.ViberRejectedError(3, "badData"), False),
+    ],
+    ids=lambda v: (
+        type(v).__name__ + str(getattr(v, "http_status", "")) if not isinstance(v, bool) else str(v)
+    ),
+)
+def test_outages_are_told_apart(exc: BaseException, outage: bool) -> None:
+    """Viber out of reach or failing (nothing sent) is an outage: the service
+    waits it out with the channel held rather than failing posts."""
+    outcome = outcome_of(exc)
+    assert outcome.outage is outage
+    if outage:
+        assert outcome.action is Action.RETRY and not outcome.maybe_sent

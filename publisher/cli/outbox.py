@@ -1,5 +1,6 @@
 """``viber-publisher retry ID`` and ``viber-publisher skip ID``: the operator's
-say over one post of the outbox (``status`` lists the posts and their ids).
+say over one post of the outbox (``status`` lists the posts and their ids);
+``retry --failed`` over every failed post of a channel.
 
 Both work on the state file while the service runs: each is one short
 SQLite transaction (WAL), and the running service picks the change up on its
@@ -17,7 +18,15 @@ from pathlib import Path
 import click
 
 from publisher.adapters.sqlite import Store
-from publisher.cli import EXIT_FAILURE, State, fail, pass_state
+from publisher.cli import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    State,
+    channel_option,
+    choose_channel,
+    fail,
+    pass_state,
+)
 from publisher.core.config import Config
 from publisher.core.errors import SourceError, StoreError, TransitionError
 from publisher.core.records import FINISHED, OutboxRow
@@ -48,16 +57,36 @@ def _ids(ids: list[int]) -> str:
 
 
 @click.command()
-@click.argument("post_id", metavar="ID", type=int)
+@click.argument("post_id", metavar="ID", type=int, required=False)
+@click.option(
+    "--failed",
+    "every_failed",
+    is_flag=True,
+    help="Every failed post of the channel instead of one ID (try --dry-run first).",
+)
+@channel_option
+@click.option("--dry-run", is_flag=True, help="With --failed: list them, change nothing.")
 @pass_state
-def retry(state: State, post_id: int) -> None:
+def retry(
+    state: State, post_id: int | None, every_failed: bool, channel: str | None, dry_run: bool
+) -> None:
     """Queue post ID again: one whose fate is unknown or that failed.
 
     Its attempts start from zero, and the later messages of the same item
     that were skipped because of it come back too. Check the channel first
-    when the post is unknown: it may already be out.
+    when the post is unknown: it may already be out. `retry --failed
+    [--channel NAME] [--dry-run]` does it for every failed post of a channel
+    (after an outage, say): list them with --dry-run first.
     """
+    if every_failed == (post_id is not None):
+        fail("give a post ID or --failed (`viber-publisher status` lists the posts)", EXIT_CONFIG)
+    if (dry_run or channel is not None) and not every_failed:
+        fail("--dry-run and --channel go with --failed", EXIT_CONFIG)
     config = state.load()
+    if every_failed:
+        _retry_failed(config, choose_channel(config, channel).name, dry_run)
+        return
+    assert post_id is not None
     with _open(config) as store:
         row = _row(store, post_id)
         if row.status == "skipped" and row.held_by is not None:
@@ -75,6 +104,31 @@ def retry(state: State, post_id: int) -> None:
     click.echo(f"queued again: {_ids(queued)} ({row.source}/{row.item_key})")
     if row.status == "failed" and row.files:
         click.echo("note: the item's files stay in failed/ of its folder; the post uses its media")
+
+
+def _retry_failed(config: Config, channel: str, dry_run: bool) -> None:
+    """``retry --failed``: every failed post of ``channel``, oldest first."""
+    with _open(config) as store:
+        failed = store.outbox("failed", limit=1_000_000, channel=channel, newest_first=False)
+        if not failed:
+            click.echo(f"channel {channel}: no failed posts")
+            return
+        for row in failed:
+            click.echo(f"#{row.id} {row.source}/{row.item_key}: {row.reason or 'failed'}")
+        if dry_run:
+            click.echo(
+                f"{len(failed)} failed post(s) of channel {channel} would be queued again; "
+                "run without --dry-run to do it"
+            )
+            return
+        now = datetime.now(UTC)
+        queued: list[int] = []
+        for row in failed:
+            try:
+                queued.extend(store.requeue(row.id, now))
+            except TransitionError:
+                continue  # retried or skipped meanwhile
+    click.echo(f"queued again: {_ids(queued)} (channel {channel})")
 
 
 @click.command()

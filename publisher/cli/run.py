@@ -85,7 +85,11 @@ def run(state: State, once: bool) -> None:
             service.run()
     finally:
         service.close()
+    outages = [d.outage for d in service.deliverers.values() if d.outage is not None]
     stopped = service.stopped_reason
+    if outages and stopped:
+        # Viber is out of reach: the posts stay queued for the next run.
+        fail(f"posting is stopped: {stopped}", EXIT_FAILURE)
     if stopped:
         fail(f"posting is stopped: {stopped}", EXIT_VIBER_REFUSED)
     if once:

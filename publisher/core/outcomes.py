@@ -16,9 +16,18 @@ operator (``on_unknown = "hold"``) — never silently sent twice. Then:
 answer                          action            counts  the service / ``post``
 ==============================  ================  ======  =========================================
 ok (status 0)                   ``POSTED``        yes     ``posted`` with the message token
-connection failed (not sent),   ``RETRY``         yes     retried with exponential back-off and
-HTTP 5xx / 429 / other error,                             jitter (:func:`backoff_delay`),
-status 1 or another status                                ``max_attempts`` in all, then ``failed``
+connection failed (not sent),   ``RETRY``         yes     an outage (``outage``): retried with
+HTTP 5xx                        (``outage``)              back-off; when it goes on (a second
+                                                          answer in a row, or the post's last
+                                                          attempt) the channel is held instead:
+                                                          the post keeps its place (attempt
+                                                          refunded), readyz red, one alert, Viber
+                                                          probed with back-off, posting resumes
+                                                          when it answers; never ``failed`` by
+                                                          an outage / ``post``: as ``RETRY``
+HTTP 429 / other error,         ``RETRY``         yes     retried with exponential back-off and
+status 1 or another status                                jitter (:func:`backoff_delay`),
+                                                          ``max_attempts`` in all, then ``failed``
                                                           / ``post`` waits the back-off while its
                                                           ``--wait`` lasts, else says when to try
                                                           again
@@ -97,6 +106,10 @@ class Outcome:
     config: bool = False
     #: Not an answer but a bug or an interruption: the caller re-raises it.
     reraise: bool = False
+    #: RETRY only: Viber is out of reach or failing (nothing was sent: no
+    #: connection, HTTP 5xx), not this post's fault: the service waits the
+    #: outage out with the channel held instead of spending the post's attempts.
+    outage: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,8 @@ class _Row:
     config: bool = False
     reraise: bool = False
     prefix: str = ""
+    #: An outage (for ViberHTTPError: only a 5xx status).
+    outage: bool = False
 
 
 _RETRY = _Row(Action.RETRY)
@@ -117,8 +132,8 @@ _UNEXPECTED = _Row(Action.HOLD, maybe_sent=True, reraise=True, prefix="interrupt
 TABLE: Mapping[type[BaseException], _Row] = {
     errors.ViberError: _RETRY,
     errors.ViberTransportError: _RETRY,
-    errors.ViberConnectError: _RETRY,
-    errors.ViberHTTPError: _RETRY,
+    errors.ViberConnectError: _Row(Action.RETRY, outage=True),
+    errors.ViberHTTPError: _Row(Action.RETRY, outage=True),
     errors.ViberAmbiguousError: _Row(Action.HOLD, maybe_sent=True),
     errors.WrongAPIURLError: _Row(Action.STOP, counts=False, config=True),
     errors.ViberAPIError: _RETRY,
@@ -157,7 +172,8 @@ def outcome_of(
             maybe_sent=True,
             reraise=row.reraise,
         )
-    return Outcome(row.action, reason, row.counts, row.maybe_sent, row.config, row.reraise)
+    outage = row.outage and (not isinstance(exc, errors.ViberHTTPError) or exc.http_status >= 500)
+    return Outcome(row.action, reason, row.counts, row.maybe_sent, row.config, row.reraise, outage)
 
 
 def backoff_delay(attempts: int, base: timedelta, jitter: float = 1.0) -> timedelta:

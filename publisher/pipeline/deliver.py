@@ -17,6 +17,16 @@ While posting is stopped (token or account refused, no superadmin sender,
 is checked again every few minutes (:data:`RECHECK_EVERY`) and posting
 resumes by itself once Viber accepts it. :meth:`Deliverer.check_account_now`
 makes that check at start-up, so a refused token shows at once.
+
+An outage is waited out the same way: when Viber keeps failing with answers
+that are not the post's fault (no connection, HTTP 5xx: ``Outcome.outage``),
+:data:`HOLD_AFTER` in a row, or on a post's last attempt, the channel is
+held: the post goes back to its place with that attempt refunded, readyz is
+red, one alert goes out, and Viber is probed (the account, which posts
+nothing) with back-off from ``retry_backoff`` up to :data:`RECHECK_EVERY`.
+Once it answers, posting resumes in order. So an outage of any length turns
+no post ``failed``; only a post that still gets the outage answer on its last
+attempt right after Viber answered the probe fails (it is that post, not Viber).
 """
 
 from __future__ import annotations
@@ -55,6 +65,8 @@ NAG_EVERY = timedelta(minutes=30)
 IDLE_WAIT = timedelta(seconds=30)
 #: How long to wait when the channel's account cannot be read (not a refusal).
 ACCOUNT_RETRY = timedelta(seconds=30)
+#: Outage answers in a row (any posts of the lane) that hold the channel.
+HOLD_AFTER = 2
 
 
 class _ChannelLog(logging.LoggerAdapter[logging.Logger]):
@@ -98,6 +110,14 @@ class Deliverer:
         self._last_nag: datetime | None = None
         #: Set once the webhook was set again after a status 10, until a post succeeds.
         self._webhook_forced = False
+        #: Outage answers in a row (reset by a post that goes out, or a probe answered).
+        self._outages = 0
+        #: While the channel is held for an outage: why, and the probe's back-off.
+        self._outage: str | None = None
+        self._probe_wait = RECHECK_EVERY
+        #: The post whose outage answer held the channel, once the probe was answered.
+        self._held_post: int | None = None
+        self._resumed_for: int | None = None
         self.last_verdict: Any = None
 
     # -- the lane's own settings ------------------------------------------------
@@ -132,9 +152,22 @@ class Deliverer:
                 "posting_stopped", self.name, f"channel {self.name}: posting stopped: {reason}"
             )
 
+    @property
+    def outage(self) -> str | None:
+        """Why the channel is held for an outage (None when it is not)."""
+        return self._outage
+
     def _resume(self) -> None:
-        if self.state.stopped_reason() is not None:
-            self.log.warning("posting resumed: Viber accepts the token and account again")
+        if self._outage is not None or self.state.stopped_reason() is not None:
+            self.log.warning(
+                "posting resumed: %s",
+                "Viber answers again"
+                if self._outage is not None
+                else "Viber accepts the token and account again",
+            )
+            if self._outage is not None:
+                self._resumed_for, self._held_post = self._held_post, None
+                self._outage, self._outages = None, 0
             if self.alerter is not None:
                 self.alerter.alert("recovered", self.name, f"channel {self.name}: posting resumed")
         self.state.set_stopped(None)
@@ -247,9 +280,19 @@ class Deliverer:
         else:
             self._sender = self.client.sender()
 
+    def _recheck_every(self) -> timedelta:
+        """How long between two checks while stopped (an outage: the probe's back-off)."""
+        return self._probe_wait if self._outage is not None else RECHECK_EVERY
+
+    def _until_recheck(self, now: datetime) -> timedelta:
+        if self._last_check is None:
+            return self._recheck_every()
+        return max(self._last_check + self._recheck_every() - now, timedelta(milliseconds=50))
+
     def _recheck(self, now: datetime) -> bool:
-        """While stopped: check the account every few minutes; True if resumed."""
-        if self._last_check is not None and now - self._last_check < RECHECK_EVERY:
+        """While stopped: check the account every few minutes (while held for
+        an outage: with back-off); True if resumed."""
+        if self._last_check is not None and now - self._last_check < self._recheck_every():
             if self._last_nag is None or now - self._last_nag >= NAG_EVERY:
                 self.log.error("posting is stopped: %s", self.stopped_reason)
                 self._last_nag = now
@@ -261,7 +304,13 @@ class Deliverer:
         except PublisherError as exc:
             outcome = outcome_of(exc)
             if outcome.action is Action.STOP:
+                self._outage = None
                 self._stop_posting(self._stop_reason(exc, outcome))
+            elif self._outage is not None:
+                self._probe_wait = min(self._probe_wait * 2, RECHECK_EVERY)
+                self.log.info(
+                    "Viber still does not answer (%s); next try in %s", exc, self._probe_wait
+                )
             else:
                 self.log.warning("posting is stopped; re-checking the account failed: %s", exc)
             return False
@@ -282,7 +331,7 @@ class Deliverer:
         now = self.clock()
         if self.stopped_reason is not None and not self._recheck(now):
             self.last_verdict = Idle("posting stopped")
-            return RECHECK_EVERY
+            return self._until_recheck(now)
         verdict = self.verdict(now)
         self.last_verdict = verdict
         if isinstance(verdict, Idle):
@@ -340,6 +389,7 @@ class Deliverer:
                 raise  # a bug or an interruption mid-request: recorded, not swallowed
             return
         self._webhook_forced = False
+        self._outages, self._resumed_for = 0, None
         finished = self.clock()
         self.store.mark_posted(row.id, result.message_token, finished)
         self.state.set_last_post_at(finished)
@@ -356,6 +406,8 @@ class Deliverer:
             self._count("ambiguous", row)
         if action is Action.HOLD:
             self._hold(row, outcome.reason)
+        elif action is Action.RETRY and outcome.outage:
+            self._wait_out(row, outcome.reason)
         elif action is Action.RETRY:  # with on_unknown = "retry", also a post maybe out
             self._retry_or_fail(row, outcome.reason)
         elif action is Action.COOL_DOWN:
@@ -399,6 +451,37 @@ class Deliverer:
             self._retry_or_fail(row, f"{outcome.reason}; set [server] public_url so it can be set")
         else:
             self._retry_or_fail(row, outcome.reason)
+
+    def _wait_out(self, row: OutboxRow, reason: str) -> None:
+        """An outage answer (nothing sent): a plain retry the first time;
+        when it goes on, or on the post's last attempt, the channel is held
+        and the post keeps its place, its attempt refunded."""
+        self._outages += 1
+        current = self.store.get(row.id)
+        attempts = current.attempts if current is not None else row.attempts + 1
+        last = attempts >= self.lane.delivery.max_attempts
+        if last and self._resumed_for == row.id:
+            # Viber answered the probe, yet this post still fails: it is the post.
+            self._retry_or_fail(row, reason)
+            return
+        if self._outages < HOLD_AFTER and not last:
+            # A plain retry; the whole channel waits with it, so no later post
+            # overtakes it (its place is kept).
+            self._retry_or_fail(row, reason)
+            retried = self.store.get(row.id)
+            if retried is not None and retried.next_attempt_at is not None:
+                self._cool_down(retried.next_attempt_at)
+            return
+        now = self.clock()
+        self.store.mark_retry(row.id, reason, now, now, refund=True)
+        self._outage = reason
+        self._held_post, self._resumed_for = row.id, None
+        self._probe_wait = max(self.lane.delivery.retry_backoff, timedelta(seconds=1))
+        self._stop_posting(
+            f"Viber cannot be reached or is failing ({reason}); the posts wait in order and "
+            "go out once it answers again (checked with back-off, at least every "
+            f"{int(RECHECK_EVERY.total_seconds() // 60)} minutes)"
+        )
 
     def _hold(self, row: OutboxRow, detail: str) -> None:
         """Sent, but no answer: ``unknown``, held for the operator."""
