@@ -189,3 +189,35 @@ def test_status_item_with_an_unknown_source_says_so(tmp_path: Path, standin: Vib
     assert code == 2
     assert "'nope' is not a source; the sources are inbox" in output
     assert invoke(config, "status", "--item", "note", "--source", "inbox")[0] == 0
+
+
+RSS = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>t</title><link>https://example.org/</link>
+{items}
+</channel></rss>"""
+
+
+def test_the_first_poll_with_backfill_0_says_what_it_remembered_and_how_to_post(
+    tmp_path: Path, standin: ViberStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    items = "".join(
+        f"<item><title>T{i}</title><link>https://example.org/{i}</link><guid>g{i}</guid></item>"
+        for i in range(3)
+    )
+    (tmp_path / "feed.xml").write_text(RSS.format(items=items), encoding="utf-8")
+    config = write_config(
+        tmp_path,
+        standin.api_url,
+        rest='[[sources]]\nname = "news"\ntype = "rss"\nurl = "feed.xml"\n',
+    )
+    caplog.set_level(logging.INFO)
+    assert invoke(config, "run", "--once")[0] == 0
+    assert standin.posts == []
+    assert (
+        "source news: first poll: remembered 3 existing item(s) without posting them "
+        "(backfill = 0" in caplog.text
+    )
+    assert "viber-publisher post --url LINK" in caplog.text
+    caplog.clear()
+    assert invoke(config, "run", "--once")[0] == 0
+    assert "remembered" not in caplog.text  # only the first poll says it

@@ -218,6 +218,17 @@ class Poller:
             forgotten = self.store.forget_older_than(name, now - source.config.remember)
             if forgotten:
                 log.debug("source %s: forgot %d old item key(s)", name, forgotten)
+        remembered = sum(1 for step in plan.steps if step.action == "backfill")
+        if read.first_run and remembered:
+            log.info(
+                "source %s: first poll: remembered %d existing item(s) without posting them "
+                "(backfill = %d: a new source does not flood the channel); to post one now: "
+                "viber-publisher post --url LINK; to queue the newest N of a new source, "
+                "give it backfill = N",
+                name,
+                remembered,
+                source.config.backfill,
+            )
         if plan.waiting:
             log.info(
                 "source %s: %d more new item(s) wait for the next poll (at most %d are "
