@@ -259,7 +259,7 @@ def _read_media_location(
     endpoint = st.convert(
         "s3_endpoint", _check_url, None, 'is not an http(s) URL; use e.g. "https://minio:9000"'
     )
-    if media_url and not public:
+    if media_url and st.raw("public_media_url") is None:
         problems.add(
             st.key("media_url"),
             "media in S3 need [storage] public_media_url: the HTTPS address at which Viber "

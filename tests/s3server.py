@@ -162,7 +162,8 @@ def s3_bucket(s3_server: S3Server) -> Bucket:
             {
                 "Effect": "Allow",
                 "Principal": "*",
-                "Action": "s3:GetObject",
+                # AWS grants HEAD with s3:GetObject; moto asks for s3:HeadObject too.
+                "Action": ["s3:GetObject", "s3:HeadObject"],
                 "Resource": f"arn:aws:s3:::{name}/{PREFIX}/*",
             }
         ],

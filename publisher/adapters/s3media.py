@@ -74,7 +74,9 @@ class S3MediaStore:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.public_media_url = public_media_url.rstrip("/")
         self.location = f"s3://{bucket}/{self.prefix}"
-        self.client: S3Client = client or boto3.client(
+        # A session of its own: credentials are read from the environment now,
+        # not from the ones boto3's default session cached earlier.
+        self.client: S3Client = client or boto3.session.Session().client(
             "s3",
             endpoint_url=endpoint_url or None,
             config=BotoConfig(
