@@ -671,8 +671,11 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     storage = StorageConfig(
         path=_resolve(base, st.string("path", "data/publisher.sqlite3")),
         media_dir=_resolve(base, st.string("media_dir", "data/media")),
-        media_retention=st.duration("media_retention", timedelta(days=14)),
+        media_retention=st.duration("media_retention", StorageConfig.media_retention),
         history_retention=st.duration("history_retention", timedelta(days=180)),
+        url=database_url,
+        password_env=password_env,
+        password_file=password_file,
         media_url=media_url,
         public_media_url=public_media_url,
         s3_endpoint=s3_endpoint,

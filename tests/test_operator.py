@@ -221,3 +221,11 @@ def test_the_first_poll_with_backfill_0_says_what_it_remembered_and_how_to_post(
     caplog.clear()
     assert invoke(config, "run", "--once")[0] == 0
     assert "remembered" not in caplog.text  # only the first poll says it
+
+
+def test_posted_media_are_kept_a_year_by_default() -> None:
+    from datetime import timedelta
+
+    from publisher.config import parse_config
+
+    assert parse_config({}).storage.media_retention == timedelta(days=365)

@@ -165,10 +165,19 @@ class ServerConfig:
 class StorageConfig:
     path: Path = Path("data/publisher.sqlite3")
     media_dir: Path = Path("data/media")
-    #: Media files of finished posts are deleted after this long.
-    media_retention: timedelta = timedelta(days=14)
+    #: Media files of finished posts are deleted after this long: a year, as
+    #: long as a post may be scrolled back to (Viber does not say when the
+    #: apps fetch a post's media; if only when it is shown, a deleted file is
+    #: a blank picture).
+    media_retention: timedelta = timedelta(days=365)
     #: Finished posts and old events are deleted after this long (daily).
     history_retention: timedelta = timedelta(days=180)
+    #: ``"postgresql://user@host:port/db"``: the state in PostgreSQL, not in ``path``.
+    url: str | None = None
+    #: The environment variable holding the database password (with ``url``).
+    password_env: str = "PGPASSWORD"
+    #: A file holding the database password (a Docker secret, say); wins over the variable.
+    password_file: Path | None = None
     #: ``"s3://bucket/prefix"``: media in an S3-compatible store, not ``media_dir``.
     media_url: str | None = None
     #: With S3 media: the HTTPS address (the bucket's, or a CDN's) at which
