@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher.core.config import (
@@ -52,6 +52,7 @@ from publisher.core.config import (
 )
 from publisher.core.errors import ConfigError
 from publisher.core.policy import history_horizon
+from publisher.core.redact import redact_urls
 
 #: The shortest ``max_length`` that leaves room for a title, a few words and a link.
 _MIN_LENGTH = 50
@@ -667,6 +668,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     s.finish()
 
     st = top.table("storage")
+    database_url, password_env, password_file = _read_database(st, base, problems)
     media_url, public_media_url, s3_endpoint = _read_media_location(st, problems)
     storage = StorageConfig(
         path=_resolve(base, st.string("path", "data/publisher.sqlite3")),
@@ -676,12 +678,15 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         url=database_url,
         password_env=password_env,
         password_file=password_file,
+        url=database_url,
+        password_env=password_env,
+        password_file=password_file,
         media_url=media_url,
         public_media_url=public_media_url,
         s3_endpoint=s3_endpoint,
     )
     history_key = st.key("history_retention")
-    st.finish()
+    st.finish(_STORAGE_SUGGESTIONS)
 
     f = top.table("fetch")
     fetch = FetchConfig(
@@ -782,6 +787,75 @@ def _check_history_retention(
             "(max_per_day, min_interval) look back further over what was posted; use at "
             f'least "{days}d"',
         )
+
+
+#: What the storage keys that must not exist mean.
+_STORAGE_SUGGESTIONS = {
+    "password": "the database password is never written in sources.toml; put it in the "
+    "environment variable named by password_env (default PGPASSWORD) or in a file named "
+    "by password_file",
+}
+_DATABASE_SCHEMES = ("postgresql", "postgres")
+
+
+def _read_database(
+    st: _Table, base: Path | None, problems: _Problems
+) -> tuple[str | None, str, Path | None]:
+    """``[storage] url`` (the state in PostgreSQL instead of ``path``) and where
+    its password is read: ``password_file``, else ``password_env``. A password
+    written in the URL is refused, and never repeated in the message."""
+    key = st.key("url")
+    url = st.string("url", None, 'use e.g. "postgresql://publisher@db.example.org:5432/publisher"')
+    password_env = st.string("password_env", "PGPASSWORD")
+    password_file = st.string("password_file")
+    if url is not None:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        if parts.scheme not in _DATABASE_SCHEMES:
+            problems.add(
+                key,
+                f'"{redact_urls(url)}" is not a PostgreSQL URL; use e.g. '
+                '"postgresql://publisher@db.example.org:5432/publisher", or delete it to keep '
+                "the state in [storage] path (SQLite)",
+            )
+            url = None
+        elif parts.password is not None or "password" in query:
+            problems.add(
+                key,
+                "has a password in it; take it out of the URL (sources.toml is no place for "
+                f"secrets) and put it in the environment variable {password_env} "
+                "(password_env) or in a file named by password_file",
+            )
+            url = None
+    elif password_file is not None or st.data.get("password_env") is not None:
+        problems.warnings.append(
+            f"{st.key('password_env')} / password_file: used only with [storage] url (PostgreSQL)"
+        )
+    return url, password_env, _resolve(base, password_file) if password_file else None
+
+
+def resolve_database_password(
+    storage: StorageConfig, env: Mapping[str, str] | None = None
+) -> str | None:
+    """The database password from ``password_file``, else the variable named by
+    ``password_env``; None when neither has one (libpq then tries ~/.pgpass).
+    ConfigError when the file cannot be read; the message never shows the password."""
+    env = os.environ if env is None else env
+    if storage.password_file is not None:
+        try:
+            password = storage.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"storage.password_file: {storage.password_file} cannot be read "
+                f"({exc.strerror}); put the database password in that file"
+            ) from exc
+        if not password:
+            raise ConfigError(
+                f"storage.password_file: {storage.password_file} is empty; put the database "
+                "password in it"
+            )
+        return password
+    return env.get(storage.password_env) or None
 
 
 def config_path(given: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:

@@ -63,7 +63,7 @@ from publisher.cli import (
     pass_state,
 )
 from publisher.cli.run import token_for
-from publisher.compose import public_url, uses_local_channel
+from publisher.compose import media_base, open_media, public_url, uses_local_channel
 from publisher.core.config import Config, SourceConfig, format_duration, parse_duration
 from publisher.core.errors import PublisherError, SenderError
 from publisher.core.items import Item, MediaCandidate, RenderedItem
@@ -73,6 +73,7 @@ from publisher.core.render.markdown import markdown_to_html
 from publisher.core.urls import channel_webhook_path, webhook_url
 from publisher.pipeline.transform import Transformer
 from publisher.ports import Channel
+from publisher.ports import MediaStore as MediaPort
 
 log = logging.getLogger("publisher")
 
@@ -157,7 +158,7 @@ def post(
     note: Path | None = None
     if path is not None and path.suffix.lower() in _NOTE_SUFFIXES:
         note, path = path, None  # a note is a text post, not a file
-    if path is not None and public_url(config) is None:
+    if path is not None and media_base(config, public_url(config)) is None:
         fail(
             "posting a file needs [server] public_url: Viber fetches the media from there "
             "(an HTTPS address that reaches [server] listen)",
@@ -170,11 +171,11 @@ def post(
         _dry_run(config, item, source, url is not None)
         return
     token = token_for(config)
-    media = MediaStore(config.storage.media_dir)
+    media = open_media(config)
     with _serve(config, media, token) as serving:
         served_at = serving.server.url if serving.server is not None else None
         transformer = Transformer(
-            config, media, _no_fetch, public_url=public_url(config, served_at)
+            config, media, _no_fetch, public_url=media_base(config, public_url(config, served_at))
         )
         rendered = _render(transformer, item, source, url is not None)
         _refuse_unusable(rendered, path)
@@ -361,7 +362,7 @@ def _is_service(config: Config) -> bool:
 
 
 @contextmanager
-def _serve(config: Config, media: MediaStore, token: str | None) -> Iterator[_Serving]:
+def _serve(config: Config, media: MediaPort, token: str | None) -> Iterator[_Serving]:
     from publisher.compose import make_local_channel, remount, uses_local_channel
 
     local = None

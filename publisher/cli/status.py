@@ -30,7 +30,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from publisher.adapters.sqlite import Store
 from publisher.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, State, pass_state
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import StoreError
@@ -39,6 +38,7 @@ from publisher.core.records import OutboxRow, SourceState
 from publisher.core.redact import redact_urls
 from publisher.core.schedule import due_at
 from publisher.pipeline.queue import QueueView, in_words, look, source_policies
+from publisher.ports import Store
 from publisher.service.reload import pid_path, process_alive, read_pid
 
 FORMAT = 1
@@ -475,8 +475,10 @@ def status(
         names = ", ".join(c.name for c in config.channels)
         click.echo(f"error: {channel!r} is not a channel; the channels are {names}", err=True)
         sys.exit(EXIT_CONFIG)
+    from publisher.compose import open_store, state_exists
+
     path = config.storage.path
-    if not path.exists():
+    if not state_exists(config):
         message = f"{NOTHING_YET}: no state file at {path} (`viber-publisher run` creates it)"
         if as_json:
             click.echo(json.dumps({"format": FORMAT, "ran": False, "message": message}))
@@ -484,7 +486,7 @@ def status(
             click.echo(message)
         sys.exit(EXIT_OK)
     try:
-        store = Store.open(path, read_only=True)
+        store = open_store(config, read_only=True)
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILURE)

@@ -303,6 +303,18 @@ def _title(entry: Any) -> str:
     return " ".join(raw.split())
 
 
+#: An attribute feedparser's resolver rewrites whose value is not absolute
+#: (no ``scheme:``). feedparser resolved the body's URIs against its xml:base
+#: only (it is given no document URL, see :func:`_parse_xml`) and wrote its
+#: attributes back quoted; a body without such an attribute has nothing left to
+#: resolve, and is not parsed a second time.
+_RELATIVE_URI = re.compile(
+    r"""\b(?:href|src|cite|background|action|longdesc|profile|usemap|classid|codebase"""
+    r"""|data|poster)\s*=\s*(?!["']?\s*[a-zA-Z][a-zA-Z0-9+.-]*:)""",
+    re.IGNORECASE,
+)
+
+
 def _body(entry: Any, base: str | None) -> tuple[str, str]:
     """``(html, text)``: the entry's content, else its summary; relative URLs
     in HTML resolved against the entry's xml:base and the document URL."""
@@ -326,7 +338,7 @@ def _body(entry: Any, base: str | None) -> tuple[str, str]:
     if "html" not in kind:
         return "", value.strip()
     full_base = http_url(own_base, base) if own_base else base
-    if full_base:
+    if full_base and _RELATIVE_URI.search(value):
         value = resolve_relative_uris(value, full_base, "utf-8", "text/html")
     return value.strip(), ""
 
