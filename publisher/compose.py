@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.adapters.sources.registry import make_source
-from publisher.config import resolve_token
+from publisher.config import resolve_database_password, resolve_token
 from publisher.core.config import Config, SourceConfig
-from publisher.core.errors import ConfigError
+from publisher.core.errors import ConfigError, StoreError
 from publisher.ports import Channel, Clock, MediaStore, Source
+from publisher.ports import Store as StateStore
 
 # The adapters are imported where they are built, so that a command that
 # needs only the config (``check``, ``health``) loads none of them.
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from publisher.adapters.fetch import Fetcher
     from publisher.adapters.httpserver import HTTPServer
     from publisher.adapters.metrics import Metrics
-    from publisher.adapters.sqlite import Store
     from publisher.adapters.sqlite.lock import StateLock
     from publisher.adapters.standin.server import ViberStandIn
     from publisher.pipeline.deliver import Deliverer
@@ -59,7 +59,7 @@ class Parts:
 
     config: Config
     clock: Clock
-    store: Store
+    store: StateStore
     media: MediaStore
     fetcher: Fetcher
     metrics: Metrics
@@ -134,14 +134,13 @@ def build(
     from publisher.adapters.alerts import Alerter
     from publisher.adapters.fetch import Fetcher
     from publisher.adapters.metrics import Metrics
-    from publisher.adapters.sqlite import Store
     from publisher.pipeline.enrich import fetch_page_with
     from publisher.pipeline.poll import Poller
     from publisher.pipeline.transform import Transformer, fetch_media_with
 
     metrics = Metrics(clock=clock)
     alerter = Alerter(config.alerts, clock=clock, metrics=metrics)
-    store = Store.open(config.storage.path)
+    store = open_store(config)
     if all(c.name != "main" for c in config.channels):
         adopted = store.adopt(config.channels[0].name)
         if adopted:
@@ -174,6 +173,40 @@ def build(
         tokens=dict(tokens or {}),
         public_url=public_url(config),
     )
+
+
+# --------------------------------------------------------------------------
+# the store
+
+
+def open_store(config: Config, *, read_only: bool = False) -> StateStore:
+    """The state: the PostgreSQL database of ``[storage] url`` when set
+    (its password from ``password_file`` or ``password_env``), else the
+    SQLite file ``[storage] path``. ``read_only``: nothing is written, and
+    a state that does not exist yet is a StoreError saying so."""
+    if config.storage.url is None:
+        from publisher.adapters.sqlite import Store
+
+        return Store.open(config.storage.path, read_only=read_only)
+    try:
+        from publisher.adapters.postgres import PostgresStore
+    except ImportError as exc:
+        raise StoreError(
+            "[storage] url names a PostgreSQL database, but psycopg is not installed: "
+            "pip install 'viber-publisher[postgres]'"
+        ) from exc
+    return PostgresStore.open(
+        config.storage.url,
+        password=resolve_database_password(config.storage),
+        read_only=read_only,
+    )
+
+
+def state_exists(config: Config) -> bool:
+    """Whether there may be a state to read: always with PostgreSQL (opening
+    says if not), else whether the SQLite file exists."""
+    path = config.storage.path
+    return config.storage.url is not None or (str(path) != ":memory:" and Path(path).exists())
 
 
 # --------------------------------------------------------------------------
@@ -424,9 +457,7 @@ def build_preview(
     chosen = [
         s for s in config.sources if (s.name in sources if sources is not None else s.enabled)
     ]
-    path = config.storage.path
-    exists = str(path) != ":memory:" and Path(path).exists()
-    store = Store.open(path, read_only=True) if exists else Store.open(":memory:")
+    store = open_store(config, read_only=True) if state_exists(config) else Store.open(":memory:")
     own_fetcher = fetcher is None
     fetcher = fetcher if fetcher is not None else Fetcher(config.fetch)
     try:

@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol, Self
 
 from publisher.core.config import SourceConfig
 from publisher.core.items import RenderedItem
@@ -377,6 +377,15 @@ class Store(SourceStates, SeenItems, Outbox, History, Protocol):
         ...
 
     def counts_by_source(self) -> dict[str, dict[str, int]]: ...
+
+    def adopt(self, channel: str) -> int:
+        """Give the posts and state kept under ``main`` (the single-channel
+        version's) to ``channel``; how many posts changed hands (idempotent)."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
     def batch(self) -> AbstractContextManager[None]:
         """The writes inside the block are one transaction (a poll of one source)."""

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import click
 
-from publisher.adapters.sqlite import Store
 from publisher.cli import (
     EXIT_CONFIG,
     EXIT_FAILURE,
@@ -30,17 +29,20 @@ from publisher.cli import (
 from publisher.core.config import Config
 from publisher.core.errors import SourceError, StoreError, TransitionError
 from publisher.core.records import FINISHED, OutboxRow
+from publisher.ports import Store
 
 #: The reason recorded (and written beside a folder item's files in failed/).
 SKIP_REASON = "skipped by the operator"
 
 
 def _open(config: Config) -> Store:
-    path = Path(config.storage.path)
-    if not path.exists():
+    from publisher.compose import open_store, state_exists
+
+    if not state_exists(config):
+        path = config.storage.path
         fail(f"{path}: no state file yet; it is created when the service first runs")
     try:
-        return Store.open(path)
+        return open_store(config)
     except StoreError as exc:
         fail(str(exc))
 

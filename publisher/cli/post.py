@@ -50,7 +50,6 @@ import httpx
 
 from publisher.adapters.httpserver import HTTPServer
 from publisher.adapters.mediafolder import MediaStore
-from publisher.adapters.sqlite import Store
 from publisher.adapters.web import make_app
 from publisher.cli import (
     EXIT_CONFIG,
@@ -63,7 +62,7 @@ from publisher.cli import (
     pass_state,
 )
 from publisher.cli.run import token_for
-from publisher.compose import media_base, open_media, public_url, uses_local_channel
+from publisher.compose import media_base, open_media, open_store, public_url, uses_local_channel
 from publisher.core.config import Config, SourceConfig, format_duration, parse_duration
 from publisher.core.errors import PublisherError, SenderError
 from publisher.core.items import Item, MediaCandidate, RenderedItem
@@ -72,7 +71,7 @@ from publisher.core.records import OutboxRow, PostResult
 from publisher.core.render.markdown import markdown_to_html
 from publisher.core.urls import channel_webhook_path, webhook_url
 from publisher.pipeline.transform import Transformer
-from publisher.ports import Channel
+from publisher.ports import Channel, Store
 from publisher.ports import MediaStore as MediaPort
 
 log = logging.getLogger("publisher")
@@ -181,7 +180,7 @@ def post(
         _refuse_unusable(rendered, path)
         if serving.running_service and rendered_media(rendered):
             _check_served(config, rendered)
-        with Store.open(config.storage.path) as store:
+        with open_store(config) as store:
             ids = store.queue_item(rendered, now, channel=config.channels[0].name)
             if uses_local_channel(config) and serving.running_service:
                 click.echo(f"handed to the running service as #{', #'.join(map(str, ids))}")

@@ -56,8 +56,8 @@ if TYPE_CHECKING:
     from publisher.adapters.alerts import Alerter
     from publisher.adapters.httpserver import HTTPServer
     from publisher.adapters.metrics import Metrics
-    from publisher.adapters.sqlite import Store
     from publisher.pipeline.transform import Transformer
+    from publisher.ports import Store
 
 log = logging.getLogger(__name__)
 
