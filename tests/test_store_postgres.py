@@ -6,7 +6,9 @@ them — StoreError lines that say what to do, never a password."""
 from __future__ import annotations
 
 import threading
+import tomllib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from postgres import PASSWORD, PostgresServer
@@ -136,3 +138,49 @@ def test_a_missing_database_says_to_create_it(
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     with pytest.raises(StoreError, match=r"does not exist.*createdb"):
         PostgresStore.open(postgres_server.url("no_such_db"))
+
+
+# ---- choosing the store: [storage] url, the password, open_store
+
+
+def _config(storage: str) -> object:
+    from publisher.config import parse_config
+
+    return parse_config(tomllib.loads(f"[storage]\n{storage}\n[viber]\napi_url = 'local'\n"))
+
+
+def test_a_password_in_the_url_is_refused_without_repeating_it() -> None:
+    from publisher.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        _config('url = "postgresql://publisher:hunter2@db.example.org/publisher"')
+    message = str(caught.value)
+    assert "storage.url: has a password in it" in message and "PGPASSWORD" in message, message
+    assert "hunter2" not in message
+    with pytest.raises(ConfigError, match=r"never written in sources\.toml"):
+        _config('url = "postgresql://publisher@db/p"\npassword = "hunter2"')
+    with pytest.raises(ConfigError, match="is not a PostgreSQL URL"):
+        _config('url = "mysql://publisher@db/p"')
+
+
+def test_open_store_chooses_postgresql_with_the_password_from_the_named_variable(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from publisher.adapters.sqlite import Store
+    from publisher.compose import open_store
+
+    monkeypatch.delenv("PGPASSWORD")
+    monkeypatch.setenv("STATE_DB_PASSWORD", PASSWORD)
+    config = _config(f'url = "{postgres_url}"\npassword_env = "STATE_DB_PASSWORD"')
+    with open_store(config) as store:  # type: ignore[arg-type]
+        assert isinstance(store, PostgresStore)
+        store.mark_seen("blog", "k", "h", T0, "filtered")
+    secret = tmp_path / "pw"
+    secret.write_text(PASSWORD + "\n")
+    monkeypatch.delenv("STATE_DB_PASSWORD")
+    config = _config(f'url = "{postgres_url}"\npassword_file = "{secret}"')
+    with open_store(config, read_only=True) as store:  # type: ignore[arg-type]
+        assert store.seen("blog", "k") is not None
+    sqlite = _config(f'path = "{tmp_path / "state.sqlite3"}"')
+    with open_store(sqlite) as store:  # type: ignore[arg-type]
+        assert isinstance(store, Store), "SQLite stays the default"
