@@ -295,3 +295,31 @@ def test_command_reads_stdin(tmp_path: Path) -> None:
         "cafe-babel",
         "untitled-example-net",
     ]
+
+
+def test_each_outline_left_out_is_printed_with_why(tmp_path: Path) -> None:
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        """<?xml version="1.0"?>
+<opml version="2.0"><body>
+  <outline text="Good" xmlUrl="https://example.org/feed"/>
+  <outline text="Gopher" xmlUrl="gopher://example.org/feed"/>
+  <outline text="Local" xmlUrl="file:///etc/passwd"/>
+  <outline text="Homepage" htmlUrl="https://example.org/"/>
+  <outline text="Empty"/>
+  <outline text="Folder"><outline text="Inner" xmlUrl="https://example.net/rss"/></outline>
+</body></opml>""",
+        encoding="utf-8",
+    )
+    result = run(tmp_path / "sources.toml", str(opml))
+    assert result.exit_code == 0, result.output
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped outline")]
+    assert skipped == [
+        "skipped outline Gopher: its address gopher://example.org/feed is not http(s) "
+        "(gopher: feeds cannot be fetched)",
+        "skipped outline Local: its address file:///etc/passwd is not http(s) "
+        "(file: feeds cannot be fetched)",
+        "skipped outline Homepage: a link to a web page, not a feed (no xmlUrl)",
+        "skipped outline Empty: no feed address (no xmlUrl)",
+    ]
+    assert "2 source(s) added" in result.stderr

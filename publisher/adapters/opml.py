@@ -119,8 +119,15 @@ def _feed_url(attrs: dict[str, str]) -> str | None:
 def parse_opml(data: bytes) -> list[OPMLFeed]:
     """The feeds of an OPML document, in document order; raises :class:`OPMLError`.
 
-    Outlines whose URL is not http(s) are left out.
+    Outlines whose URL is not http(s) are left out (:func:`read_opml` says which).
     """
+    return read_opml(data)[0]
+
+
+def read_opml(data: bytes) -> tuple[list[OPMLFeed], list[tuple[str, str]]]:
+    """``(feeds, skipped)``: the feeds of an OPML document in document order,
+    and each outline left out as ``(what it is called, why)``; raises
+    :class:`OPMLError` when the document is not usable at all."""
     if len(data) > MAX_BYTES:
         raise OPMLError(f"is larger than {MAX_BYTES // (1024 * 1024)} MB; not an OPML export")
     root = _parse_xml(data)
@@ -131,11 +138,17 @@ def parse_opml(data: bytes) -> list[OPMLFeed]:
         )
     body = next((child for child in root if _local(child.tag) == "body"), root)
     feeds: list[OPMLFeed] = []
-    _walk(body, (), feeds)
-    return feeds
+    skipped: list[tuple[str, str]] = []
+    _walk(body, (), feeds, skipped)
+    return feeds, skipped
 
 
-def _walk(element: Element, folders: tuple[str, ...], feeds: list[OPMLFeed]) -> None:
+def _walk(
+    element: Element,
+    folders: tuple[str, ...],
+    feeds: list[OPMLFeed],
+    skipped: list[tuple[str, str]],
+) -> None:
     for child in element:
         if _local(child.tag) != "outline":
             continue
@@ -143,10 +156,25 @@ def _walk(element: Element, folders: tuple[str, ...], feeds: list[OPMLFeed]) -> 
         label = _clean(attrs.get("title") or attrs.get("text") or "")
         url = _feed_url(attrs)
         if url is None:
+            if not any(_local(c.tag) == "outline" for c in child):
+                page = attrs.get("htmlurl") or attrs.get("url")
+                what = "a link to a web page, not a feed" if page else "no feed address"
+                skipped.append(
+                    (label or page or "(an outline without a title)", f"{what} (no xmlUrl)")
+                )
+                continue
             # A folder: its outlines belong to this category.
-            _walk(child, (*folders, label) if label else folders, feeds)
+            _walk(child, (*folders, label) if label else folders, feeds, skipped)
             continue
-        if urlsplit(url).scheme.lower() not in ("http", "https"):
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https"):
+            skipped.append(
+                (
+                    label or url,
+                    f"its address {url} is not http(s)"
+                    + (f" ({scheme}: feeds cannot be fetched)" if scheme else ""),
+                )
+            )
             continue
         category = "/".join(folders) or _category_attribute(attrs.get("category", ""))
         feeds.append(
@@ -158,7 +186,7 @@ def _walk(element: Element, folders: tuple[str, ...], feeds: list[OPMLFeed]) -> 
             )
         )
         # Some exporters nest outlines under a feed; they are read too.
-        _walk(child, folders, feeds)
+        _walk(child, folders, feeds, skipped)
 
 
 def _category_attribute(value: str) -> str:

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 import click
 
-from publisher.adapters.opml import OPMLError, append_sources, parse_opml
+from publisher.adapters.opml import OPMLError, append_sources, read_opml
 from publisher.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, State, pass_state
 from publisher.config import parse_config
 from publisher.core.errors import ConfigError
@@ -49,10 +49,12 @@ def import_opml(
     path = Path(state.config_path)
     label = getattr(file, "name", "-")
     try:
-        feeds = parse_opml(file.read())
+        feeds, unusable = read_opml(file.read())
     except OPMLError as exc:
         click.echo(f"error: {label}: {exc}", err=True)
         sys.exit(EXIT_FAILURE)
+    for title, why in unusable:
+        click.echo(f"skipped outline {title}: {why}", err=True)
     if not feeds:
         click.echo(f"error: {label}: no feeds found (no outline has an xmlUrl)", err=True)
         sys.exit(EXIT_FAILURE)
