@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CONFIG ?= sources.toml
 
-.PHONY: run test test-fast browser lint typecheck check bench clean
+.PHONY: run test test-fast browser postgres lint typecheck check bench clean
 
 # A recipe that fails leaves no half-made target behind to look up to date.
 .DELETE_ON_ERROR:
@@ -16,7 +16,7 @@ CONFIG ?= sources.toml
 $(BIN)/viber-publisher: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,video,s3]' > $(VENV)/install.log 2>&1 \
+	$(BIN)/python -m pip install --quiet -e '.[dev,video,s3,postgres]' > $(VENV)/install.log 2>&1 \
 		|| { cat $(VENV)/install.log; exit 1; }
 	@cat $(VENV)/install.log
 	@if grep -qE 'BuildBackendWarning|SetuptoolsDeprecationWarning' $(VENV)/install.log; then \
@@ -30,7 +30,7 @@ run: $(BIN)/viber-publisher          ## run the service with the example sources
 	@[ -e data/inbox ] || { mkdir -p data && cp -R samples/inbox data/inbox; }
 	$(BIN)/viber-publisher --config $(CONFIG) run
 
-test: $(BIN)/viber-publisher browser ## the whole test suite
+test: $(BIN)/viber-publisher browser postgres ## the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(BIN)/viber-publisher    ## the tests not marked slow (seconds each), while you work
@@ -48,6 +48,21 @@ browser:                             ## headless Chromium for the preview test
 	else \
 		echo "note: no chromium, so the preview's browser test will be skipped; install it"; \
 		echo "      (Debian/Ubuntu: sudo apt-get install chromium) or run 'make browser' as root"; \
+	fi
+
+# The store tests run on SQLite and on a real PostgreSQL server: a throwaway
+# cluster the tests make with Debian's initdb and pg_ctl (tests/postgres.py).
+# Tests install nothing: this does, as root with apt-get (Debian's postgresql);
+# elsewhere it says what to do, and the PostgreSQL tests are skipped.
+postgres:                            ## PostgreSQL's server programs for the store tests
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's postgresql (apt-get) for the store tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	else \
+		echo "note: no PostgreSQL server (initdb), so the PostgreSQL store tests will be skipped;"; \
+		echo "      install it (Debian/Ubuntu: sudo apt-get install postgresql) or run 'make postgres' as root"; \
 	fi
 
 lint: $(BIN)/viber-publisher
