@@ -58,6 +58,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "publisher.cli.channel:account",
         "Show the channel: name, id, members with their roles, and the sender.",
     ),
+    "backup": LazyCommand(
+        "publisher.cli.backup:backup",
+        "Copy the state file to PATH while the service runs (a consistent snapshot).",
+    ),
     "check": LazyCommand(
         "publisher.cli.check:check",
         "Check sources.toml: print one line per problem, exit 2 if any.",

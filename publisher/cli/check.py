@@ -9,10 +9,10 @@ from urllib.request import url2pathname
 
 import click
 
-from publisher.cli import EXIT_CONFIG, EXIT_OK, State, pass_state
+from publisher.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, State, pass_state
 from publisher.config import load_config
 from publisher.core.config import Config
-from publisher.core.errors import ConfigError
+from publisher.core.errors import ConfigError, StoreError
 
 
 @click.command()
@@ -69,6 +69,7 @@ def check(state: State, online: bool, channel: str | None) -> None:
         f"{state.config_path}: ok, {len(config.sources)} source(s)"
         + (f", {channels} channels" if channels > 1 else "")
     )
+    _check_state(config)
     if online:
         from publisher.cli.channel import online_check
 
@@ -103,3 +104,36 @@ def _missing_places(config: Config) -> list[str]:
                     "(the source fails every poll until then)"
                 )
     return lines
+
+
+def _check_state(config: Config) -> None:
+    """The SQLite state file, read-only: a damaged one exits 1 saying what to
+    do; a lost one (missing or empty beside media of earlier posts) is a warning."""
+    from pathlib import Path
+
+    from publisher.cli.run import lost_state
+
+    lost = lost_state(config)
+    if lost is not None:
+        click.echo(f"warning: {lost}", err=True)
+        return
+    path = Path(config.storage.path)
+    if config.storage.url is not None or not path.is_file() or path.stat().st_size == 0:
+        return
+    from publisher.adapters.sqlite.db import quick_check
+
+    try:
+        damage = quick_check(path)
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    if damage:
+        click.echo(
+            f"error: the state file {path} is damaged ({'; '.join(damage)[:300]}); stop the "
+            "service, then restore it from a backup (`viber-publisher backup PATH` makes "
+            "one), or move it with its -wal and -shm files away to start afresh "
+            "(`viber-publisher run --new-state`)",
+            err=True,
+        )
+        sys.exit(EXIT_FAILURE)
+    click.echo(f"{path}: ok (integrity checked)")

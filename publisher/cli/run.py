@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -47,14 +48,51 @@ def token_for(config: Config) -> str | None:
     return token
 
 
+def lost_state(config: Config) -> str | None:
+    """Why starting would be wrong when the SQLite state file is missing or
+    empty (0 bytes) while the media folder holds files of earlier posts: the
+    state was lost, and a new one would post every source's backfill again."""
+    from publisher.adapters.mediafolder import NAME_RE
+
+    path = Path(config.storage.path)
+    if config.storage.url is not None or str(path) == ":memory:":
+        return None
+    if getattr(config.storage, "media_url", None):
+        return None  # media in a bucket: nothing local to look at
+    try:
+        if path.exists() and path.stat().st_size > 0:
+            return None
+        media = Path(config.storage.media_dir)
+        stored = (
+            sum(1 for p in media.iterdir() if NAME_RE.fullmatch(p.name)) if media.is_dir() else 0
+        )
+    except OSError:
+        return None  # opening the store says what is wrong
+    if not stored:
+        return None
+    what = "is empty (0 bytes)" if path.exists() else "does not exist"
+    return (
+        f"the state file {path} {what}, but the media folder {media} holds {stored} file(s) "
+        "of earlier posts: the state was lost, and a new one would post every source's "
+        "backfill again; restore it from a backup (`viber-publisher backup PATH` makes one), "
+        "or start afresh on purpose with `viber-publisher run --new-state`"
+    )
+
+
 @click.command()
 @click.option(
     "--once",
     is_flag=True,
     help="Poll every source once, post everything that is due now, and exit (for cron and tests).",
 )
+@click.option(
+    "--new-state",
+    is_flag=True,
+    help="Start with a new state file even though the media folder shows earlier posts "
+    "(a lost state file is otherwise refused: its backfill would be posted again).",
+)
 @pass_state
-def run(state: State, once: bool) -> None:
+def run(state: State, once: bool, new_state: bool) -> None:
     """Run the service: poll sources, queue new items, post them.
 
     Serves media, the webhook, /healthz, /readyz and /metrics on [server]
@@ -64,6 +102,9 @@ def run(state: State, once: bool) -> None:
     from publisher.service.runner import Service
 
     config = state.load()
+    lost = None if new_state else lost_state(config)
+    if lost is not None:
+        fail(lost, EXIT_FAILURE)
     try:
         service = Service(config, tokens=tokens_for(config))
     except PublisherError as exc:

@@ -40,6 +40,7 @@ read-only: those are bugs, not something an operator can fix.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
@@ -344,3 +345,76 @@ def _open_error(exc: sqlite3.Error, name: str, read_only: bool) -> StoreError:
     return translate(exc, name, read_only) or StoreError(
         f"{name}: cannot be used as the state file ({exc})"
     )
+
+
+# ---- whole-file tools: the integrity check (``check``) and online backups (``backup``)
+
+
+def _connect_read_only(path: Path | str) -> sqlite3.Connection:
+    """A read-only connection to the state file ``path`` (never written)."""
+    name = str(path)
+    if not Path(name).is_file():
+        raise StoreError(f"{name}: no state file there; check [storage] path")
+    target = "file:" + quote(str(Path(name).resolve())) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(target, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+    except sqlite3.Error as exc:
+        raise _open_error(exc, name, True) from exc
+    return conn
+
+
+def quick_check(path: Path | str) -> list[str]:
+    """``PRAGMA quick_check`` of the state file, opened read-only: [] when it
+    is sound, else what SQLite found (at most a few lines). StoreError when it
+    cannot be opened at all."""
+    name = str(path)
+    conn = _connect_read_only(name)
+    try:
+        found = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.Error as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in (_CORRUPT, _NOTADB):
+            return [str(exc)]  # damaged beyond what quick_check can walk
+        error = translate(exc, name, True) or StoreError(f"{name}: cannot be checked ({exc})")
+        raise error from exc
+    finally:
+        conn.close()
+    return [] if found == ["ok"] else found
+
+
+def backup(path: Path | str, target: Path | str) -> Path:
+    """Copy the state file ``path`` to ``target`` while it is in use (SQLite's
+    online backup API: a consistent snapshot, the running service is not
+    stopped), through a temporary file renamed into place. Returns ``target``.
+    StoreError when it cannot be read or the copy cannot be written."""
+    source_name, target_path = str(path), Path(target)
+    temp = target_path.with_name(f".{target_path.name}.{os.getpid()}.tmp")
+    source = _connect_read_only(source_name)
+    try:
+        try:
+            copy = sqlite3.connect(str(temp), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"{target_path}: cannot be written ({exc}); choose another path"
+            ) from exc
+        try:
+            source.backup(copy)
+            copy.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.Error as exc:
+            where = translate(exc, source_name, True)
+            raise StoreError(
+                str(where) if where is not None else f"{target_path}: the copy failed ({exc})"
+            ) from exc
+        finally:
+            copy.close()
+        os.replace(temp, target_path)
+    except OSError as exc:
+        raise StoreError(
+            f"{target_path}: the copy cannot be written ({exc.strerror or exc}); "
+            "check the folder and the free space"
+        ) from exc
+    finally:
+        source.close()
+        with suppress(OSError):
+            temp.unlink()
+    return target_path
