@@ -1,8 +1,8 @@
 """Print docker/constraints.txt: the runtime dependencies of viber-publisher,
 pinned to the versions installed in the running environment.
 
-Only what ``[project] dependencies`` and the ``video`` extra (PyAV, for video
-thumbnails) need, followed through every
+Only what ``[project] dependencies``, the ``video`` extra (PyAV, for video
+thumbnails) and the ``s3`` extra (boto3, for media in S3) need, followed through every
 requirement (markers evaluated for the container's Linux and this Python);
 development tools (pytest, ruff, mypy, ...) are left out.
 
@@ -28,7 +28,8 @@ def main() -> int:
     env = {k: str(v) for k, v in default_environment().items()}
     env.update(sys_platform="linux", platform_system="Linux", os_name="posix")
     pins: dict[str, str] = {}
-    wanted = [*project["dependencies"], *project["optional-dependencies"]["video"]]
+    extras = project["optional-dependencies"]
+    wanted = [*project["dependencies"], *extras["video"], *extras["s3"], *extras["postgres"]]
     todo: list[tuple[str, frozenset[str]]] = [(r, frozenset()) for r in wanted]
     seen: set[tuple[str, frozenset[str]]] = set()
     missing: list[str] = []

@@ -163,7 +163,7 @@ def test_the_store_being_unreachable_is_one_line(
         open_media(config).put(b"x", ".jpg")
 
 
-def write_config(tmp: Path, bucket: Bucket) -> Path:
+def write_config(tmp: Path, media_url: str, public_media_url: str, more: str = "") -> Path:
     inbox = tmp / "inbox"
     inbox.mkdir()
     config = tmp / "sources.toml"
@@ -178,8 +178,9 @@ listen = "127.0.0.1:0"
 [storage]
 path = "state/publisher.sqlite3"
 media_dir = "state/media"
-media_url = "{bucket.media_url}"
-public_media_url = "{bucket.public_media_url}"
+media_url = "{media_url}"
+public_media_url = "{public_media_url}"
+{more}
 
 [delivery]
 min_interval = "0s"
@@ -202,7 +203,7 @@ def test_a_picture_is_posted_with_its_media_in_s3(
     and accepts the post; nothing is written to the media folder."""
     for key, value in s3_bucket.server.env().items():
         monkeypatch.setenv(key, value)
-    config_path = write_config(tmp_path, s3_bucket)
+    config_path = write_config(tmp_path, s3_bucket.media_url, s3_bucket.public_media_url)
     picture = tmp_path / "inbox" / "001-photo.jpg"
     picture.write_bytes(jpeg_bytes)
     os.utime(picture, (MTIME, MTIME))
@@ -227,3 +228,56 @@ def test_a_picture_is_posted_with_its_media_in_s3(
     # the built-in server still answers /media/<name>, reading from the bucket
     assert own.status_code == 200 and own.content == media.content
     assert (tmp_path / "inbox" / "posted" / "001-photo.jpg").exists()
+
+
+def test_the_image_can_keep_media_in_s3() -> None:
+    """The container's pins hold boto3 within the s3 extra's range (docker/pin.py)."""
+    from packaging.requirements import Requirement
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    pins = dict(
+        line.split("==", 1)
+        for line in (root / "docker" / "constraints.txt").read_text(encoding="utf-8").splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    for text in project["optional-dependencies"]["s3"]:
+        req = Requirement(text)
+        assert req.specifier.contains(pins[req.name], prereleases=True), text
+
+
+def test_a_store_that_cannot_be_reached_delays_the_poll(
+    tmp_path: Path,
+    jpeg_bytes: bytes,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing is posted without its media: the source's poll fails with one
+    line naming what to fix and is tried again later; pruning says where."""
+    config_path = write_config(
+        tmp_path,
+        "s3://bucket-x/m",
+        "https://cdn.example.org/m",
+        's3_endpoint = "http://127.0.0.1:9"',
+    )
+    picture = tmp_path / "inbox" / "001-photo.jpg"
+    picture.write_bytes(jpeg_bytes)
+    os.utime(picture, (MTIME, MTIME))
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    service = Service(load_config(config_path))
+    service.start()
+    try:
+        service.run_once()
+        posts = list(service.local_channel.posts)
+    finally:
+        service.close()
+    assert posts == []
+    assert picture.exists()  # still in the inbox, for the next poll
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        line.startswith("source inbox: ")
+        and "check [storage] s3_endpoint" in line
+        and "next try at" in line
+        for line in lines
+    ), lines
+    assert any(line.startswith("media: pruning s3://bucket-x/m failed") for line in lines), lines

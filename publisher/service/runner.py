@@ -428,7 +428,8 @@ class Service:
         try:
             removed = self.parts.media.prune(self.parts.store.media_in_use(cutoff), cutoff)
         except OSError as exc:
-            log.warning("media: pruning %s failed: %s", self.config.storage.media_dir, exc)
+            where = self.config.storage.media_url or self.config.storage.media_dir
+            log.warning("media: pruning %s failed: %s", where, exc)
             return
         if removed:
             log.info("media: pruned %d old file(s)", len(removed))
