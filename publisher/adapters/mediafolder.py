@@ -58,6 +58,19 @@ def check_name(name: str) -> str:
     return name
 
 
+def file_name(source: Path, ext: str | None = None) -> tuple[str, int, bytes]:
+    """The stored name a file gets (its extension ``ext`` if given, else its
+    own), its size and its SHA-256, reading it a chunk at a time."""
+    suffix = sanitize_ext(ext if ext is not None else source.name)
+    digest = hashlib.sha256()
+    size = 0
+    with source.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest()[:HASH_CHARS] + suffix, size, digest.digest()
+
+
 class MediaStore:
     """A flat folder of content-addressed files. Thread-safe; several
     processes may share the folder."""
@@ -88,14 +101,7 @@ class MediaStore:
         The extension is ``ext`` if given, else the file's own (sanitised).
         """
         source = Path(source)
-        suffix = sanitize_ext(ext if ext is not None else source.name)
-        digest = hashlib.sha256()
-        size = 0
-        with source.open("rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-        name = digest.hexdigest()[:HASH_CHARS] + suffix
+        name, size, _ = file_name(source, ext)
         if self._reuse(name, size):
             return name
         with source.open("rb") as fh:

@@ -39,7 +39,13 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from publisher.adapters.mediafolder import HASH_CHARS, NAME_RE, check_name, sanitize_ext
+from publisher.adapters.mediafolder import (
+    HASH_CHARS,
+    NAME_RE,
+    check_name,
+    file_name,
+    sanitize_ext,
+)
 from publisher.adapters.web import CACHE_CONTROL, media_type
 
 if TYPE_CHECKING:
@@ -108,18 +114,11 @@ class S3MediaStore:
     def put_file(self, source: Path, ext: str | None = None) -> str:
         """Store a copy of the file ``source``, streamed (never whole in memory)."""
         source = Path(source)
-        suffix = sanitize_ext(ext if ext is not None else source.name)
-        digest = hashlib.sha256()
-        size = 0
-        with source.open("rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-        name = digest.hexdigest()[:HASH_CHARS] + suffix
+        name, size, sha256 = file_name(source, ext)
         if self._reuse(name, size):
             return name
         with source.open("rb") as fh:
-            self._upload(name, fh, size, digest.digest(), source=source)
+            self._upload(name, fh, size, sha256, source=source)
         return name
 
     def _upload(
