@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -255,8 +256,9 @@ def test_an_edited_item_reposted_waits_for_the_new_post(service: Service, inbox:
     [old] = service.store.queue_item(RenderedItem(item, (text,)), T0)
     service.store.claim(old, T0)
     service.store.mark_posted(old, 1, T0)
-    # queued again under the same key (on_update = "repost"), not sent yet
-    service.store.queue_item(RenderedItem(item, (text,)), T0 + timedelta(minutes=1))
+    # edited, and queued again under the same key (on_update = "repost"), not sent yet
+    edited = replace(item, content_hash="edited")
+    service.store.queue_item(RenderedItem(edited, (text,)), T0 + timedelta(minutes=1))
 
     assert poll(service) == 0
     assert inbox_files(inbox) == ["1-note.txt"]
