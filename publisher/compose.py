@@ -117,8 +117,8 @@ def lock_state(config: Config) -> StateLock | None:
     in-memory store); StoreError naming the holder when another run has it."""
     from publisher.adapters.sqlite.lock import StateLock
 
-    if str(config.storage.path) == ":memory:":
-        return None
+    if str(config.storage.path) == ":memory:" or config.storage.url is not None:
+        return None  # PostgreSQL: not a local file (not guarded here)
     return StateLock.acquire(config.storage.path)
 
 
@@ -149,7 +149,11 @@ def build(
                 adopted,
                 config.channels[0].name,
             )
-    media = open_media(config)
+    # Disk faults of the media store fail a poll with the reason (nothing is
+    # lost: the items are read again), and /readyz shows them.
+    from publisher.adapters.mediaguard import GuardedMedia
+
+    media = GuardedMedia(lambda: open_media(config), media_where(config))
     fetcher = Fetcher(config.fetch)
     transformer = Transformer(
         config,
@@ -211,6 +215,11 @@ def state_exists(config: Config) -> bool:
 
 # --------------------------------------------------------------------------
 # media
+
+
+def media_where(config: Config) -> str:
+    """The media store as the operator knows it (the bucket, or the folder)."""
+    return config.storage.media_url or str(config.storage.media_dir)
 
 
 def open_media(config: Config) -> MediaStore:

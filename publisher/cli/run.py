@@ -120,10 +120,17 @@ def run(state: State, once: bool, new_state: bool) -> None:
             )
         except ConfigError as exc:
             fail_config(exc)
-        if once:
-            failed = [o for o in service.run_once() if not o.ok]
-        else:
-            service.run()
+        except PublisherError as exc:  # the state file (read-only, full, damaged)
+            fail(str(exc), EXIT_FAILURE)
+        try:
+            if once:
+                failed = [o for o in service.run_once() if not o.ok]
+            else:
+                service.run()
+        except ConfigError as exc:
+            fail_config(exc)
+        except PublisherError as exc:
+            fail(str(exc), EXIT_FAILURE)
     finally:
         service.close()
     outages = [d.outage for d in service.deliverers.values() if d.outage is not None]

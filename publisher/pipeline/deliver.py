@@ -31,6 +31,7 @@ attempt right after Viber answered the probe fails (it is that post, not Viber).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -38,7 +39,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from publisher.core.config import ChannelConfig, Config
-from publisher.core.errors import PublisherError, ViberError, ViberFatalError
+from publisher.core.errors import (
+    PublisherError,
+    StoreError,
+    TransitionError,
+    ViberError,
+    ViberFatalError,
+)
 from publisher.core.outcomes import (
     JITTER,
     Action,
@@ -118,6 +125,9 @@ class Deliverer:
         #: The post whose outage answer held the channel, once the probe was answered.
         self._held_post: int | None = None
         self._resumed_for: int | None = None
+        #: Posts Viber accepted whose ``posted`` could not be saved yet (a
+        #: full or read-only state file): saved first at each step.
+        self._unsaved: list[tuple[OutboxRow, int | str | None, datetime]] = []
         self.last_verdict: Any = None
 
     # -- the lane's own settings ------------------------------------------------
@@ -329,6 +339,7 @@ class Deliverer:
         """Do one thing. Returns None to be called again at once, or how long
         to wait (new items may wake the caller sooner)."""
         now = self.clock()
+        self._save_posted()
         if self.stopped_reason is not None and not self._recheck(now):
             self.last_verdict = Idle("posting stopped")
             return self._until_recheck(now)
@@ -391,13 +402,29 @@ class Deliverer:
         self._webhook_forced = False
         self._outages, self._resumed_for = 0, None
         finished = self.clock()
-        self.store.mark_posted(row.id, result.message_token, finished)
-        self.state.set_last_post_at(finished)
         self._count("ok", row, (finished - started).total_seconds())
-        self.log.info(
-            "posted %s (%s/%s) token=%s", row.id, row.source, row.item_key, result.message_token
-        )
-        self._finish_item(row, ok=True, reason=None)
+        self._unsaved.append((row, result.message_token, finished))
+        self._save_posted()
+
+    def _save_posted(self) -> None:
+        """Record the posts Viber accepted. When the state file cannot take
+        it (full, read-only), they stay ``sending`` there (never sent again)
+        and are recorded at the next step that can: StoreError until then."""
+        while self._unsaved:
+            row, token, finished = self._unsaved[0]
+            try:
+                self.store.mark_posted(row.id, token, finished)
+            except TransitionError:
+                pass  # the operator settled it meanwhile (status shows how)
+            except StoreError as exc:
+                raise StoreError(
+                    f"post {row.id} went out but could not be recorded yet: {exc}"
+                ) from exc
+            self._unsaved.pop(0)
+            with contextlib.suppress(StoreError):  # only the pacing's reference point
+                self.state.set_last_post_at(finished)
+            self.log.info("posted %s (%s/%s) token=%s", row.id, row.source, row.item_key, token)
+            self._finish_item(row, ok=True, reason=None)
 
     def _record(self, row: OutboxRow, exc: BaseException, outcome: Outcome, now: datetime) -> None:
         """Record a post's failed attempt (``row`` is ``sending``) as ``outcome`` says."""

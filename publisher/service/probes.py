@@ -43,7 +43,8 @@ def health(service: Probed) -> tuple[bool, dict[str, Any]]:
 
 def readiness(service: Probed) -> tuple[bool, dict[str, Any]]:
     """Ready: every channel's token accepted and webhook set, database
-    writable, every source polled successfully within a few of its intervals.
+    writable, media storable (no disk fault since the last write that
+    worked), every source polled successfully within a few of its intervals.
     With several channels, ``channels`` has each one's ``posting`` and
     ``webhook``; with one, they are at the top."""
     details: dict[str, Any] = {}
@@ -73,6 +74,9 @@ def readiness(service: Probed) -> tuple[bool, dict[str, Any]]:
     except Exception as exc:  # any storage failure means not ready
         details["database"] = f"not writable: {exc}"
         ok = False
+    media = _media_problem(service)
+    details["media"] = "ok" if media is None else f"not writable: {media}"
+    ok = ok and media is None
     now = service.clock()
     sources: dict[str, str] = {}
     for source in service.config.sources:
@@ -94,3 +98,12 @@ def readiness(service: Probed) -> tuple[bool, dict[str, Any]]:
             ok = False
     details["sources"] = sources
     return ok, details
+
+
+def _media_problem(service: Probed) -> str | None:
+    """Why new media cannot be stored now (the media store's last disk fault,
+    cleared by the next write that works), or None."""
+    parts = getattr(service, "parts", None)
+    media = getattr(parts, "media", None) if parts is not None else None
+    failure = getattr(media, "failure", None)
+    return failure if isinstance(failure, str) else None

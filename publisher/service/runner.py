@@ -38,7 +38,7 @@ import schedule
 from publisher import compose
 from publisher.core import schedule as timing
 from publisher.core.config import Config, SourceConfig
-from publisher.core.errors import PublisherError
+from publisher.core.errors import PublisherError, StoreError
 from publisher.pipeline.deliver import Deliverer
 from publisher.pipeline.poll import PollOutcome
 from publisher.ports import Channel, Clock, Source
@@ -68,6 +68,8 @@ JITTER = 0.1
 MAX_SLEEP = 5.0
 #: Concurrent polls.
 POLL_WORKERS = 4
+#: How soon a source is polled again when the state file could not be written.
+STORE_RETRY = timedelta(minutes=1)
 
 utcnow = compose.utcnow
 
@@ -333,7 +335,15 @@ class Service:
 
     def poll_source(self, source: SourceConfig) -> PollOutcome:
         """Poll one source and queue what is new. Never raises."""
-        outcome = self.parts.poller.poll(self._source(source))
+        try:
+            outcome = self.parts.poller.poll(self._source(source))
+        except StoreError as exc:
+            # The state file cannot take even the poll's error (full,
+            # read-only): nothing was queued, the items are read again later.
+            log.error("source %s: %s", source.name, exc)
+            with self._lock:
+                self._due[source.name] = self.clock() + min(source.every, STORE_RETRY)
+            return PollOutcome(source.name, ok=False, result="error", error=str(exc))
         with self._lock:
             self._due.pop(source.name, None)
         if outcome.queued:
