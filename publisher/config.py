@@ -139,6 +139,11 @@ class _Table:
                 self.key(name), f"{value} is too small; use a whole number of at least {minimum}"
             )
             return default
+        if value is not None and value is not default and value > maximum:
+            self.problems.add(
+                self.key(name), f"{value} is too large; use a whole number of at most {maximum:,}"
+            )
+            return default
         return value
 
     def convert(self, name: str, parse: Callable[[Any], Any], default: Any, hint: str) -> Any:
@@ -675,9 +680,6 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
         media_dir=_resolve(base, st.string("media_dir", "data/media")),
         media_retention=st.duration("media_retention", StorageConfig.media_retention),
         history_retention=st.duration("history_retention", timedelta(days=180)),
-        url=database_url,
-        password_env=password_env,
-        password_file=password_file,
         url=database_url,
         password_env=password_env,
         password_file=password_file,
