@@ -20,13 +20,13 @@ from publisher.adapters.httpserver import HTTPServer
 from publisher.adapters.mediafolder import MediaStore
 from publisher.adapters.standin import ViberStandIn
 from publisher.adapters.viber.client import ChannelClient
+from publisher.adapters.web import make_app
 from publisher.cli import cli
 from publisher.core.config import Config, FetchConfig, ServerConfig, SourceConfig
 from publisher.core.items import Item, MediaCandidate
 from publisher.core.limits import CAPTION_MAX, TEXT_MAX
 from publisher.core.messages import utf16_len
 from publisher.pipeline.transform import Transformer, fetch_media_with
-from publisher.service.web import make_app
 
 IMAGES = Path(__file__).parent / "data" / "images"
 VIDEO = Path(__file__).parent / "data" / "video"
