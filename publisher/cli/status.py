@@ -301,7 +301,11 @@ def _local(value: str | None, now: str) -> str:
         return "—"
     when = datetime.fromisoformat(value)
     today = datetime.fromisoformat(now).date()
-    return when.strftime("%H:%M:%S" if when.date() == today else "%a %d %b %H:%M")
+    if when.date() == today:
+        return when.strftime("%H:%M:%S")
+    if when.year != today.year:
+        return when.strftime("%a %d %b %Y %H:%M")
+    return when.strftime("%a %d %b %H:%M")
 
 
 def render_status(doc: Mapping[str, Any], console: Console) -> None:

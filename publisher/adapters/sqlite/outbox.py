@@ -209,7 +209,7 @@ class SQLiteOutbox:
 
     def claim(self, outbox_id: int, now: datetime) -> bool:
         """queued → sending, one more attempt. False if it was not queued."""
-        with self._db.write() as db:
+        with self._db.write(durable=True) as db:
             row = _fetch(db, outbox_id)
             if row.status != "queued":
                 return False
@@ -225,7 +225,7 @@ class SQLiteOutbox:
     def mark_posted(self, outbox_id: int, token: int | str | None, now: datetime) -> None:
         """sending (or unknown, confirmed later) → posted, with Viber's message_token."""
         exact = None if token is None else int(token)
-        with self._db.write() as db:
+        with self._db.write(durable=True) as db:
             row = _fetch(db, outbox_id)
             _check(row, ("sending", "unknown"), "marked posted")
             db.execute(
@@ -239,7 +239,7 @@ class SQLiteOutbox:
     def mark_failed(self, outbox_id: int, reason: str, now: datetime) -> list[int]:
         """→ failed (from sending, queued or unknown). The item's later
         messages still waiting are skipped; their ids are returned."""
-        with self._db.write() as db:
+        with self._db.write(durable=True) as db:
             row = _fetch(db, outbox_id)
             _check(row, ("sending", "queued", "unknown"), "marked failed")
             db.execute(
