@@ -30,11 +30,13 @@ run: $(BIN)/viber-publisher          ## run the service with the example sources
 	@[ -e data/inbox ] || { mkdir -p data && cp -R samples/inbox data/inbox; }
 	$(BIN)/viber-publisher --config $(CONFIG) run
 
+# The suite runs on every core (pytest-xdist): each worker starts its own
+# stand-ins and servers on free loopback ports.
 test: $(BIN)/viber-publisher browser postgres ## the whole test suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 test-fast: $(BIN)/viber-publisher    ## the tests not marked slow (seconds each), while you work
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "not slow" $(PYTEST_ARGS)
 
 # The preview's page is checked in headless Chromium (tests/test_preview.py).
 # Tests install nothing: this does, as root with apt-get (Debian's chromium);
