@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import names, notes, put
@@ -252,3 +253,44 @@ def _schema_1_state(path: Path, folder: Path) -> None:
         (item.key, now, now, item.content_hash),
     )
     db.close()
+
+
+def test_a_picture_routed_to_two_channels_with_two_templates_is_encoded_once(
+    tmp_path: Path, jpeg_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Media are shared between channels: content-addressed, transformed once."""
+    from dataclasses import replace
+
+    from publisher.adapters.mediafolder import MediaStore
+    from publisher.core.config import Config, ServerConfig, SourceConfig
+    from publisher.core.items import Item, MediaCandidate
+    from publisher.pipeline import transform as transform_module
+    from publisher.pipeline.transform import Transformer
+
+    encodes: list[int] = []
+    real = transform_module.prepare_picture
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        encodes.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transform_module, "prepare_picture", counting)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(jpeg_bytes)
+    item = Item(
+        source="a",
+        key="k",
+        title="A photo",
+        media=(MediaCandidate(path=photo, kind="image", origin="folder"),),
+    )
+    public = "https://p.example.org"
+    config = Config(server=ServerConfig(public_url=public))
+    transformer = Transformer(
+        config, MediaStore(tmp_path / "media"), lambda url: (b"", None), public
+    )
+    source = SourceConfig("a", "folder", path=tmp_path)
+    news = transformer.render(item, source)
+    sport = transformer.render(item, replace(source, template="SPORT {title}"))
+    assert news.messages[0].payload["media"] == sport.messages[0].payload["media"]
+    assert news.messages[0].payload["text"] != sport.messages[0].payload["text"]
+    assert len(encodes) == 1

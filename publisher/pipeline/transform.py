@@ -53,9 +53,11 @@ never read whole into memory).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,9 +139,21 @@ class _Media:
     mime: str | None
 
 
+@dataclass(frozen=True)
+class _Encoded:
+    """A picture made compliant and stored: its and its thumbnail's info."""
+
+    infos: tuple[MediaInfo, MediaInfo]
+    decisions: tuple[Decision, ...]
+
+
+#: How many encoded pictures are remembered (an item rendered for several channels).
+ENCODED_CACHE = 64
+
+
 class Transformer:
-    """Turns items into rendered posts. Thread-safe: it keeps no state but
-    the media store (content-addressed, atomic writes)."""
+    """Turns items into rendered posts. Thread-safe: it keeps the media store
+    (content-addressed, atomic writes) and a small cache of encoded pictures."""
 
     def __init__(
         self,
@@ -155,6 +169,8 @@ class Transformer:
         self.public_url = public_url
         #: Article pages (``enrich``), each link fetched once.
         self.pages = Pages(fetch_page)
+        self._encoded: dict[tuple[bytes, int, int, str], _Encoded] = {}
+        self._encoded_lock = threading.Lock()
 
     # -- entry points ------------------------------------------------------
 
@@ -426,33 +442,52 @@ class Transformer:
         if self.public_url is None:
             return self._picture_unhosted(media, candidate, decisions)
         data = media.data if media.data is not None else b""
+        encoded = self._encoded_picture(data)
+        decisions.extend(encoded.decisions)
+        payload: dict[str, Any] = {
+            "type": "picture",
+            "text": "",
+            "media": self.store.url(self.public_url, encoded.infos[0].name),
+            "thumbnail": self.store.url(self.public_url, encoded.infos[1].name),
+        }
+        return RenderedMessage(payload, encoded.infos)
+
+    def _encoded_picture(self, data: bytes) -> _Encoded:
+        """The picture and thumbnail of ``data``, stored: encoded once, however
+        many channels render the item (a route with its own template renders
+        it again; the same bytes are not transformed twice)."""
+        media = self.config.media
+        key = (hashlib.sha256(data).digest(), media.max_side, media.max_pixels, media.thumbnail)
+        with self._encoded_lock:
+            cached = self._encoded.get(key)
+        if cached is not None and all(self.store.exists(i.name) for i in cached.infos):
+            return cached  # (a file pruned meanwhile is made again)
         picture = prepare_picture(
             data,
-            max_side=self.config.media.max_side,
-            max_pixels=self.config.media.max_pixels,
+            max_side=media.max_side,
+            max_pixels=media.max_pixels,
             max_bytes=PICTURE_MAX_BYTES,
         )
-        thumb = make_thumbnail(picture, mode=self.config.media.thumbnail)
+        thumb = make_thumbnail(picture, mode=media.thumbnail)
         picture_name = self.store.put(picture.data, ".jpg")
         thumb_name = self.store.put(thumb.data, ".jpg")
-        decisions.append(
+        notes = [
             Decision(
                 "image",
                 f"{picture.source_format} {picture.source_width}x{picture.source_height} "
                 f"{picture.source_size} B → JPEG {picture.width}x{picture.height} "
                 f"{len(picture.data)} B q{picture.quality}",
-            )
+            ),
+            *(Decision("image", note) for note in picture.decisions),
+        ]
+        encoded = _Encoded(
+            (picture.media_info(picture_name), thumb.media_info(thumb_name)), tuple(notes)
         )
-        for note in picture.decisions:
-            decisions.append(Decision("image", note))
-        payload: dict[str, Any] = {
-            "type": "picture",
-            "text": "",
-            "media": self.store.url(self.public_url, picture_name),
-            "thumbnail": self.store.url(self.public_url, thumb_name),
-        }
-        infos = (picture.media_info(picture_name), thumb.media_info(thumb_name))
-        return RenderedMessage(payload, infos)
+        with self._encoded_lock:
+            self._encoded[key] = encoded
+            while len(self._encoded) > ENCODED_CACHE:
+                self._encoded.pop(next(iter(self._encoded)))
+        return encoded
 
     def _picture_unhosted(
         self, media: _Media, candidate: MediaCandidate, decisions: list[Decision]
