@@ -173,3 +173,84 @@ def test_a_reload_with_a_new_every_applies_it_at_once(tmp_path: Path) -> None:
 class _NoJitter:
     def random(self) -> float:
         return 0.0
+
+
+def _many(tmp_path: Path, names: Iterable[int]) -> Any:
+    return parse_config(
+        {
+            "viber": {"api_url": "local"},
+            "storage": {"path": str(tmp_path / "state.sqlite3"), "media_dir": str(tmp_path / "m")},
+            "sources": [
+                {"name": f"s{n}", "type": "rss", "url": f"https://example.org/{n}", "every": "10m"}
+                for n in names
+            ],
+        }
+    )
+
+
+def test_a_turn_of_the_main_loop_looks_only_at_the_sources_due(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: each turn walked every source and asked when it was due; a
+    heap of due times makes a turn cost what the due sources cost."""
+    now = [T0]
+    service = Service(
+        _many(tmp_path, range(200)), clock=lambda: now[0], serve=False, rng=_NoJitter()
+    )
+    try:
+        for n in range(200):  # s0 polled 10 min before T0 + 1 s, s1 + 2 s, …
+            service.store.record_poll(f"s{n}", T0 - 10 * M + timedelta(seconds=n + 1), ok=True)
+        submitted: list[str] = []
+        monkeypatch.setattr(service, "_submit", lambda source: submitted.append(source.name))
+        assert service._poll_due() == pytest.approx(1.0), "the first turn: s0 in 1 s"
+        reads: list[str] = []
+        read = service.store.get_source
+        monkeypatch.setattr(service.store, "get_source", lambda n: reads.append(n) or read(n))
+        asked: list[str] = []
+        due = service.due
+        monkeypatch.setattr(service, "due", lambda s: asked.append(s.name) or due(s))
+
+        now[0] = T0 + timedelta(seconds=3.5)
+        assert service._poll_due() == pytest.approx(0.5)
+        assert submitted == ["s0", "s1", "s2"], "the due ones, soonest first"
+        assert (reads, asked) == ([], []), "no other source was looked at"
+        assert service._poll_due() == pytest.approx(0.5)
+        assert submitted == ["s0", "s1", "s2"], "each submitted once"
+
+        # s1 is polled: only its own next time is computed, and it goes on the heap
+        service.store.record_poll("s1", now[0], ok=True)
+        with service._lock:
+            service._due.pop("s1")
+            service._polled.add("s1")
+        now[0] = T0 + 10 * M + timedelta(seconds=3)
+        service._poll_due()
+        assert asked == ["s1"]
+        assert submitted[3:] == [f"s{n}" for n in range(3, 200)]
+        now[0] = T0 + 10 * M + timedelta(seconds=4)
+        service._poll_due()
+        assert submitted[-1] == "s1", "polled again every 10 min after its last poll"
+    finally:
+        service.close()
+
+
+def test_after_a_reload_the_loop_polls_added_and_forgets_removed_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [T0]
+    service = Service(_many(tmp_path, range(3)), clock=lambda: now[0], serve=False, rng=_NoJitter())
+    try:
+        for n in range(3):
+            service.store.record_poll(f"s{n}", T0, ok=True)
+        submitted: list[str] = []
+        monkeypatch.setattr(service, "_submit", lambda source: submitted.append(source.name))
+        service._poll_due()
+        assert submitted == []
+        service.reload(_many(tmp_path, range(1, 5)))  # s0 removed, s3 and s4 added
+        service._poll_due()
+        assert sorted(submitted) == ["s3", "s4"]
+        now[0] = T0 + 10 * M
+        service._poll_due()
+        assert {"s1", "s2"} <= set(submitted[2:]), "the kept sources go on"
+        assert "s0" not in submitted, "s0 was removed"
+    finally:
+        service.close()

@@ -22,6 +22,7 @@ them), never crashes of the loop.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 import signal
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import schedule
 
 from publisher import compose
+from publisher.adapters.mediasize import folder_size
 from publisher.core import schedule as timing
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import PublisherError, StoreError
@@ -118,6 +120,18 @@ class Service:
         self._in_flight: set[str] = set()
         #: When each source is due next (a cache of core.schedule.due_at).
         self._due: dict[str, datetime] = {}
+        #: The same due times as a heap, soonest first, so that a turn of the
+        #: main loop costs O(log n), not a walk over every source. An entry
+        #: is stale when ``_due`` no longer holds its time (the source was
+        #: polled, reloaded, disabled or removed); stale entries are dropped
+        #: when they reach the top.
+        self._heap: list[tuple[datetime, str]] = []
+        #: False until the heap holds every enabled source (at start, after a reload).
+        self._heap_ready = False
+        #: Sources polled since the last turn: their next due time goes on the heap.
+        self._polled: set[str] = set()
+        self._enabled: dict[str, SourceConfig] = {}
+        self._enabled_for: Config | None = None
         #: The last line of the log says the service has stopped, once.
         self._stop_logged = False
         self._pool = ThreadPoolExecutor(max_workers=POLL_WORKERS, thread_name_prefix="poll")
@@ -232,10 +246,18 @@ class Service:
             return float(sum(c.get("queued", 0) for c in counts.values()))
 
         metrics.outbox_depth_from(depth)
+        metrics.media_size_from(
+            self._media_size if self.config.storage.media_bucket is None else None
+        )
         for name, deliverer in self.deliverers.items():
             metrics.set_posting_stopped(deliverer.stopped_reason is not None, channel=name)
         for source in self.config.sources:
             metrics.set_source_paused(source.name, store.get_source(source.name).paused)
+
+    def _media_size(self) -> tuple[int, int]:
+        """The media folder's files and bytes (``/metrics`` reads it)."""
+        size = folder_size(self.config.storage.media_dir)
+        return size.files, size.bytes
 
     def close(self) -> None:
         self.stop()
@@ -306,6 +328,7 @@ class Service:
                 deliverer.config = effective
             parts.alerter.config = effective.alerts
             self._due.clear()
+            self._heap_ready = False
         for name in plan.removed:
             parts.metrics.forget_source(name)
         for source in effective.sources:
@@ -342,10 +365,12 @@ class Service:
             # read-only): nothing was queued, the items are read again later.
             log.error("source %s: %s", source.name, exc)
             with self._lock:
-                self._due[source.name] = self.clock() + min(source.every, STORE_RETRY)
+                self._set_due(source.name, self.clock() + min(source.every, STORE_RETRY))
+                self._polled.add(source.name)
             return PollOutcome(source.name, ok=False, result="error", error=str(exc))
         with self._lock:
             self._due.pop(source.name, None)
+            self._polled.add(source.name)
         if outcome.queued:
             self._wake_lanes()
         return outcome
@@ -372,8 +397,16 @@ class Service:
         if state.last_poll is not None:
             due += source.every * (JITTER * self._rng.random())
         with self._lock:
-            self._due[source.name] = due
+            known = self._due.get(source.name)
+            if known is not None:  # another thread computed it meanwhile
+                return known
+            self._set_due(source.name, due)
         return due
+
+    def _set_due(self, name: str, due: datetime) -> None:
+        """Record ``name``'s due time, on the heap too; the caller holds ``_lock``."""
+        self._due[name] = due
+        heapq.heappush(self._heap, (due, name))
 
     def _submit(self, source: SourceConfig) -> None:
         with self._lock:
@@ -392,18 +425,62 @@ class Service:
         self._pool.submit(work)
 
     def _poll_due(self) -> float:
-        """Submit every due source; the seconds until the next one is due."""
-        now = self.clock()
-        soonest = MAX_SLEEP
-        for source in self.config.sources:
-            if not source.enabled or source.name in self._in_flight:
-                continue
-            wait = (self.due(source) - now).total_seconds()
-            if wait <= 0:
-                self._submit(source)
+        """Submit every due source; the seconds until the next one is due.
+
+        Costs O(log n) per source due (the heap of due times), plus one
+        ``due`` for each source polled since the last turn; only the first
+        turn and the first after a reload look at every source.
+        """
+        if self._enabled_for is not self.config:  # a new config: every source again
+            self._heap_ready = False
+        enabled = self._enabled_sources()
+        with self._lock:
+            rebuild = not self._heap_ready
+            if rebuild:
+                self._heap = []
+                self._polled.clear()
+                pending = list(enabled)
+                self._heap_ready = True
             else:
-                soonest = min(soonest, wait)
-        return soonest
+                pending = [n for n in self._polled if n not in self._in_flight]
+                self._polled.difference_update(pending)
+        for name in pending:
+            source = enabled.get(name)
+            if source is None:
+                continue
+            with self._lock:
+                cached = self._due.get(name)
+            if cached is None:
+                self.due(source)  # computes it and puts it on the heap
+            elif rebuild:
+                with self._lock:
+                    heapq.heappush(self._heap, (cached, name))
+        now = self.clock()
+        while True:
+            with self._lock:
+                if not self._heap:
+                    return MAX_SLEEP
+                due, name = self._heap[0]
+                source = enabled.get(name)
+                if source is None or self._due.get(name) != due:
+                    heapq.heappop(self._heap)  # stale
+                    continue
+                if due > now:
+                    return min(MAX_SLEEP, (due - now).total_seconds())
+                heapq.heappop(self._heap)
+                if name in self._in_flight:
+                    # polled right now by someone else; it comes back when done
+                    self._polled.add(name)
+                    continue
+            self._submit(source)
+
+    def _enabled_sources(self) -> dict[str, SourceConfig]:
+        """The enabled sources by name, built once per config (a reload swaps it)."""
+        config = self.config
+        if self._enabled_for is not config:
+            self._enabled = {s.name: s for s in config.sources if s.enabled}
+            self._enabled_for = config
+        return self._enabled
 
     def _item_done(self, source_name: str, files: list[str], ok: bool, reason: str | None) -> None:
         """Called by the deliverer when the last post of an item is done:
