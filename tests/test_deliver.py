@@ -205,6 +205,49 @@ def test_status_12_slows_the_whole_channel(rig: Rig, standin: ViberStandIn) -> N
     assert sorted(posted_texts(standin)) == ["a", "b"]
 
 
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        pytest.param("http500", None, id="http-500"),
+        # A plain retry (no outage, no cool-down): only the item holds the channel.
+        pytest.param("status", 99, id="status-99"),
+    ],
+)
+def test_a_retried_picture_goes_before_the_next_item(
+    rig: Rig,
+    standin: ViberStandIn,
+    media_host: Any,
+    jpeg_bytes: bytes,
+    kind: str,
+    status: int | None,
+) -> None:
+    """An item with two pictures: the second gets a retryable answer while
+    another item is queued; the second picture still goes out before it."""
+    url = media_host.add("/picture.jpg", jpeg_bytes, "image/jpeg")
+    item = Item(source="news", key="pics", title="pics", content_hash="pics")
+    pictures = tuple(
+        RenderedMessage({"type": "picture", "text": f"Picture {n}", "media": url}) for n in (1, 2)
+    )
+    first, second = rig.store.queue_item(RenderedItem(item, pictures), START)
+    [other] = queue_text(rig.store, "other", source="blog")
+    rig.deliverer.step()
+    assert rig.row(first).status == "posted"
+    standin.fail_next(kind, status=status)
+    rig.deliverer.step()
+    row = rig.row(second)
+    assert row.status == "queued" and row.next_attempt_at is not None
+    assert row.next_attempt_at > rig.clock()
+    # The other item is ready, yet the started item holds the channel.
+    verdict = rig.deliverer.verdict(rig.clock())
+    assert isinstance(verdict, Wait) and verdict.candidate is not None
+    assert verdict.candidate.id == second and verdict.until == row.next_attempt_at
+    rig.deliverer.step()
+    assert rig.row(other).status == "queued"
+    rig.drain()
+    assert posted_texts(standin) == ["Picture 1", "Picture 2", "other"]
+    assert rig.row(second).attempts == 2
+
+
 def test_retries_are_bounded_then_the_post_fails_with_the_reason(
     rig: Rig, standin: ViberStandIn
 ) -> None:

@@ -50,6 +50,7 @@ def cand(
     group: int | None = None,
     send_at: datetime | None = None,
     created_at: datetime | None = None,
+    not_before: datetime | None = None,
 ) -> Candidate:
     return Candidate(
         id=id,
@@ -60,6 +61,7 @@ def cand(
         item_published=published,
         send_at=send_at,
         group=group if group is not None else id,
+        not_before=not_before,
     )
 
 
@@ -795,6 +797,45 @@ SPLIT_CASES = [
         ("post", 2),
         id="rest-of-item-never-expires",
     ),
+    pytest.param(
+        [cand(2, seq=1, group=1, not_before=NOW + timedelta(minutes=5)), cand(3, "b")],
+        [rec("a", ago(1))],
+        Policy(),
+        None,
+        ("wait", NOW + timedelta(minutes=5), "rest of the item is retried at 12:05"),
+        id="rest-of-item-waiting-for-its-retry-holds-the-channel",
+    ),
+    pytest.param(
+        [cand(2, seq=1, group=1, not_before=NOW), cand(3, "b")],
+        [rec("a", ago(1))],
+        Policy(),
+        None,
+        ("post", 2),
+        id="rest-of-item-goes-when-its-retry-comes",
+    ),
+    pytest.param(
+        [
+            cand(2, seq=1, group=1, not_before=NOW + timedelta(minutes=5)),
+            cand(5, "b", seq=1, group=4),
+            cand(6, "c"),
+        ],
+        [rec("a", ago(2)), rec("b", ago(1))],
+        Policy(),
+        None,
+        ("post", 5),
+        id="of-two-started-items-the-ready-one-goes",
+    ),
+    pytest.param(
+        [
+            cand(1, not_before=NOW + timedelta(minutes=7)),
+            cand(3, "b", send_at=NOW + timedelta(hours=1)),
+        ],
+        [],
+        Policy(),
+        None,
+        ("wait", NOW + timedelta(minutes=7), "retried at 12:07"),
+        id="a-first-message-waits-for-its-retry-too",
+    ),
 ]
 
 
@@ -807,6 +848,21 @@ def test_split_items(
     expected: tuple[object, ...],
 ) -> None:
     check(next_post(queue, history, channel, {}, NOW, cooldown_until=cooldown), expected)
+
+
+def test_a_retried_rest_of_an_item_is_not_overtaken_while_draining() -> None:
+    # Picture 2 of item 1 failed once and is retried in 10 minutes; item 3 is
+    # older and ready, yet waits for it.
+    queue = [
+        cand(2, "a", published=ago(30), seq=1, group=1, not_before=NOW + timedelta(minutes=10)),
+        cand(3, "b", published=ago(60)),
+    ]
+    history = [rec("a", ago(1))]
+    verdict = next_post(queue, history, Policy(), {}, NOW)
+    assert isinstance(verdict, Wait) and verdict.candidate is not None
+    assert (verdict.until, verdict.candidate.id) == (NOW + timedelta(minutes=10), 2)
+    posted = drain(queue, Policy(), {}, NOW, 10)
+    assert [c.id for c in posted] == [2, 3]
 
 
 def test_split_item_messages_stay_together_while_draining() -> None:

@@ -1,6 +1,7 @@
 """The store gives the policy each source's head candidates, not the whole
 queue (:meth:`SQLiteOutbox.heads`); the verdict must be the one the policy
-gives over the whole due queue (:meth:`SQLiteOutbox.pending`)."""
+gives over the whole due queue (:meth:`SQLiteOutbox.pending`) plus the rest
+of started items waiting for their retry (they hold the channel)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from publisher.adapters.sqlite import Store, to_text
 from publisher.core.config import Policy, Window
 from publisher.core.policy import PostedRecord, Skip, Wait, next_post
+from publisher.core.records import OutboxRow
 
 NOW = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
 SOURCES = ("a", "b", "c")
@@ -56,6 +58,18 @@ def _insert(
     if group is None:
         db.execute("UPDATE outbox SET group_id = ? WHERE id = ?", (row_id, row_id))
     return row_id
+
+
+def _waiting_rest(store: Store) -> list[OutboxRow]:
+    """Queued later messages whose earlier ones are posted, in back-off."""
+    return [
+        row
+        for row in store.outbox("queued", limit=10_000, channel="main")
+        if row.seq > 0
+        and row.next_attempt_at is not None
+        and row.next_attempt_at > NOW
+        and all(r.status == "posted" for r in store.item_rows(row.group_id) if r.seq < row.seq)
+    ]
 
 
 minutes = st.integers(min_value=-3000, max_value=600).map(lambda m: NOW + timedelta(minutes=m))
@@ -120,7 +134,9 @@ def test_the_verdict_over_the_heads_is_the_verdict_over_the_whole_queue(
                     retry_at=spec["retry_at"] if seq == min(done, messages - 1) else None,  # type: ignore[arg-type]
                 )
                 group = group or row
-        whole = [row.candidate() for row in store.pending(NOW, channel="main")]
+        whole = [
+            row.candidate() for row in [*store.pending(NOW, channel="main"), *_waiting_rest(store)]
+        ]
         heads = [row.candidate() for row in store.heads(NOW, channel="main")]
     assert {c.id for c in heads} <= {c.id for c in whole}
     records = [PostedRecord(s, NOW - timedelta(minutes=m)) for s, m in posted]
@@ -161,6 +177,29 @@ def test_heads_read_one_channel_and_skip_back_off() -> None:
             store, source="a", key="z", seq=0, group=None, status="queued", created=NOW, channel="b"
         )
         assert [r.id for r in store.heads(NOW, channel="main")] == [due]
+        # The rest of a started item in back-off is read: it holds the channel.
+        started = _insert(
+            store,
+            source="b",
+            key="s",
+            seq=0,
+            group=None,
+            status="posted",
+            created=NOW - timedelta(hours=1),
+        )
+        rest = _insert(
+            store,
+            source="b",
+            key="s",
+            seq=1,
+            group=started,
+            status="queued",
+            created=NOW - timedelta(hours=1),
+            retry_at=NOW + timedelta(minutes=10),
+        )
+        heads = store.heads(NOW, channel="main")
+        assert [r.id for r in heads] == [due, rest]
+        assert heads[1].candidate().not_before == NOW + timedelta(minutes=10)
         retry = store.next_retry(NOW, channel="main")
         assert retry is not None and retry.id == waiting
         assert store.next_retry(NOW, channel="b") is None

@@ -549,3 +549,21 @@ def test_heads_and_next_retry_through_the_port(store: Store) -> None:
     assert retry is not None and retry.id == old
     assert [r.id for r in store.heads(at(6), channel="b")] == [elsewhere]
     assert store.next_retry(at(6), channel="b") is None
+
+
+def test_heads_keep_the_rest_of_a_started_item_in_back_off(store: Store) -> None:
+    first, second = store.queue_item(rendered(key="two", messages=2), at(0))
+    (other,) = store.queue_item(rendered(key="other", source="news"), at(1))
+    assert store.claim(first, at(2))
+    store.mark_posted(first, TOKEN, at(2))
+    assert store.claim(second, at(3))
+    store.mark_retry(second, "HTTP 500", at(30), at(3))
+    # Not due, yet read with its retry time: the policy waits for it.
+    heads = store.heads(at(4), channel="main")
+    assert [r.id for r in heads] == [second, other]
+    assert heads[0].candidate().not_before == at(30)
+    assert [r.id for r in store.pending(at(4))] == [other]
+    # Failed, it no longer holds the channel.
+    assert store.claim(second, at(30))
+    store.mark_failed(second, "refused", at(31))
+    assert [r.id for r in store.heads(at(31), channel="main")] == [other]

@@ -17,7 +17,13 @@ Rules, in the order they are applied:
    other item, paced by at most :data:`CONTINUATION_GAP` (less if the channel's
    ``min_interval`` is shorter) and by ``cooldown_until``; they are not held
    by windows, counts or ``max_age``. A later message is never posted while an
-   earlier one of its item is still in the queue.
+   earlier one of its item is still in the queue. A started item's next
+   message waiting for its retry (``not_before``, the outbox's
+   ``next_attempt_at``) still holds the channel: the verdict is Wait until its
+   retry time, and no other item goes meanwhile. Only once it is skipped,
+   failed or held as ``unknown`` (then it is no longer queued) may other items
+   go. Of several started items, the one whose next message can go first goes
+   (the lowest id of those ready).
 2. **Expiry.** A first message older than ``max_age`` (the channel's or its
    source's, whichever is shorter) is skipped. Its age counts from ``send_at``,
    else from the item's published time, else from when it was queued.
@@ -30,8 +36,9 @@ Rules, in the order they are applied:
    cross midnight (``22:00``-``06:00``: the listed day is the day the window
    opens) and are DST-correct (a window starting in a skipped hour opens when
    the clock jumps; one in a repeated hour lasts the longer real time).
-   Outside the window posts wait; they are never dropped. ``send_at`` and
-   ``cooldown_until`` (Viber said "too many requests") are floors.
+   Outside the window posts wait; they are never dropped. ``send_at``,
+   ``cooldown_until`` (Viber said "too many requests") and a message's own
+   retry time ``not_before`` are floors.
 4. **Fairness and order.** Among sources with a post allowed now, the source
    that posted least recently goes first (round-robin), and it posts its
    oldest eligible item (by published time, else queuing time, else id). So
@@ -76,6 +83,9 @@ class Candidate:
     send_at: datetime | None = None
     #: Messages of one queued item share a group (the id of its first message).
     group: int | None = None
+    #: Not tried before this instant: its retry time after a failed attempt
+    #: (the outbox's ``next_attempt_at``), None when it has none.
+    not_before: datetime | None = None
 
     @property
     def group_key(self) -> tuple[object, ...]:
@@ -298,6 +308,9 @@ def _earliest(
     if cooldown_until is not None:
         until = cooldown_until
         result.push(until, f"Viber rate limit: cooling down until {_when(until, tz, now)}")
+    if candidate.not_before is not None:
+        retry = candidate.not_before
+        result.push(retry, f"retried at {_when(retry, tz, now)}")
     for _ in range(64):
         before = result.at
         for scope in scopes:
@@ -379,7 +392,11 @@ def _plan(queue: Sequence[Candidate]) -> _Plan:
 
 
 def _continuation_at(
-    channel: _Scope, now: datetime, cooldown_until: datetime | None, tz: ZoneInfo
+    candidate: Candidate,
+    channel: _Scope,
+    now: datetime,
+    cooldown_until: datetime | None,
+    tz: ZoneInfo,
 ) -> _Earliest:
     result = _Earliest(now)
     if channel.last is not None:
@@ -391,6 +408,9 @@ def _continuation_at(
     if cooldown_until is not None:
         until = cooldown_until
         result.push(until, f"Viber rate limit: cooling down until {_when(until, tz, now)}")
+    if candidate.not_before is not None:
+        retry = candidate.not_before
+        result.push(retry, f"rest of the item is retried at {_when(retry, tz, now)}")
     return result
 
 
@@ -414,7 +434,7 @@ class _Context:
         self.history = history
         self.channel_scope = _scope("", channel, history)
         self._sources: dict[str, _Scope] = {}
-        self._earliest: dict[tuple[str, datetime | None], _Earliest] = {}
+        self._earliest: dict[tuple[str, datetime | None, datetime | None], _Earliest] = {}
 
     def source_policy(self, source: str) -> Policy:
         return self.source_policies.get(source, _NO_POLICY)
@@ -429,8 +449,9 @@ class _Context:
         return self._sources[source]
 
     def earliest(self, candidate: Candidate) -> _Earliest:
-        # Only the source and send_at tell candidates apart here: compute once per pair.
-        key = (candidate.source, candidate.send_at)
+        # Only the source, send_at and retry time tell candidates apart here:
+        # compute once per triple.
+        key = (candidate.source, candidate.send_at, candidate.not_before)
         if key not in self._earliest:
             scopes = (self.channel_scope, self.source_scope(candidate.source))
             found = _earliest(candidate, scopes, self.now, self.cooldown_until, self.tz)
@@ -441,8 +462,10 @@ class _Context:
     def expiry(self, candidate: Candidate) -> str | None:
         return _expiry(candidate, self.channel, self.source_policy(candidate.source), self.now)
 
-    def continuation(self) -> _Earliest:
-        return _continuation_at(self.channel_scope, self.now, self.cooldown_until, self.tz)
+    def continuation(self, candidate: Candidate) -> _Earliest:
+        return _continuation_at(
+            candidate, self.channel_scope, self.now, self.cooldown_until, self.tz
+        )
 
 
 def next_post(
@@ -463,8 +486,12 @@ def next_post(
     plan = _plan(queue)
 
     if plan.continuations:
-        candidate = plan.continuations[0]
-        ready = ctx.continuation()
+        # A started item holds the channel, even while its next message waits
+        # for its retry; of several, the one that can go first (then by id).
+        ready, candidate = min(
+            ((ctx.continuation(c), c) for c in plan.continuations),
+            key=lambda pair: (pair[0].at, pair[1].id),
+        )
         if ready.at <= ctx.now:
             return Post(candidate, "rest of an item already started")
         return Wait(ready.at, ready.reason, candidate)
@@ -512,7 +539,7 @@ def explain(
     plan = _plan(queue)
     result: list[Explanation] = []
     for candidate in plan.continuations:
-        ready = ctx.continuation()
+        ready = ctx.continuation(candidate)
         state = "ready" if ready.at <= ctx.now else "waiting"
         result.append(
             Explanation(

@@ -137,6 +137,7 @@ class OutboxRow:
             item_published=self.item_published,
             send_at=self.send_at,
             group=self.group_id,
+            not_before=self.next_attempt_at,
         )
 
 

@@ -2,8 +2,9 @@
 ``preview`` all ask, answered in one place.
 
 :func:`look` reads what the delivery policy needs from the store (the head
-of each source's due queue, the recent history, the cool-down, whether posting is stopped, the
-next retry); :func:`decide` asks the pure policy
+of each source's due queue, the rest of a started item even while it waits
+for its retry, the recent history, the cool-down, whether posting is stopped,
+the next retry); :func:`decide` asks the pure policy
 (:func:`publisher.core.policy.next_post`); :func:`in_words` says the answer
 as ``status`` shows it.
 """
@@ -37,7 +38,9 @@ class QueueView:
     now: datetime
     #: Queued messages whose retry time (if any) has come, as the policy sees
     #: them: each source's head candidates and the rest of started items
-    #: (:meth:`publisher.ports.Outbox.heads`), not the whole queue.
+    #: (:meth:`publisher.ports.Outbox.heads`), not the whole queue. The rest of
+    #: a started item is here even while it waits for its retry (its
+    #: ``not_before``): it holds the channel until then.
     due: tuple[Candidate, ...]
     history: tuple[PostedRecord, ...]
     cooldown_until: datetime | None

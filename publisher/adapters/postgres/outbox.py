@@ -267,7 +267,8 @@ class PostgresOutbox:
     def heads(self, now: datetime, *, channel: str) -> list[OutboxRow]:
         """What the delivery policy needs of ``channel``'s due queue, through
         indexes (the rows of :meth:`publisher.adapters.sqlite.Store.heads`):
-        the queued later messages whose earlier ones are all posted, and for
+        the queued later messages whose earlier ones are all posted (also
+        while they wait for their retry: a started item holds the channel), and for
         each source with a queued first message its oldest, its oldest whose
         ``send_at`` has come, and those with the earliest ``send_at`` (past
         and future)."""
@@ -288,7 +289,7 @@ class PostgresOutbox:
         with self._db.read(snapshot=True) as db:
             for row in db.execute(
                 "SELECT * FROM outbox AS o WHERE channel = %(channel)s AND status = 'queued'"
-                f" AND seq > 0 AND {due}"
+                " AND seq > 0"
                 " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.group_id = o.group_id"
                 "   AND p.seq < o.seq AND p.status <> 'posted')",
                 args,

@@ -400,11 +400,14 @@ class SQLiteOutbox:
 
     def heads(self, now: datetime, *, channel: str) -> list[OutboxRow]:
         """What :func:`publisher.core.policy.next_post` needs of ``channel``'s
-        due queue (the rows :meth:`pending` gives), through indexes only.
+        due queue (the rows :meth:`pending` gives, and the rest of a started
+        item waiting for its retry), through indexes only.
 
         - every queued later message whose earlier ones are all posted (the
           rest of a started item; few, but read by scanning the queued later
-          messages);
+          messages), *also while it waits for its retry* (``next_attempt_at``
+          in the future): a started item holds the channel until its rest is
+          out, skipped or failed (the policy waits for it, rule 1);
         - for each source with a queued first message, in the policy's order
           (published time, else queuing time, then id): its oldest, its oldest
           whose ``send_at`` has come (or has none), and those with the
@@ -426,10 +429,9 @@ class SQLiteOutbox:
             for row in db.execute(
                 "SELECT * FROM outbox AS o INDEXED BY outbox_rest"
                 " WHERE channel = ? AND status = 'queued' AND seq > 0"
-                f" AND {due}"
                 " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.group_id = o.group_id"
                 "   AND p.seq < o.seq AND p.status != 'posted')",
-                (channel, at),
+                (channel,),
             ):
                 found[row["id"]] = row
             sources = [
