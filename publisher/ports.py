@@ -378,6 +378,11 @@ class Store(SourceStates, SeenItems, Outbox, History, Protocol):
 
     def counts_by_source(self) -> dict[str, dict[str, int]]: ...
 
+    def item_counts_by_source(self) -> dict[str, dict[str, int]]:
+        """Per source, items (not messages) by what became of them; ``seen``
+        is their sum (see :mod:`publisher.adapters.itemcounts`)."""
+        ...
+
     def adopt(self, channel: str) -> int:
         """Give the posts and state kept under ``main`` (the single-channel
         version's) to ``channel``; how many posts changed hands (idempotent)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -176,3 +177,21 @@ def test_openmetrics_on_request(metrics: Metrics) -> None:
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
     assert b'viber_publisher_polls_total{result="ok",source="blog"} 1.0' in body
+
+
+def test_media_size_gauges_read_at_scrape_nan_when_unread(metrics: Metrics) -> None:
+    size = [(2, 300)]
+
+    def read() -> tuple[int, int]:
+        if not size:
+            raise PermissionError("media folder unreadable")
+        return size[0]
+
+    metrics.media_size_from(read)
+    assert (value(metrics, "media_files"), value(metrics, "media_bytes")) == (2, 300)
+    size[0] = (3, 700)
+    assert (value(metrics, "media_files"), value(metrics, "media_bytes")) == (3, 700)
+    size.clear()
+    assert math.isnan(value(metrics, "media_files") or 0.0)
+    metrics.media_size_from(None)  # S3 media: not listed
+    assert math.isnan(value(metrics, "media_bytes") or 0.0)

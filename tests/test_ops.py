@@ -327,3 +327,23 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
         record = json.loads(line)
         assert isinstance(record, dict)
         assert {"time", "level", "logger", "message"} <= set(record)
+
+
+def test_metrics_show_the_media_folder_size_at_each_scrape(
+    tmp_path: Path, channel: ViberStandIn
+) -> None:
+    put(tmp_path / "inbox", "001-hello.txt", "Hello\n")
+    service = start_service(tmp_path, channel)
+    assert service.server is not None
+    url = service.server.url + "/metrics"
+    media = service.config.storage.media_dir
+    try:
+        before = httpx.get(url).text
+        files = metric(before, "viber_publisher_media_files") or 0
+        size = metric(before, "viber_publisher_media_bytes") or 0
+        (media / ("c" * 32 + ".jpg")).write_bytes(b"x" * 1234)
+        after = httpx.get(url).text
+        assert metric(after, "viber_publisher_media_files") == files + 1
+        assert metric(after, "viber_publisher_media_bytes") == size + 1234
+    finally:
+        service.close()

@@ -189,3 +189,63 @@ def test_commands_have_help(args: list[str]) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0
     assert "Usage:" in result.output
+
+
+def test_status_counts_items_and_they_add_up(tmp_path: Path, standin: ViberStandIn) -> None:
+    """Per source, every item the source offered is counted once, in one
+    state, and the states add up to ``seen``: a picture Viber would refuse is
+    ``failed``, a filtered item ``skipped`` (neither ever reaches the outbox);
+    the text table shows the same numbers."""
+    inbox = tmp_path / "inbox"
+    notes(inbox, "Note one", "Note two", "SECRET plans")
+    (inbox / "004-broken.jpg").write_bytes(b"this is not a picture")
+    old = time.time() - 3600  # settled long ago: taken on the first poll
+    os.utime(inbox / "004-broken.jpg", (old, old))
+    config = helpers.write_config(
+        tmp_path,
+        standin.api_url,
+        state="state/publisher.sqlite3",
+        media_dir="state/media",
+        delivery="max_per_hour = 1",
+        rest='[[sources]]\nname = "notes"\ntype = "folder"\npath = "inbox"\nexclude = ["SECRET"]\n',
+    )
+    assert invoke(config, "run", "--once").exit_code == 0
+
+    (source,) = status_json(config)["sources"]
+    counts = source["counts"]
+    assert counts["seen"] == 4
+    assert (counts["posted"], counts["queued"], counts["failed"], counts["skipped"]) == (1, 1, 1, 1)
+    assert counts["seen"] == sum(n for state, n in counts.items() if state != "seen")
+    human = invoke(config, "status").stdout
+    row = next(line for line in human.splitlines() if "notes" in line)
+    assert "│ 4 " in row and row.count("│ 1 ") == 4, human
+
+
+def test_status_shows_the_media_folder_size_and_says_a_bucket_is_not_listed(
+    tmp_path: Path, standin: ViberStandIn
+) -> None:
+    config = write_config(tmp_path, standin.api_url, "")
+    notes(tmp_path / "inbox", "Note one")
+    assert invoke(config, "run", "--once").exit_code == 0
+    media = tmp_path / "state" / "media"
+    (media / ("a" * 32 + ".jpg")).write_bytes(b"x" * 1000)
+    (media / ("b" * 32 + ".mp4")).write_bytes(b"y" * 2000)
+    (media / ".tmp-upload.part").write_bytes(b"z" * 500)  # a write in progress
+    (media / "notes.txt").write_bytes(b"not ours")
+
+    doc = status_json(config)["media"]
+    assert (doc["store"], doc["files"], doc["bytes"]) == ("folder", 2, 3000)
+    assert "Media: 2 files, 2.9 KB in " in invoke(config, "status").stdout
+
+    text = config.read_text(encoding="utf-8").replace(
+        "[storage]",
+        '[storage]\nmedia_url = "s3://pictures/viber"\n'
+        'public_media_url = "https://cdn.example.com/viber"',
+        1,
+    )
+    config.write_text(text, encoding="utf-8")
+    doc = status_json(config)["media"]
+    assert (doc["store"], doc["files"], doc["bytes"]) == ("bucket", None, None)
+    assert "Media: in the bucket s3://pictures/viber (not listed here)" in (
+        invoke(config, "status").stdout
+    )

@@ -421,6 +421,59 @@ def test_counts_by_source(store: Store) -> None:
     assert counts["news"]["failed"] == 0
 
 
+def test_item_counts_add_up(store: Store) -> None:
+    """Per source, items (not messages, not channels) in one state each, and
+    ``seen`` is their sum: items never queued count too (refused as failed,
+    filtered and backfill-skipped as skipped)."""
+    split, _ = store.queue_item(rendered(key="split", messages=2), at(0))
+    store.claim(split, at(1))
+    store.mark_posted(split, 1, at(1))  # its second message still queued
+    both = store.queue_routes({"a": rendered(key="both"), "b": rendered(key="both")}, at(0))
+    for ids in both.values():
+        store.claim(ids[0], at(1))
+        store.mark_posted(ids[0], 2, at(1))
+    half = store.queue_routes({"a": rendered(key="half"), "b": rendered(key="half")}, at(0))
+    store.claim(half["a"][0], at(1))
+    store.mark_posted(half["a"][0], 3, at(1))
+    store.claim(half["b"][0], at(1))
+    store.mark_failed(half["b"][0], "rejected", at(1))
+    old, _ = store.queue_item(rendered(key="old", messages=2), at(0))
+    store.mark_skipped(old, "expired: 3d old, older than max_age 1d (delivery)", at(1))
+    by_hand = store.queue_item(rendered(key="by-hand"), at(0))[0]
+    store.mark_skipped(by_hand, "by the operator", at(1))
+    store.mark_seen("blog", "pic", "h", at(0), "refused", "picture too large")
+    store.mark_seen("blog", "nope", "h", at(0), "filtered", "exclude matched")
+    store.mark_seen("blog", "older", "h", at(0), "backfill-skipped")
+    store.queue_item(rendered(key="k", source="news"), at(0))
+
+    counts = store.item_counts_by_source()
+    blog = counts["blog"]
+    assert blog["seen"] == 8
+    assert blog["queued"] == 1  # "split": one message posted, one waiting
+    assert blog["posted"] == 1  # "both": once, though posted to two channels
+    assert blog["failed"] == 2  # "half" (failed on one channel), the refused picture
+    assert blog["expired"] == 1
+    assert blog["skipped"] == 3  # by hand, filtered, backfill-skipped
+    assert blog["seen"] == sum(v for k, v in blog.items() if k != "seen")
+    assert counts["news"]["seen"] == counts["news"]["queued"] == 1
+
+
+def test_item_counts_after_pruning_and_forgetting(store: Store) -> None:
+    """An item whose posts were pruned is counted ``pruned``; one whose key
+    was forgotten while a post remains still counts, by its post."""
+    done = store.queue_item(rendered(key="done"), at(0))[0]
+    store.claim(done, at(1))
+    store.mark_posted(done, 1, at(1))
+    store.prune_history(at(10))
+    store.queue_item(rendered(key="waiting"), at(0))
+    store.forget_older_than("blog", at(5))
+    blog = store.item_counts_by_source()["blog"]
+    assert blog["seen"] == 1 and blog["queued"] == 1
+    store.mark_seen("blog", "done", "h1", at(20), "queued")
+    blog = store.item_counts_by_source()["blog"]
+    assert blog["seen"] == 2 and blog["pruned"] == 1
+
+
 def test_recent_posts_and_history(store: Store) -> None:
     ids = [store.queue_item(rendered(key=f"k{i}"), at(0))[0] for i in range(3)]
     for minute, row_id in enumerate(ids, start=1):

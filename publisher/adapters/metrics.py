@@ -12,6 +12,8 @@ Every metric is named ``viber_publisher_*``::
                                         fatal, failed
     alerts_total{kind,result}           sent, suppressed, failed
     outbox_depth                        posts waiting (set, or read from a callback)
+    media_bytes, media_files            the media folder's size, read at each scrape
+                                        (NaN with S3 media: a bucket is not listed)
     last_poll_success_timestamp_seconds{source}
     last_post_timestamp_seconds
     posting_stopped                     1 while posting is stopped (token refused...)
@@ -118,6 +120,12 @@ class Metrics:
         self.outbox_depth = Gauge(
             f"{PREFIX}_outbox_depth", "Posts waiting in the outbox.", registry=r
         )
+        self.media_bytes = Gauge(
+            f"{PREFIX}_media_bytes", "Bytes of the stored media files (the folder).", registry=r
+        )
+        self.media_files = Gauge(
+            f"{PREFIX}_media_files", "Stored media files (the folder).", registry=r
+        )
         self.last_poll_success = Gauge(
             f"{PREFIX}_last_poll_success_timestamp_seconds",
             "When a source last answered a poll (Unix time).",
@@ -197,6 +205,25 @@ class Metrics:
     def outbox_depth_from(self, read: Callable[[], float]) -> None:
         """Read the outbox depth at every scrape (e.g. a COUNT query)."""
         self.outbox_depth.set_function(read)
+
+    def media_size_from(self, read: Callable[[], tuple[int, int]] | None) -> None:
+        """Read ``(files, bytes)`` of the media folder at every scrape; NaN
+        while it cannot be read (a scrape never fails because of it), and
+        with ``read=None`` (S3 media, which are not listed)."""
+
+        def part(index: int) -> Callable[[], float]:
+            def value() -> float:
+                if read is None:
+                    return float("nan")
+                try:
+                    return float(read()[index])
+                except OSError:
+                    return float("nan")
+
+            return value
+
+        self.media_files.set_function(part(0))
+        self.media_bytes.set_function(part(1))
 
     def set_posting_stopped(self, stopped: bool, channel: str = "main") -> None:
         self.posting_stopped.labels(channel=channel).set(1 if stopped else 0)

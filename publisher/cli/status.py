@@ -4,7 +4,10 @@ The state file is opened read-only (never written), so ``status`` works
 while the service runs. It shows, in the delivery timezone:
 
 - each source: last and next poll, last error, failures in a row, paused,
-  and how many items were seen / queued / posted / failed / skipped;
+  and how many items were seen, and what became of each of them (queued,
+  posted, failed, skipped...: every item counted once, whatever its number
+  of messages and channels, so the states add up to ``seen``);
+- the media folder's size (with S3 media: "in the bucket", not listed);
 - whether posting is stopped and why;
 - when the next post may go and why it waits (the delivery policy's own
   words: ``rate limit: 2 per hour reached; next at 14:05 Europe/Berlin``);
@@ -30,6 +33,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from publisher.adapters.itemcounts import ITEM_STATES
+from publisher.adapters.mediasize import folder_size, human_bytes
 from publisher.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, State, pass_state
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import StoreError
@@ -42,7 +47,19 @@ from publisher.ports import Store
 from publisher.service.reload import pid_path, process_alive, read_pid
 
 FORMAT = 1
-COUNT_KEYS = ("seen", "queued", "posted", "failed", "skipped", "unknown")
+#: The ``counts`` of a source: items, each in one state; ``seen`` is their sum.
+COUNT_KEYS = ("seen", *ITEM_STATES)
+#: The columns of the sources table: (title, the states it adds up); the
+#: optional ones are shown only when a source has such items.
+COLUMNS = (
+    ("queued", ("queued", "sending"), False),
+    ("posted", ("posted",), False),
+    ("failed", ("failed",), False),
+    ("skipped", ("skipped",), False),
+    ("unknown", ("unknown",), True),
+    ("expired", ("expired",), True),
+    ("pruned", ("pruned",), True),
+)
 NOTHING_YET = "nothing has run yet"
 #: Columns of the tables when the output is not a terminal (a pipe, a file).
 WIDTH = 160
@@ -71,7 +88,7 @@ def _service(config: Config) -> dict[str, Any]:
 
 
 def _sources(config: Config, store: Store, now: datetime, tz: ZoneInfo) -> list[dict[str, Any]]:
-    counts = store.counts_by_source()
+    counts = store.item_counts_by_source()
     configured = {source.name: source for source in config.sources}
     names = list(configured) + sorted(n for n in counts if n not in configured)
     result = []
@@ -92,11 +109,43 @@ def _sources(config: Config, store: Store, now: datetime, tz: ZoneInfo) -> list[
                 "next_poll": _iso(_due(source, state, now), tz),
                 "last_error": redact_urls(state.last_error or "") or None,
                 "consecutive_failures": state.consecutive_failures,
-                "counts": {key: int(count.get(key, 0)) for key in COUNT_KEYS}
-                | {"sending": int(count.get("sending", 0))},
+                "counts": {key: int(count.get(key, 0)) for key in COUNT_KEYS},
             }
         )
     return result
+
+
+def _media(config: Config) -> dict[str, Any]:
+    """Where the media are and, for the folder, how many files and bytes it
+    holds. A bucket is not listed (every ``status`` would cost a listing of
+    the whole bucket): its size is ``None``."""
+    storage = config.storage
+    retention = int(storage.media_retention.total_seconds())
+    if storage.media_bucket is not None:
+        where = redact_urls(storage.media_url or "")
+        return {
+            "store": "bucket",
+            "location": where,
+            "files": None,
+            "bytes": None,
+            "retention": retention,
+            "error": None,
+        }
+    doc: dict[str, Any] = {
+        "store": "folder",
+        "location": str(storage.media_dir),
+        "files": None,
+        "bytes": None,
+        "retention": retention,
+        "error": None,
+    }
+    try:
+        size = folder_size(storage.media_dir)
+    except OSError as exc:
+        doc["error"] = f"cannot read {storage.media_dir}: {exc.strerror or exc}"
+    else:
+        doc["files"], doc["bytes"] = size.files, size.bytes
+    return doc
 
 
 def _due(source: SourceConfig | None, state: SourceState, now: datetime) -> datetime | None:
@@ -173,6 +222,7 @@ def status_document(
         "service": _service(config),
         **first,
         "sources": _sources(config, store, now, tz),
+        "media": _media(config),
         "channels": lanes,
     }
 
@@ -320,11 +370,16 @@ def render_status(doc: Mapping[str, Any], console: Console) -> None:
             where = f"channel {lane['name']}: " if several else ""
             console.print(Text(f"POSTING STOPPED: {where}{stopped}", style="bold red"))
 
-    table = Table(title="Sources", title_justify="left")
-    for column in ("source", "last poll", "next poll", "fails", "seen", "queued", "posted"):
+    table = Table(title="Sources (items)", title_justify="left")
+    columns = [
+        (title, states)
+        for title, states, optional in COLUMNS
+        if not optional or any(s["counts"].get(k, 0) for s in doc["sources"] for k in states)
+    ]
+    for column in ("source", "last poll", "next poll", "fails", "seen"):
         table.add_column(column)
-    table.add_column("failed")
-    table.add_column("skipped")
+    for title, _ in columns:
+        table.add_column(title)
     table.add_column("state / last error")
     for s in doc["sources"]:
         c = s["counts"]
@@ -344,18 +399,30 @@ def render_status(doc: Mapping[str, Any], console: Console) -> None:
             _local(s["next_poll"], now) if s["last_poll"] else "at start",
             str(s["consecutive_failures"]),
             str(c["seen"]),
-            str(c["queued"]),
-            str(c["posted"]),
-            str(c["failed"]),
-            str(c["skipped"]),
+            *(str(sum(c.get(k, 0) for k in states)) for _, states in columns),
             note,
         )
     console.print(table)
+    console.print(_media_line(doc["media"]))
 
     for lane in doc["channels"]:
         if several:
             console.print(f"\n[bold]Channel {lane['name']}[/]")
         _render_lane(lane, now, console)
+
+
+def _media_line(media: Mapping[str, Any]) -> Text:
+    days = media["retention"] // 86400
+    kept = f"kept {days} days ([storage] media_retention)"
+    if media["store"] == "bucket":
+        return Text(f"Media: in the bucket {media['location']} (not listed here); {kept}")
+    if media["error"]:
+        return Text(f"Media: {media['error']}", style="yellow")
+    files = media["files"]
+    return Text(
+        f"Media: {files} file{'' if files == 1 else 's'}, {human_bytes(media['bytes'])} "
+        f"in {media['location']}; {kept}"
+    )
 
 
 def _render_lane(lane: Mapping[str, Any], now: str, console: Console) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from publisher.adapters.itemcounts import ITEM_COUNTS_SQL, fold
 from publisher.adapters.postgres.channel import MAIN, PostgresChannelState
 from publisher.adapters.postgres.db import POOL_MAX, Database
 from publisher.adapters.postgres.history import PostgresHistory
@@ -115,3 +116,11 @@ class PostgresStore(PostgresSourceStates, PostgresSeenItems, PostgresOutbox, Pos
             ).fetchall():
                 entry(row["source"])["seen"] = row["n"]
         return result
+
+    def item_counts_by_source(self) -> dict[str, dict[str, int]]:
+        """``{source: {"seen": items, state: items, ...}}``: each item counted
+        once, in one state (see :mod:`publisher.adapters.itemcounts`)."""
+        with self._db.read(snapshot=True) as db:
+            names = [r["name"] for r in db.execute("SELECT name FROM sources ORDER BY name")]
+            rows = [(r["source"], r["state"], r["n"]) for r in db.execute(ITEM_COUNTS_SQL)]
+        return fold(names, rows)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from publisher.adapters.itemcounts import ITEM_COUNTS_SQL, fold
 from publisher.adapters.sqlite.channel import MAIN, SQLiteChannelState
 from publisher.adapters.sqlite.db import BUSY_TIMEOUT_MS, Database
 from publisher.adapters.sqlite.history import SQLiteHistory
@@ -117,3 +118,11 @@ class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory):
             for row in db.execute("SELECT source, count(*) FROM seen GROUP BY source").fetchall():
                 entry(row[0])["seen"] = row[1]
         return result
+
+    def item_counts_by_source(self) -> dict[str, dict[str, int]]:
+        """``{source: {"seen": items, state: items, ...}}``: each item counted
+        once, in one state (see :mod:`publisher.adapters.itemcounts`)."""
+        with self._db.read(snapshot=True) as db:
+            names = [r[0] for r in db.execute("SELECT name FROM sources ORDER BY name")]
+            rows = [(r[0], r[1], r[2]) for r in db.execute(ITEM_COUNTS_SQL)]
+        return fold(names, rows)
