@@ -213,6 +213,48 @@ def test_a_running_service_serves_the_media(
         result = run(config, str(config.parent / "p.png"), "--caption", "Served")
     assert result.exit_code == 0, result.output
     assert [p.payload["type"] for p in standin.posts] == ["picture"]
+    assert "warning" not in result.stderr  # the service keeps serving it
+
+
+UNSERVED = "may fetch this post's media later"
+
+
+def test_a_picture_posted_without_a_service_warns_that_its_media_go_unserved(
+    config: Path, standin: ViberStandIn, png_bytes: bytes
+) -> None:
+    """``post`` serves the picture only while it runs: one line on stderr
+    says so, naming the media folder and the command that keeps serving it."""
+    (config.parent / "p.png").write_bytes(png_bytes)
+    result = run(config, str(config.parent / "p.png"), "--caption", "Alone")
+    assert result.exit_code == 0, result.output
+    assert [p.payload["type"] for p in standin.posts] == ["picture"]
+    (line,) = [line for line in result.stderr.splitlines() if UNSERVED in line]
+    assert line.startswith("warning: ") and "`viber-publisher run`" in line
+    assert str(config.parent / "data" / "media") in line or "data/media" in line
+
+
+def test_a_text_post_does_not_warn_about_media(config: Path, standin: ViberStandIn) -> None:
+    result = run(config, "--text", "Hello")
+    assert result.exit_code == 0, result.output
+    assert UNSERVED not in result.stderr
+
+
+def test_media_in_a_bucket_need_no_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from publisher.cli.post import _warn_unserved
+    from publisher.config import load_config
+
+    path = write_config(tmp_path, "local", free_port())
+    _warn_unserved(load_config(path))
+    assert UNSERVED in capsys.readouterr().err
+    path.write_text(
+        path.read_text()
+        + '[storage]\nmedia_url = "s3://pictures/viber"\n'
+        + 'public_media_url = "https://cdn.example.com/viber"\n'
+    )
+    _warn_unserved(load_config(path))
+    assert capsys.readouterr().err == ""
 
 
 def test_something_else_on_the_address_exits_1(config: Path, standin: ViberStandIn) -> None:

@@ -187,6 +187,8 @@ def post(
                 _wait(store, ids, wait_seconds)
                 return
             _post_now(config, store, ids, token, serving, wait_seconds)
+            if not serving.running_service and rendered_media(rendered):
+                _warn_unserved(config)
 
 
 # --------------------------------------------------------------------------
@@ -399,6 +401,20 @@ def _serve(config: Config, media: MediaPort, token: str | None) -> Iterator[_Ser
         server.stop()
         if local is not None:
             local.stop()
+
+
+def _warn_unserved(config: Config) -> None:
+    """The media were served by this command only while it ran: say so
+    (one line on stderr) unless a bucket serves them."""
+    if config.storage.media_bucket is not None:
+        return
+    click.echo(
+        "warning: Viber (or subscribers' apps) may fetch this post's media later, and "
+        f"they are served from {config.storage.media_dir} only while `viber-publisher run` "
+        f"runs on [server] listen ({config.server.listen}): start the service, or keep "
+        "media in a bucket ([storage] media_url)",
+        err=True,
+    )
 
 
 def _check_served(config: Config, rendered: RenderedItem) -> None:
