@@ -114,6 +114,27 @@ def test_dripped_headers_end_at_the_deadline(serve: Callable[..., RawServer]) ->
     assert "\n" not in str(info.value)
 
 
+def test_a_reused_connection_is_held_to_the_deadline_too(serve: Callable[..., RawServer]) -> None:
+    """Issue 14: connections are reused per host, and the watchdog still ends a
+    request past its deadline on a connection it did not open."""
+    connections: list[socket.socket] = []
+
+    def answer(conn: socket.socket) -> None:
+        connections.append(conn)
+        whole(HEAD, RSS)(conn)
+        conn.recv(65536)  # the second request, on the same connection
+        drip(ENDLESS_HEADERS)(conn)
+
+    server = serve(answer)
+    with fetcher() as f:
+        assert f.fetch_feed(server.url).body == RSS
+        started = time.monotonic()
+        with pytest.raises(FetchError, match=r"timed out.*\[fetch\] timeout"):
+            f.fetch_feed(server.url)
+        assert time.monotonic() - started < TIMEOUT.total_seconds() + 1
+    assert len(connections) == 1, "the second request reused the first one's connection"
+
+
 def test_dripped_body_ends_at_the_deadline(serve: Callable[..., RawServer]) -> None:
     server = serve(
         lambda conn: (

@@ -55,8 +55,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit
-from urllib.request import url2pathname
+from urllib.request import getproxies, url2pathname
 
+import httpcore
 import httpx
 
 from publisher.core.config import FetchConfig, format_duration, is_private_address
@@ -65,6 +66,12 @@ from publisher.core.records import FeedResponse, MediaResponse, PageResponse
 from publisher.core.redact import redact_urls
 
 MAX_REDIRECTS = 10
+#: Connections open at once, and kept idle for reuse (at most ``[fetch]
+#: max_per_host`` of them to one host are ever in use at a time).
+MAX_CONNECTIONS = 64
+#: An idle connection is closed after this long (a feed polled every few
+#: minutes finds it closed; the sources of one host polled together reuse it).
+KEEPALIVE_SECONDS = 15.0
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, "
     "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, "
@@ -127,14 +134,22 @@ class Fetcher:
     ) -> None:
         self.config = config or FetchConfig()
         seconds = self.config.timeout.total_seconds()
+        # Connections are kept and reused per host: every read and write of a
+        # connection tells the watchdog whose request it serves (see
+        # _WatchedStream). Through a proxy (the environment's) httpx builds
+        # the connections itself, so there every request opens its own.
+        reuse = transport is None and not getproxies()
+        limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS,
+            max_keepalive_connections=MAX_CONNECTIONS if reuse else 0,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+        )
         self._client = httpx.Client(
             timeout=httpx.Timeout(seconds),
             follow_redirects=False,
             headers={"User-Agent": self.config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
-            # No connection is reused: the watchdog learns a request's socket
-            # when it is opened (see _Watchdog).
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),
-            transport=transport,
+            limits=limits,
+            transport=_Transport(limits) if reuse else transport,
         )
         self._watchdog = _Watchdog()
         self._resolve = resolve or _default_resolve
@@ -505,43 +520,143 @@ class Fetcher:
         )
 
 
+#: The request (its :class:`_Watch`) the current thread is making.
+_current = threading.local()
+
+
 class _Watch:
-    """One request's deadline and the sockets it opened (see :class:`_Watchdog`)."""
+    """One request's deadline and the sockets it uses (see :class:`_Watchdog`)."""
 
     def __init__(self, owner: _Watchdog, deadline: float) -> None:
         self.deadline = deadline
         self.expired = False
         self._owner = owner
         self._sockets: list[socket.socket] = []
+        self._done = False
         self._lock = threading.Lock()
 
     def trace(self, event: str, info: Mapping[str, object]) -> None:
-        """httpcore's ``trace`` extension: note every socket the request opens."""
+        """httpcore's ``trace`` extension: note every socket the request opens;
+        once its response is closed, its connection may serve another request."""
         if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
-            stream = info.get("return_value")
-            get_extra_info = getattr(stream, "get_extra_info", None)
-            sock = get_extra_info("socket") if callable(get_extra_info) else None
-            if isinstance(sock, socket.socket):
-                with self._lock:
-                    self._sockets.append(sock)
-                    late = self.expired
-                if late:
-                    _shut(sock)
+            self.claim(info.get("return_value"))
+        elif event.endswith(".response_closed.started"):
+            with self._lock:
+                self._done = True
+
+    def claim(self, stream: object) -> None:
+        """Note the socket of ``stream`` as this request's (shut it if already late)."""
+        get_extra_info = getattr(stream, "get_extra_info", None)
+        sock = get_extra_info("socket") if callable(get_extra_info) else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            if self._done or any(s is sock for s in self._sockets):
+                return
+            self._sockets.append(sock)
+            late = self.expired
+        if late:
+            _shut(sock)
 
     def expire(self) -> None:
         with self._lock:
             self.expired = True
-            sockets = list(self._sockets)
+            # a connection back in the pool is no longer this request's
+            sockets = [] if self._done else list(self._sockets)
         for sock in sockets:
             _shut(sock)
 
     def __enter__(self) -> _Watch:
+        _current.watch = self
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _current.watch = None
         self._owner.release(self)
         with self._lock:
+            self._done = True
             self._sockets.clear()
+
+
+class _WatchedStream(httpcore.NetworkStream):
+    """A connection's stream that, on every read and write, tells the
+    request being made on this thread (its :class:`_Watch`) which socket it
+    uses: a connection reused from the pool is watched like a new one."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def _claim(self) -> None:
+        watch: _Watch | None = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.claim(self._stream)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._claim()
+        return self._stream.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._claim()
+        self._stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        self._claim()
+        return _WatchedStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> object:
+        return self._stream.get_extra_info(info)
+
+
+class _WatchedBackend(httpcore.NetworkBackend):
+    """httpcore's own sockets, each stream a :class:`_WatchedStream`."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _WatchedStream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        return _WatchedStream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _Transport(httpx.HTTPTransport):
+    """httpx's transport over a pool whose connections are watched (see
+    :class:`_WatchedStream`)."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_WatchedBackend(),
+        )
 
 
 def _shut(sock: socket.socket) -> None:
@@ -559,10 +674,13 @@ class _Watchdog:
 
     httpx's timeouts bound each connect, read and write, never a whole
     request: a server sending one byte a second never trips them. Each
-    request registers its deadline here and, through httpcore's ``trace``
-    extension, the sockets it opens (connections are not reused, so every
-    request opens its own); one thread shuts those sockets when the deadline
-    passes, the blocked read returns, and the fetcher reports the timeout.
+    request registers its deadline here and the sockets it uses: a
+    connection's every read and write names its socket to the request made
+    on that thread (:class:`_WatchedStream`; for a test transport, httpcore's
+    ``trace`` extension notes the sockets a request opens). One thread shuts
+    those sockets when the deadline passes, the blocked read returns, and the
+    fetcher reports the timeout. Once a response is closed its connection
+    goes back to the pool and is no longer the request's to shut.
     """
 
     def __init__(self) -> None:
