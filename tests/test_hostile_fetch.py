@@ -354,3 +354,87 @@ def test_a_name_resolving_to_nat64_loopback_is_refused() -> None:
         pytest.raises(MediaError, match="resolves to the private or local address"),
     ):
         f.fetch_media("http://sneaky.example/a.jpg")
+
+
+# --------------------------------------------------------------------------
+# a slow DNS server: the look-up counts against the same deadline
+
+
+@pytest.fixture
+def slow_dns() -> Iterator[Callable[[float, list[str]], Callable[[str, int], list[str]]]]:
+    """``slow_dns(seconds, addresses)``: a resolver answering ``addresses``
+    after ``seconds``; its waits end when the test does."""
+    done = threading.Event()
+    asked: list[str] = []
+
+    def make(seconds: float, addresses: list[str]) -> Callable[[str, int], list[str]]:
+        def resolve(host: str, port: int) -> list[str]:
+            asked.append(host)
+            done.wait(seconds)
+            return addresses
+
+        return resolve
+
+    yield make
+    done.set()
+
+
+def on_localhost(url: str) -> str:
+    return url.replace("//127.0.0.1:", "//localhost:")
+
+
+def test_a_slow_lookup_of_a_media_host_ends_at_the_deadline(
+    slow_dns: Callable[[float, list[str]], Callable[[str, int], list[str]]],
+) -> None:
+    resolve = slow_dns(30, ["93.184.216.34"])
+    started = time.monotonic()
+    with (
+        Fetcher(FetchConfig(timeout=TIMEOUT), resolve=resolve) as f,
+        pytest.raises(MediaError, match=r"timed out.*\[fetch\] timeout") as info,
+    ):
+        f.fetch_media("http://slow-dns.example/a.jpg")
+    assert time.monotonic() - started < TIMEOUT.total_seconds() + 1
+    assert "\n" not in str(info.value)
+
+
+def test_a_slow_lookup_of_a_feeds_own_host_ends_at_the_deadline(
+    serve: Callable[..., RawServer],
+    slow_dns: Callable[[float, list[str]], Callable[[str, int], list[str]]],
+) -> None:
+    """The feed's own host is trusted (no private-address check), yet its name
+    is looked up within the deadline too, not left to httpx's own look-up."""
+    server = serve(whole(HEAD, RSS))
+    started = time.monotonic()
+    with (
+        Fetcher(FetchConfig(timeout=TIMEOUT), resolve=slow_dns(30, ["127.0.0.1"])) as f,
+        pytest.raises(FetchError, match=r"timed out.*\[fetch\] timeout"),
+    ):
+        f.fetch_feed(on_localhost(server.url))
+    assert time.monotonic() - started < TIMEOUT.total_seconds() + 1
+
+
+def test_the_lookup_and_the_request_share_one_deadline(
+    serve: Callable[..., RawServer],
+    slow_dns: Callable[[float, list[str]], Callable[[str, int], list[str]]],
+) -> None:
+    """0.9 s of the 1 s go to the look-up; the dripping server gets the rest."""
+    server = serve(drip(ENDLESS_HEADERS))
+    started = time.monotonic()
+    with (
+        Fetcher(FetchConfig(timeout=TIMEOUT), resolve=slow_dns(0.9, ["127.0.0.1"])) as f,
+        pytest.raises(FetchError, match=r"timed out.*\[fetch\] timeout"),
+    ):
+        f.fetch_feed(on_localhost(server.url))
+    assert time.monotonic() - started < TIMEOUT.total_seconds() + 0.5
+
+
+def test_a_failed_lookup_ahead_leaves_the_feed_to_httpx(serve: Callable[..., RawServer]) -> None:
+    """Looking a trusted host up ahead only bounds its time: when it fails
+    (a proxy setup without local DNS, say) httpx still connects its own way."""
+
+    def no_dns(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    server = serve(whole(HEAD, RSS))
+    with Fetcher(FetchConfig(timeout=TIMEOUT), resolve=no_dns) as f:
+        assert f.fetch_feed(on_localhost(server.url)).body == RSS

@@ -7,7 +7,9 @@ thread. It
   fetch (connect, headers, body, every redirect hop) ``[fetch] timeout``:
   httpx bounds each read only, so a server dripping its headers a byte a
   second would hold a poll for ever; a watchdog thread shuts the socket of
-  any request past its deadline (see :class:`_Watchdog`);
+  any request past its deadline (see :class:`_Watchdog`); the host name is
+  looked up within the same deadline (see :meth:`Fetcher._resolve_in_time`),
+  so a slow DNS server cannot hold a poll either;
 - follows redirects itself, at most :data:`MAX_REDIRECTS`, and checks
   **every hop** against the private-address rule before connecting;
 - allows at most ``[fetch] max_per_host`` requests to one host at a time;
@@ -48,6 +50,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -111,6 +114,14 @@ def _non_public(address: str) -> bool:
     return is_private_address(address)
 
 
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
 def is_local_source(url: str) -> bool:
     """True when a feed ``url`` names a local file (a path or ``file:`` URL)."""
     scheme = urlsplit(url).scheme.lower()
@@ -153,6 +164,9 @@ class Fetcher:
         )
         self._watchdog = _Watchdog()
         self._resolve = resolve or _default_resolve
+        # Names are looked up ahead of httpx only where httpx will connect to
+        # them itself: not through a test transport, nor through a proxy.
+        self._look_up_ahead = reuse
         self._now = now or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
@@ -298,7 +312,7 @@ class Fetcher:
         permanent: str | None = None
         all_permanent = True
         for _hop in range(MAX_REDIRECTS + 1):
-            host = self._check_target(current, fail, trusted_host)
+            host = self._check_target(current, fail, trusted_host, deadline)
             watch = self._watchdog.watch(deadline)
             try:
                 with (
@@ -342,8 +356,18 @@ class Fetcher:
             "the server is redirecting in a loop; check the url"
         )
 
-    def _check_target(self, url: str, fail: _Fail, trusted_host: str | None) -> str:
-        """Check scheme and the private-address rule; return ``host:port``."""
+    def _check_target(
+        self, url: str, fail: _Fail, trusted_host: str | None, deadline: float
+    ) -> str:
+        """Check scheme and the private-address rule; return ``host:port``.
+
+        A host name is looked up before ``deadline`` or the fetch times out;
+        where the rule does not apply (a trusted host, ``allow_private``) it is
+        still looked up, within the deadline, unless a proxy or a test
+        transport connects instead: a DNS server that does not answer then
+        fails the fetch in time, not when the system gives up. Only that
+        look-up's time-out counts there; its other failures are left to httpx.
+        """
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -358,6 +382,13 @@ class Fetcher:
         port = port or (443 if scheme == "https" else 80)
         key = f"{host}:{port}"
         if self.config.allow_private or (trusted_host and host == trusted_host):
+            if self._look_up_ahead and not _is_ip_literal(host):
+                try:
+                    self._resolve_in_time(host, port, deadline)
+                except TimeoutError:
+                    raise self._too_slow(url, fail) from None
+                except (OSError, UnicodeError):
+                    pass  # httpx looks it up again and says what is wrong
             return key
         refusal = "such URLs are refused unless [fetch] allow_private = true in sources.toml"
         try:
@@ -369,7 +400,9 @@ class Fetcher:
                 raise fail(f"{url}: {host} is a private or local address; {refusal}")
             return key
         try:
-            addresses = self._resolve(host, port)
+            addresses = self._resolve_in_time(host, port, deadline)
+        except TimeoutError:
+            raise self._too_slow(url, fail) from None
         except (OSError, UnicodeError) as exc:
             raise fail(
                 f"{url}: the host name {host} could not be resolved (DNS); check the url"
@@ -382,6 +415,25 @@ class Fetcher:
                     f"{url}: {host} resolves to the private or local address {address}; {refusal}"
                 )
         return key
+
+    def _resolve_in_time(self, host: str, port: int, deadline: float) -> list[str]:
+        """``resolve(host, port)``, waited for until ``deadline`` at most.
+
+        ``getaddrinfo`` takes no timeout, so the look-up runs in a thread of
+        its own and TimeoutError is raised when it is not back in time; the
+        thread is left to end when the system's resolver gives up (one per
+        late look-up, for seconds: nothing to pool).
+        """
+        result: Future[list[str]] = Future()
+
+        def look_up() -> None:
+            try:
+                result.set_result(self._resolve(host, port))
+            except BaseException as exc:  # handed to the waiting caller
+                result.set_exception(exc)
+
+        threading.Thread(target=look_up, name="fetch-resolve", daemon=True).start()
+        return result.result(timeout=max(0.0, deadline - time.monotonic()))
 
     def _too_slow(self, url: str, fail: _Fail) -> PublisherError:
         return fail(
