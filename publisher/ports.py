@@ -284,9 +284,10 @@ class Outbox(Protocol):
     def pending(self, now: datetime, *, channel: str | None = None) -> list[OutboxRow]: ...
 
     def heads(self, now: datetime, *, channel: str) -> list[OutboxRow]:
-        """What the delivery policy needs of ``channel``'s due queue, read
-        through indexes: each source's head candidates and the messages that
-        continue a started item (see :meth:`SQLiteOutbox.heads`)."""
+        """What the delivery policy needs of ``channel``'s queue, read through
+        indexes: each source's due head candidates, and the messages that
+        continue a started item, also while they wait for their retry (see
+        :meth:`SQLiteOutbox.heads`)."""
         ...
 
     def next_retry(self, now: datetime, *, channel: str) -> OutboxRow | None:
