@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from publisher.adapters.fetch import Fetcher
     from publisher.adapters.httpserver import HTTPServer
     from publisher.adapters.metrics import Metrics
+    from publisher.adapters.postgres.lock import ServiceLock
     from publisher.adapters.sqlite.lock import StateLock
     from publisher.adapters.standin.server import ViberStandIn
     from publisher.pipeline.deliver import Deliverer
@@ -112,13 +113,23 @@ def build_sources(configs: Iterable[SourceConfig], fetcher: Fetcher) -> dict[str
     return {s.name: make_source(s, fetcher) for s in configs}
 
 
-def lock_state(config: Config) -> StateLock | None:
-    """Take the state file's lock for a running service (None for an
-    in-memory store); StoreError naming the holder when another run has it."""
+def lock_state(config: Config) -> StateLock | ServiceLock | None:
+    """Take the state's lock for a running service, by the store in use:
+    PostgreSQL's advisory lock (held on a connection of its own), else the
+    SQLite state file's OS lock; None for an in-memory store. StoreError
+    naming the holder when another run has it."""
+    if config.storage.url is not None:
+        try:
+            from publisher.adapters.postgres.lock import ServiceLock
+        except ImportError:
+            return None  # open_store says what to install
+        return ServiceLock.acquire(
+            config.storage.url, password=resolve_database_password(config.storage)
+        )
+    if str(config.storage.path) == ":memory:":
+        return None
     from publisher.adapters.sqlite.lock import StateLock
 
-    if str(config.storage.path) == ":memory:" or config.storage.url is not None:
-        return None  # PostgreSQL: not a local file (not guarded here)
     return StateLock.acquire(config.storage.path)
 
 

@@ -138,6 +138,27 @@ def _connect_state(detail: str) -> str:
     return ""
 
 
+def connection_info(
+    url: str, *, password: str | None = None, read_only: bool = False, **extra: Any
+) -> str:
+    """The libpq connection string for ``url``: a deadline to connect, the
+    program's name, the password (never in the URL), ``extra`` parameters;
+    StoreError when ``url`` is not a PostgreSQL URL."""
+    params: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT,
+        "application_name": "viber-publisher",
+        **extra,
+    }
+    if password is not None:
+        params["password"] = password
+    if read_only:
+        params["options"] = "-c default_transaction_read_only=on"
+    try:
+        return make_conninfo(url, **params)
+    except psycopg.ProgrammingError as exc:
+        raise StoreError(f"[storage] url is not a PostgreSQL URL ({exc})") from exc
+
+
 class Database:
     """The store's pool of connections, and its transactions."""
 
@@ -163,18 +184,7 @@ class Database:
         older schema is a StoreError, as is a server that cannot be used.
         """
         where = describe(url)
-        extra: dict[str, Any] = {
-            "connect_timeout": CONNECT_TIMEOUT,
-            "application_name": "viber-publisher",
-        }
-        if password is not None:
-            extra["password"] = password
-        if read_only:
-            extra["options"] = "-c default_transaction_read_only=on"
-        try:
-            conninfo = make_conninfo(url, **extra)
-        except psycopg.ProgrammingError as exc:
-            raise StoreError(f"[storage] url is not a PostgreSQL URL ({exc})") from exc
+        conninfo = connection_info(url, password=password, read_only=read_only)
         try:
             with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
                 _prepare(conn, where, read_only)
