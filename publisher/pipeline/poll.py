@@ -19,14 +19,16 @@ resumes by itself when it answers again.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from publisher.core import schedule
 from publisher.core.config import Config, SourceConfig
-from publisher.core.errors import FetchError, MediaError, PublisherError, SourceError
+from publisher.core.errors import FetchError, MediaError, PublisherError, SourceError, StoreError
 from publisher.core.items import Decision, Item, RenderedItem
 from publisher.core.plan import Planned, matches_filters, plan_source
 from publisher.core.records import FINISHED, SourceRead, SourceState
@@ -128,6 +130,10 @@ class Poller:
         self.clock = clock
         self.metrics = metrics
         self.alerts = alerts
+        #: Polls of unchanged sources not written yet (``defer_unchanged``):
+        #: (source, time, the fields of ``record_poll``), oldest first.
+        self._unchanged: list[tuple[str, datetime, dict[str, Any]]] = []
+        self._unchanged_lock = threading.Lock()
 
     # -- read → plan → render (no writes) ------------------------------------
 
@@ -186,16 +192,54 @@ class Poller:
 
     # -- apply ---------------------------------------------------------------
 
-    def apply(self, source: Source, plan: PollPlan, state: SourceState) -> PollOutcome:
+    def apply(
+        self,
+        source: Source,
+        plan: PollPlan,
+        state: SourceState,
+        *,
+        defer_unchanged: bool = False,
+    ) -> PollOutcome:
         """Record what ``plan`` decided: queue the posts, remember the keys,
         move the files of refused items and of items finished before a stop,
         and record the poll with its timing: one transaction
         (``store.batch``), taken after the parsing (:meth:`plan`), so the
-        store's lock is never held while a source is read or parsed."""
+        store's lock is never held while a source is read or parsed.
+
+        With ``defer_unchanged``, a poll that found nothing new (304, or the
+        same body) and has nothing else to write is only kept in memory, and
+        :meth:`flush_unchanged` writes all of those in one transaction:
+        losing one costs one more poll of that source, nothing else."""
+        read = plan.read
+        if (
+            defer_unchanged
+            and read.result != "ok"
+            and not (plan.steps or plan.waiting or read.rejected or read.moved_to)
+            and not state.paused
+        ):
+            return self._apply(source, plan, state, defer=True)
         with self.store.batch():
             return self._apply(source, plan, state)
 
-    def _apply(self, source: Source, plan: PollPlan, state: SourceState) -> PollOutcome:
+    def flush_unchanged(self) -> list[str]:
+        """Write the polls :meth:`apply` kept back, in one transaction; the
+        sources whose poll could not be recorded (the error is logged)."""
+        with self._unchanged_lock:
+            pending, self._unchanged = self._unchanged, []
+        if not pending:
+            return []
+        try:
+            with self.store.batch():
+                for name, now, fields in pending:
+                    self.store.record_poll(name, now, ok=True, **fields)
+        except StoreError as exc:
+            log.error("%d unchanged poll(s) could not be recorded: %s", len(pending), exc)
+            return [name for name, _, _ in pending]
+        return []
+
+    def _apply(
+        self, source: Source, plan: PollPlan, state: SourceState, *, defer: bool = False
+    ) -> PollOutcome:
         name = plan.source
         now = plan.now
         read = plan.read
@@ -239,7 +283,7 @@ class Poller:
             )
             # The next read must see them again: no 304, no "unchanged".
             read = replace(read, etag=None, last_modified=None, body_hash=None)
-        self._record(source, state, outcome, now, read=read)
+        self._record(source, state, outcome, now, read=read, defer=defer)
         if outcome.queued:
             log.info("source %s: %d new post(s) queued", name, outcome.queued)
         return outcome
@@ -337,13 +381,17 @@ class Poller:
 
     # -- the whole poll --------------------------------------------------------
 
-    def poll(self, source: Source) -> PollOutcome:
-        """Poll one source and queue what is new. Never raises."""
+    def poll(self, source: Source, *, defer_unchanged: bool = False) -> PollOutcome:
+        """Poll one source and queue what is new. Never raises.
+
+        ``defer_unchanged``: see :meth:`apply`; the caller then calls
+        :meth:`flush_unchanged`."""
         name = source.config.name
         now = self.clock()
         state = self.store.get_source(name)
         try:
-            outcome = self.apply(source, self.plan(source, state, now), state)
+            plan = self.plan(source, state, now)
+            outcome = self.apply(source, plan, state, defer_unchanged=defer_unchanged)
         except (PublisherError, OSError) as exc:
             if not isinstance(exc, SourceError | MediaError | OSError):
                 log.error("source %s: %s", name, exc)
@@ -367,6 +415,7 @@ class Poller:
         *,
         read: SourceRead | None = None,
         floor: timedelta | None = None,
+        defer: bool = False,
     ) -> None:
         """Record the poll on the source with its timing (see core.schedule)."""
         config = self.config
@@ -381,18 +430,20 @@ class Poller:
             pause_after=config.alerts.source_failures,
         )
         if read is not None:
-            self.store.record_poll(
-                name,
-                now,
-                ok=True,
-                etag=read.etag,
-                last_modified=read.last_modified,
-                body_hash=read.body_hash,
-                snapshot=read.snapshot,
+            fields: dict[str, Any] = {
+                "etag": read.etag,
+                "last_modified": read.last_modified,
+                "body_hash": read.body_hash,
+                "snapshot": read.snapshot,
                 **({"url": read.moved_to} if read.moved_to else {}),
-                next_poll=timing.hold,
-                first_poll_done=True,
-            )
+                "next_poll": timing.hold,
+                "first_poll_done": True,
+            }
+            if defer:
+                with self._unchanged_lock:
+                    self._unchanged.append((name, now, fields))
+                return
+            self.store.record_poll(name, now, ok=True, **fields)
             if state.paused:
                 self.store.set_paused(name, False, now, "polled successfully again")
                 if self.metrics is not None:

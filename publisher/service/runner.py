@@ -28,7 +28,7 @@ import random
 import signal
 import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -72,6 +72,8 @@ MAX_SLEEP = 5.0
 POLL_WORKERS = 4
 #: How soon a source is polled again when the state file could not be written.
 STORE_RETRY = timedelta(minutes=1)
+#: ``poll_all`` writes the polls that found nothing new at least this often.
+FLUSH_EVERY = 0.5
 
 utcnow = compose.utcnow
 
@@ -264,6 +266,7 @@ class Service:
         for thread in self._deliver_threads:
             thread.join(timeout=60)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._flush_unchanged()
         stopped = [
             f"channel {name}: {d.stopped_reason}" if len(self.deliverers) > 1 else d.stopped_reason
             for name, d in self.deliverers.items()
@@ -359,7 +362,7 @@ class Service:
     def poll_source(self, source: SourceConfig) -> PollOutcome:
         """Poll one source and queue what is new. Never raises."""
         try:
-            outcome = self.parts.poller.poll(self._source(source))
+            outcome = self.parts.poller.poll(self._source(source), defer_unchanged=True)
         except StoreError as exc:
             # The state file cannot take even the poll's error (full,
             # read-only): nothing was queued, the items are read again later.
@@ -383,7 +386,21 @@ class Service:
         """Poll sources concurrently and wait for all of them."""
         chosen = [s for s in (sources or self.config.sources) if s.enabled]
         futures = [self._pool.submit(self.poll_source, s) for s in chosen]
+        pending: set[Future[PollOutcome]] = set(futures)
+        while pending:  # a slow source holds back no one's record
+            pending = wait(pending, timeout=FLUSH_EVERY).not_done
+            self._flush_unchanged()
         return [f.result() for f in futures]
+
+    def _flush_unchanged(self) -> None:
+        """Record the polls that found nothing new, in one transaction (the
+        poll workers keep them back: one write per turn, not per source)."""
+        failed = self.parts.poller.flush_unchanged()
+        if failed:
+            retry = self.clock() + STORE_RETRY
+            with self._lock:
+                for name in failed:
+                    self._set_due(name, retry)
 
     def due(self, source: SourceConfig) -> datetime:
         """When ``source`` is polled next (see :func:`publisher.core.schedule.due_at`)."""
@@ -444,6 +461,8 @@ class Service:
             else:
                 pending = [n for n in self._polled if n not in self._in_flight]
                 self._polled.difference_update(pending)
+        # Before their due times are read back from the store.
+        self._flush_unchanged()
         for name in pending:
             source = enabled.get(name)
             if source is None:

@@ -1,0 +1,104 @@
+"""Polls that find nothing new are written together, one transaction per
+turn of the service, not one per source (issue 14)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from publisher.adapters.httpserver import HTTPServer
+from publisher.config import parse_config
+from publisher.service.runner import Service
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+BODY = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Blog</title>'
+    b"<link>https://example.org/</link><item><title>Post</title>"
+    b"<link>https://example.org/1</link><guid>post-1</guid></item></channel></rss>"
+)
+
+
+@pytest.fixture
+def feed_url() -> Iterator[str]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("HTTP_IF_NONE_MATCH") == '"v1"':
+            start_response("304 Not Modified", [("ETag", '"v1"')])
+            return [b""]
+        start_response("200 OK", [("Content-Type", "application/rss+xml"), ("ETag", '"v1"')])
+        return [BODY]
+
+    with HTTPServer(app, host="127.0.0.1", port=0) as server:
+        yield server.url + "/feed"
+
+
+@pytest.fixture
+def service(tmp_path: Path, feed_url: str) -> Iterator[tuple[Service, list[datetime]]]:
+    config = parse_config(
+        {
+            "viber": {"api_url": "local"},
+            "storage": {"path": str(tmp_path / "state.sqlite3"), "media_dir": str(tmp_path / "m")},
+            "sources": [
+                {"name": f"s{n}", "type": "rss", "url": f"{feed_url}/{n}"} for n in range(5)
+            ],
+        }
+    )
+    now = [T0]
+    running = Service(config, clock=lambda: now[0], serve=False)
+    try:
+        yield running, now
+    finally:
+        running.close()
+
+
+def _count_batches(service: Service) -> list[int]:
+    store = service.parts.store
+    original = store.batch
+    entered = [0]
+
+    @contextmanager
+    def counted() -> Iterator[None]:
+        entered[0] += 1
+        with original():
+            yield
+
+    store.batch = counted  # type: ignore[method-assign]
+    return entered
+
+
+def test_unchanged_polls_are_one_transaction(service: tuple[Service, list[datetime]]) -> None:
+    running, now = service
+    assert all(o.result == "ok" for o in running.poll_all())
+    now[0] = T0 + timedelta(hours=1)
+    entered = _count_batches(running)
+    outcomes = running.poll_all()
+    assert [o.result for o in outcomes] == ["not_modified"] * 5
+    assert entered[0] == 1
+    for n in range(5):
+        state = running.parts.store.get_source(f"s{n}")
+        assert state.last_poll == now[0]
+        assert state.last_success == now[0]
+        assert state.etag == '"v1"'
+
+
+def test_a_kept_back_poll_is_written_only_when_flushed(
+    service: tuple[Service, list[datetime]],
+) -> None:
+    running, now = service
+    running.poll_all()
+    now[0] = T0 + timedelta(hours=1)
+    poller = running.parts.poller
+    source = running.parts.sources["s0"]
+    outcome = poller.poll(source, defer_unchanged=True)
+    assert outcome.result == "not_modified"
+    assert running.parts.store.get_source("s0").last_poll == T0
+    assert poller.flush_unchanged() == []
+    assert running.parts.store.get_source("s0").last_poll == now[0]
+    # without deferring, the poll is written at once
+    now[0] = T0 + timedelta(hours=2)
+    poller.poll(source)
+    assert running.parts.store.get_source("s0").last_poll == now[0]
