@@ -25,6 +25,7 @@ from publisher.adapters.sources.registry import make_source
 from publisher.config import resolve_database_password, resolve_token
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import ConfigError, StoreError
+from publisher.core.urls import reachable_url
 from publisher.ports import Channel, Clock, MediaStore, Source
 from publisher.ports import Store as StateStore
 
@@ -296,12 +297,7 @@ def public_url(config: Config, server_url: str | None = None) -> str | None:
         return None
     if server_url is not None:
         return server_url
-    host, port = config.server.host, config.server.port
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return reachable_url(config.server.host, config.server.port)
 
 
 def channel_token(config: Config, channel: str | None = None) -> str | None:

@@ -23,6 +23,8 @@ from typing import Any
 from waitress import wasyncore
 from waitress.server import create_server
 
+from publisher.core.urls import reachable_url
+
 #: Worker threads running the application (requests arrive complete).
 THREADS = 8
 #: Connections held at once (idle or slow ones included); beyond it, new
@@ -76,12 +78,7 @@ class HTTPServer:
 
     @property
     def url(self) -> str:
-        host = self.host
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return reachable_url(self.host, self.port)
 
     def start(self) -> HTTPServer:
         """Bind and listen now (errors such as "address in use" raise here),

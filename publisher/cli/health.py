@@ -21,6 +21,7 @@ from publisher.cli import EXIT_FAILURE, EXIT_OK, State, pass_state
 from publisher.config import load_config
 from publisher.core.config import parse_listen
 from publisher.core.errors import ConfigError
+from publisher.core.urls import reachable_host, reachable_url
 
 #: Seconds for the whole check (the Dockerfile's HEALTHCHECK allows 10).
 TIMEOUT = 5.0
@@ -29,19 +30,12 @@ TIMEOUT = 5.0
 def probe_address(listen: str) -> tuple[str, int]:
     """The host and port to ask for ``[server] listen`` (wildcards: the loopback)."""
     host, port = parse_listen(listen)
-    if host in ("0.0.0.0", "", "*"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return host, port
+    return reachable_host(host), port
 
 
 def probe_url(listen: str, ready: bool = False) -> str:
     """The URL of the service's probe for ``[server] listen``."""
-    host, port = probe_address(listen)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}" + ("/readyz" if ready else "/healthz")
+    return reachable_url(*parse_listen(listen)) + ("/readyz" if ready else "/healthz")
 
 
 def ask(listen: str, ready: bool, timeout: float) -> tuple[int, bytes]:

@@ -69,7 +69,7 @@ from publisher.core.items import Item, MediaCandidate, RenderedItem
 from publisher.core.outcomes import JITTER, Action, Outcome, backoff_delay, outcome_of
 from publisher.core.records import OutboxRow, PostResult
 from publisher.core.render.markdown import markdown_to_html
-from publisher.core.urls import channel_webhook_path, webhook_url
+from publisher.core.urls import channel_webhook_path, reachable_url, webhook_url
 from publisher.pipeline.transform import Transformer
 from publisher.ports import Channel, Store
 from publisher.ports import MediaStore as MediaPort
@@ -343,12 +343,7 @@ def _dry_run(config: Config, item: Item, source: SourceConfig, is_url: bool) -> 
 
 
 def _local_base(config: Config) -> str:
-    host, port = config.server.host, config.server.port
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return reachable_url(config.server.host, config.server.port)
 
 
 def _is_service(config: Config) -> bool:

@@ -28,3 +28,22 @@ def channel_webhook_path(webhook_path: str, channel: str, several: bool) -> str:
     """Where a channel's webhook is answered: ``webhook_path`` for the one
     channel, ``webhook_path/<channel>`` for each of several."""
     return f"{webhook_path.rstrip('/')}/{channel}" if several else webhook_path
+
+
+def reachable_host(host: str) -> str:
+    """A host this machine can connect to for one it listens on: a wildcard
+    (``0.0.0.0``, ``*``, empty) is the IPv4 loopback, ``::`` the IPv6 one."""
+    if host in ("0.0.0.0", "", "*"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def reachable_url(host: str, port: int) -> str:
+    """``http://host:port`` for an address this machine listens on (see
+    :func:`reachable_host`); IPv6 hosts in brackets."""
+    host = reachable_host(host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
