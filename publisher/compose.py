@@ -25,8 +25,9 @@ from publisher.adapters.sources.registry import make_source
 from publisher.config import resolve_database_password, resolve_token
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import ConfigError, StoreError
+from publisher.core.records import ReplicaInfo
 from publisher.core.urls import reachable_url
-from publisher.ports import Channel, Clock, MediaStore, Source
+from publisher.ports import Channel, Clock, Leases, MediaStore, Source
 from publisher.ports import Store as StateStore
 
 # The adapters are imported where they are built, so that a command that
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
     from publisher.adapters.fetch import Fetcher
     from publisher.adapters.httpserver import HTTPServer
     from publisher.adapters.metrics import Metrics
-    from publisher.adapters.postgres.lock import ServiceLock
-    from publisher.adapters.sqlite.lock import StateLock
     from publisher.adapters.standin.server import ViberStandIn
     from publisher.pipeline.deliver import Deliverer
     from publisher.pipeline.poll import Poller
@@ -114,24 +113,39 @@ def build_sources(configs: Iterable[SourceConfig], fetcher: Fetcher) -> dict[str
     return {s.name: make_source(s, fetcher) for s in configs}
 
 
-def lock_state(config: Config) -> StateLock | ServiceLock | None:
-    """Take the state's lock for a running service, by the store in use:
-    PostgreSQL's advisory lock (held on a connection of its own), else the
-    SQLite state file's OS lock; None for an in-memory store. StoreError
-    naming the holder when another run has it."""
+def lock_state(config: Config) -> Leases:
+    """Join the state as a service, by the store in use. With PostgreSQL,
+    as one replica among any number (a session of its own holds its leases:
+    :mod:`publisher.adapters.postgres.replicas`); with a SQLite file, alone:
+    its OS lock is taken, a StoreError naming the holder when another run has
+    it (:mod:`publisher.adapters.sqlite.lock`). ``release()`` leaves."""
+    from publisher.adapters.soloreplica import SoloReplica
+
     if config.storage.url is not None:
         try:
-            from publisher.adapters.postgres.lock import ServiceLock
+            from publisher.adapters.postgres.replicas import Replica
         except ImportError:
-            return None  # open_store says what to install
-        return ServiceLock.acquire(
-            config.storage.url, password=resolve_database_password(config.storage)
-        )
+            return SoloReplica()  # open_store says what to install
+        return Replica.join(config.storage.url, password=resolve_database_password(config.storage))
     if str(config.storage.path) == ":memory:":
-        return None
+        return SoloReplica()
     from publisher.adapters.sqlite.lock import StateLock
 
-    return StateLock.acquire(config.storage.path)
+    return SoloReplica(StateLock.acquire(config.storage.path))
+
+
+def replicas(config: Config, store: StateStore) -> list[ReplicaInfo]:
+    """The live replicas sharing the state, for a process that is not one
+    (``status``): none with a SQLite file (one service, shown as it is)."""
+    if config.storage.url is None:
+        return []
+    from publisher.adapters.postgres.replicas import live_replicas
+
+    db = getattr(store, "db", None)
+    if db is None:
+        return []
+    with db.read() as conn:
+        return live_replicas(conn, [c.name for c in config.channels])
 
 
 def build(

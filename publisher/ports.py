@@ -12,6 +12,8 @@ chooses which adapter stands behind which seam::
     Channel      a Viber channel: account, webhook, post
     Store        the state, in parts: SourceStates, SeenItems, Outbox,
                  History, ChannelState (see below)
+    Leases       who polls a source and who posts to a channel, when
+                 several replicas share one state
 
 Everything that crosses a seam is a plain value from
 :mod:`publisher.core.records` or :mod:`publisher.core.items`.
@@ -39,6 +41,7 @@ from publisher.core.records import (
     OutboxRow,
     OutboxStatus,
     PostResult,
+    ReplicaInfo,
     SeenItem,
     SourceRead,
     SourceState,
@@ -398,3 +401,47 @@ class Store(SourceStates, SeenItems, Outbox, History, Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Leases(Protocol):
+    """Who does which work when several ``run`` processes (replicas) share
+    one state: a source is polled by one replica at a time, a channel is
+    posted to by one replica at a time. A lease ends when its holder
+    releases it or dies. With one process (SQLite), every lease is granted.
+    """
+
+    @property
+    def replica(self) -> str:
+        """This replica's name (``host:pid``)."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """True when other replicas may share the state (the leases can be refused)."""
+        ...
+
+    def take_source(self, name: str) -> bool:
+        """Take source ``name`` for one poll; False when another replica polls it now."""
+        ...
+
+    def release_source(self, name: str) -> None: ...
+
+    def take_channel(self, name: str) -> bool:
+        """Hold channel ``name`` (taken now or still held); False when
+        another replica holds it, or this one lost its leases."""
+        ...
+
+    def release_channel(self, name: str) -> None: ...
+
+    def problem(self) -> str | None:
+        """Why this replica cannot hold leases now (``/readyz`` shows it), or None."""
+        ...
+
+    def replicas(self, channels: Iterable[str] = ()) -> list[ReplicaInfo]:
+        """The live replicas and what each holds, naming the ``channels``
+        (``status`` shows them)."""
+        ...
+
+    def release(self) -> None:
+        """Give up every lease (the service stops)."""
+        ...

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import STANDIN_TOKEN, posted_texts
 
+from publisher.adapters.soloreplica import SoloReplica
 from publisher.adapters.sqlite import Store
 from publisher.adapters.standin import ViberStandIn
 from publisher.adapters.viber.client import ChannelClient
@@ -474,6 +475,7 @@ class Probe:
     clock: FakeClock
     started_at: datetime | None = START
     stopping: bool = False
+    leases: SoloReplica = field(default_factory=SoloReplica)
 
     @property
     def deliverers(self) -> dict[str, Deliverer]:

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import STANDIN_TOKEN, FakeClock, posted_texts
 
+from publisher.adapters.soloreplica import SoloReplica
 from publisher.adapters.sqlite import Store
 from publisher.adapters.standin import ViberStandIn
 from publisher.adapters.viber.client import ChannelClient
@@ -71,6 +72,7 @@ class Lane:
         )
         self.started_at: datetime | None = START
         self.stopping = False
+        self.leases = SoloReplica()
 
     @property
     def deliverers(self) -> dict[str, Deliverer]:

@@ -224,7 +224,28 @@ def status_document(
         "sources": _sources(config, store, now, tz),
         "media": _media(config),
         "channels": lanes,
+        "replicas": _replicas(config, store, tz),
     }
+
+
+def _replicas(config: Config, store: Store, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """The replicas sharing a PostgreSQL state and what each holds (none
+    with a SQLite file: its one service is ``service``)."""
+    from publisher import compose
+
+    try:
+        found = compose.replicas(config, store)
+    except StoreError:
+        return []
+    return [
+        {
+            "name": r.name,
+            "since": _iso(r.started_at, tz),
+            "channels": list(r.channels),
+            "polling": r.polling,
+        }
+        for r in found
+    ]
 
 
 def _channel_document(
@@ -362,7 +383,17 @@ def render_status(doc: Mapping[str, Any], console: Console) -> None:
     now, tz = doc["now"], doc["timezone"]
     service = doc["service"]
     running = f"running (pid {service['pid']})" if service["running"] else "not running"
+    replicas = doc.get("replicas") or []
+    if replicas:
+        running = f"{len(replicas)} replica{'' if len(replicas) == 1 else 's'} running"
     console.print(f"[bold]viber-publisher[/] — service {running}; times in {tz}")
+    for r in replicas:
+        posts = ", ".join(r["channels"]) or "no channel"
+        polling = f"; polling {r['polling']} source{'' if r['polling'] == 1 else 's'} now"
+        console.print(
+            f"  replica {r['name']} since {_local(r['since'], now)}: posts to {posts}"
+            + (polling if r["polling"] else "")
+        )
     several = len(doc["channels"]) > 1
     for lane in doc["channels"]:
         stopped = lane["posting"]["stopped"]

@@ -245,3 +245,14 @@ class SourceRead:
     #: Do not poll again sooner than this (``Retry-After``, ``max-age``).
     floor: timedelta | None = None
     fetch_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """One running replica, as ``status`` shows it."""
+
+    name: str  # host:pid
+    started_at: datetime
+    channels: tuple[str, ...] = ()
+    polling: int = 0  # sources it is polling right now
+    me: bool = False

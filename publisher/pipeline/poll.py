@@ -83,7 +83,7 @@ class PollOutcome:
 
     source: str
     ok: bool
-    result: str = "ok"  # ok, not_modified, unchanged, error
+    result: str = "ok"  # ok, not_modified, unchanged, error, elsewhere (another replica)
     error: str | None = None
     queued: int = 0
     seen: int = 0

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from publisher.core.config import Config
+from publisher.core.records import ReplicaInfo
 from publisher.core.redact import redact_urls
 from publisher.pipeline.deliver import Deliverer
-from publisher.ports import Clock
+from publisher.ports import Clock, Leases
 
 
 class Probed(Protocol):
@@ -35,6 +36,9 @@ class Probed(Protocol):
     @property
     def stopping(self) -> bool: ...
 
+    @property
+    def leases(self) -> Leases: ...
+
 
 def health(service: Probed) -> tuple[bool, dict[str, Any]]:
     """Alive: the loops are running (the process answers)."""
@@ -46,11 +50,22 @@ def readiness(service: Probed) -> tuple[bool, dict[str, Any]]:
     writable, media storable (no disk fault since the last write that
     worked), every source polled successfully within a few of its intervals.
     With several channels, ``channels`` has each one's ``posting`` and
-    ``webhook``; with one, they are at the top."""
+    ``webhook``; with one, they are at the top. A replica among several
+    (PostgreSQL) answers for itself: its name, whether it holds its leases
+    (``leases``), and each channel's ``lease``: held here or by another
+    replica (both are ready)."""
     details: dict[str, Any] = {}
     ok = True
-    lanes: dict[str, dict[str, str]] = {}
     names = [c.name for c in service.config.channels]
+    leases = service.leases
+    holders: dict[str, ReplicaInfo] = {}
+    if leases.shared:
+        details["replica"] = leases.replica
+        problem = leases.problem()
+        details["leases"] = "ok" if problem is None else problem
+        ok = ok and problem is None
+        holders = {c: r for r in leases.replicas(names) for c in r.channels}
+    lanes: dict[str, dict[str, str]] = {}
     for name in names:
         lane: dict[str, str] = {}
         state = service.store.channel(name)
@@ -63,6 +78,15 @@ def readiness(service: Probed) -> tuple[bool, dict[str, Any]]:
             is_set = state.webhook_url() == webhook
             lane["webhook"] = "set" if is_set else "not set"
             ok = ok and is_set
+        if leases.shared:
+            holder = holders.get(name)
+            lane["lease"] = (
+                "not held (a replica takes it within seconds)"
+                if holder is None
+                else "held here"
+                if holder.me
+                else f"held by replica {holder.name}"
+            )
         lanes[name] = lane
     if len(names) == 1:
         details.update(lanes[names[0]])

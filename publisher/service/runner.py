@@ -43,7 +43,7 @@ from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import PublisherError, StoreError
 from publisher.pipeline.deliver import Deliverer
 from publisher.pipeline.poll import PollOutcome
-from publisher.ports import Channel, Clock, Source
+from publisher.ports import Channel, Clock, Leases, Source
 from publisher.service.probes import health, readiness
 from publisher.service.reload import (
     ReloadPlan,
@@ -74,6 +74,9 @@ POLL_WORKERS = 4
 STORE_RETRY = timedelta(minutes=1)
 #: ``poll_all`` writes the polls that found nothing new at least this often.
 FLUSH_EVERY = 0.5
+#: With other replicas: how soon a lane asks again for its channel's lease,
+#: and a source another replica was polling is looked at again.
+LEASE_RETRY = timedelta(seconds=5)
 
 utcnow = compose.utcnow
 
@@ -100,13 +103,13 @@ class Service:
         self._clients = dict(clients or {})
         if client is not None:
             self._clients.setdefault(first, client)
-        # One service per state file: taken before anything is opened or written.
-        self._state_lock = compose.lock_state(config)
+        # Alone on a state file (its lock), or one replica among several on
+        # PostgreSQL: joined before anything is opened or written.
+        self.leases: Leases = compose.lock_state(config)
         try:
             self.parts = compose.build(config, tokens=tokens, clock=clock)
         except BaseException:
-            if self._state_lock is not None:
-                self._state_lock.release()
+            self.leases.release()
             raise
         self.serve = serve
         self._rng = rng or random.Random()
@@ -141,6 +144,9 @@ class Service:
         self._deliver_threads: list[threading.Thread] = []
         self.started_at: datetime | None = None
         self.stopped_reason: str | None = None
+        #: The channels whose lease this replica holds (its lanes post there).
+        self._lanes_held: set[str] = set()
+        self._closed = False
 
     # -- the parts, for the probes, the commands and the tests ----------------
 
@@ -203,17 +209,7 @@ class Service:
     def start(self) -> None:
         parts = self.parts
         for lane in self.config.channels:
-            recovered = parts.store.recover_after_crash(
-                self.clock(), lane.delivery.on_unknown, channel=lane.name
-            )
-            for post_id in recovered:
-                log.warning(
-                    "post %s was being sent when the service stopped; its fate is unknown "
-                    "(see `status`; `retry %s` or `skip %s`)",
-                    post_id,
-                    post_id,
-                    post_id,
-                )
+            self._hold_lane(lane.name)
         self.started_at = self.clock()
         compose.prepare_channel(parts)
         if self.serve:
@@ -237,6 +233,43 @@ class Service:
             deliverer.check_account_now()
             deliverer.ensure_webhook()
         self._init_gauges()
+
+    def _hold_lane(self, name: str) -> bool:
+        """Whether this replica posts to channel ``name`` now: it holds the
+        channel's lease (always, alone on a SQLite file). On taking it, the
+        channel's posts left ``sending`` by the last holder, which stopped
+        or died mid-request, become ``unknown``: never sent twice."""
+        held = self.leases.take_channel(name)
+        if not held:
+            if name in self._lanes_held:
+                self._lanes_held.discard(name)
+                log.warning("channel %s: this replica lost its lease; it stops posting there", name)
+            return False
+        if name in self._lanes_held:
+            return True
+        lane = next((c for c in self.config.channels if c.name == name), None)
+        if lane is None:
+            return False
+        try:
+            recovered = self.parts.store.recover_after_crash(
+                self.clock(), lane.delivery.on_unknown, channel=name
+            )
+        except StoreError as exc:
+            log.error("channel %s: %s", name, exc)
+            self.leases.release_channel(name)
+            return False
+        for post_id in recovered:
+            log.warning(
+                "post %s was being sent when the service stopped; its fate is unknown "
+                "(see `status`; `retry %s` or `skip %s`)",
+                post_id,
+                post_id,
+                post_id,
+            )
+        if self.leases.shared:
+            log.info("channel %s: this replica (%s) posts there now", name, self.leases.replica)
+        self._lanes_held.add(name)
+        return True
 
     def _init_gauges(self) -> None:
         """Gauges read from the store: outbox depth, paused sources, posting stopped."""
@@ -262,6 +295,10 @@ class Service:
         return size.files, size.bytes
 
     def close(self) -> None:
+        """Stop, and give everything back; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self.stop()
         for thread in self._deliver_threads:
             thread.join(timeout=60)
@@ -276,8 +313,7 @@ class Service:
         try:
             self.parts.close()
         finally:
-            if self._state_lock is not None:
-                self._state_lock.release()
+            self.leases.release()
             if not self._stop_logged:
                 self._stop_logged = True
                 log.info("stopped")
@@ -360,9 +396,41 @@ class Service:
         return source
 
     def poll_source(self, source: SourceConfig) -> PollOutcome:
-        """Poll one source and queue what is new. Never raises."""
+        """Poll one source and queue what is new. Never raises. With other
+        replicas, only under the source's lease, and only if it is still due
+        (another replica may have polled it meanwhile)."""
+        if not self.leases.take_source(source.name):
+            return self._elsewhere(source, LEASE_RETRY)
         try:
-            outcome = self.parts.poller.poll(self._source(source), defer_unchanged=True)
+            if self.leases.shared:
+                due = self._due_in_store(source)
+                if due > self.clock():
+                    return self._elsewhere(source, due - self.clock())
+            return self._poll_leased(source)
+        finally:
+            self.leases.release_source(source.name)
+
+    def _elsewhere(self, source: SourceConfig, wait: timedelta) -> PollOutcome:
+        """Another replica polls (or has just polled) ``source``: look again later."""
+        with self._lock:
+            self._set_due(source.name, self.clock() + wait)
+            self._polled.add(source.name)
+        return PollOutcome(source.name, ok=True, result="elsewhere")
+
+    def _due_in_store(self, source: SourceConfig) -> datetime:
+        try:
+            state = self.parts.store.get_source(source.name)
+        except StoreError:
+            return self.clock()  # the poll records the error
+        return timing.due_at(source.every, state.last_poll, state.next_poll, self.clock())
+
+    def _poll_leased(self, source: SourceConfig) -> PollOutcome:
+        # Alone, the polls that found nothing are written together (one
+        # transaction per turn); shared, at once, before the lease is given
+        # back, so the next replica sees this poll.
+        defer = not self.leases.shared
+        try:
+            outcome = self.parts.poller.poll(self._source(source), defer_unchanged=defer)
         except StoreError as exc:
             # The state file cannot take even the poll's error (full,
             # read-only): nothing was queued, the items are read again later.
@@ -547,6 +615,10 @@ class Service:
         or waiting channel never delays another."""
         wake = self._wakes[deliverer.name]
         while not self._stop.is_set():
+            if not self._hold_lane(deliverer.name):  # another replica posts there
+                wake.wait(timeout=LEASE_RETRY.total_seconds())
+                wake.clear()
+                continue
             try:
                 wait = deliverer.step()
             except PublisherError as exc:
@@ -616,8 +688,12 @@ class Service:
     def _drain(self, deliverer: Deliverer) -> None:
         """``run --once`` for one channel: post what is due now. Only short
         waits (min_interval) are waited for; a rate limit or a closed window
-        ends the run, the posts stay queued."""
+        ends the run, the posts stay queued. A channel another replica
+        posts to is left to it."""
         while not self._stop.is_set():
+            if not self._hold_lane(deliverer.name):
+                log.info("channel %s: another replica posts there", deliverer.name)
+                break
             wait = deliverer.step()
             if wait is None:
                 continue

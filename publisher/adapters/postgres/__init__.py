@@ -14,7 +14,7 @@ password from the environment or a file, never the TOML), in
     history.py   events, what was posted, pruning
     channel.py   a channel's state
     store.py     PostgresStore: the parts together, opened with PostgresStore.open(url)
-    lock.py      ServiceLock: one running service per database (an advisory lock)
+    replicas.py  Replica: one of several `run` processes; leases per source and channel
 
 Needs the ``postgres`` extra (psycopg 3 and psycopg_pool).
 """
