@@ -26,6 +26,8 @@ from publisher.core.records import STATUSES
 class PostgresStore(PostgresSourceStates, PostgresSeenItems, PostgresOutbox, PostgresHistory):
     """The service's whole persistent state in PostgreSQL. Open with :meth:`open`."""
 
+    _db: Database
+
     def __init__(self, db: Database) -> None:
         self._db = db
 

@@ -27,6 +27,8 @@ from publisher.core.records import STATUSES
 class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory):
     """The service's whole persistent state. Open with :meth:`Store.open`."""
 
+    _db: Database
+
     def __init__(self, db: Database) -> None:
         self._db = db
 
