@@ -18,6 +18,7 @@ from publisher.adapters.postgres.channel import MAIN, PostgresChannelState
 from publisher.adapters.postgres.db import POOL_MAX, Database
 from publisher.adapters.postgres.history import PostgresHistory
 from publisher.adapters.postgres.outbox import PostgresOutbox
+from publisher.adapters.postgres.rows import DIALECT
 from publisher.adapters.postgres.seen import PostgresSeenItems
 from publisher.adapters.postgres.sources import PostgresSourceStates
 from publisher.core.records import STATUSES
@@ -27,6 +28,7 @@ class PostgresStore(PostgresSourceStates, PostgresSeenItems, PostgresOutbox, Pos
     """The service's whole persistent state in PostgreSQL. Open with :meth:`open`."""
 
     _db: Database
+    _dialect = DIALECT
 
     def __init__(self, db: Database) -> None:
         self._db = db

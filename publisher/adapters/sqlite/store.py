@@ -18,6 +18,7 @@ from publisher.adapters.sqlite.channel import MAIN, SQLiteChannelState
 from publisher.adapters.sqlite.db import BUSY_TIMEOUT_MS, Database
 from publisher.adapters.sqlite.history import SQLiteHistory
 from publisher.adapters.sqlite.outbox import SQLiteOutbox
+from publisher.adapters.sqlite.rows import DIALECT
 from publisher.adapters.sqlite.schema import user_version
 from publisher.adapters.sqlite.seen import SQLiteSeenItems
 from publisher.adapters.sqlite.sources import SQLiteSourceStates
@@ -28,6 +29,7 @@ class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory):
     """The service's whole persistent state. Open with :meth:`Store.open`."""
 
     _db: Database
+    _dialect = DIALECT
 
     def __init__(self, db: Database) -> None:
         self._db = db
