@@ -74,6 +74,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "publisher.cli.opml:import_opml",
         "Add the feeds of an OPML export (Feedly, Inoreader, NetNewsWire, ...) to sources.toml.",
     ),
+    "migrate-state": LazyCommand(
+        "publisher.cli.migrate_state:migrate_state",
+        "Move the SQLite state into the PostgreSQL database of [storage] url, nothing re-posted.",
+    ),
     "post": LazyCommand(
         "publisher.cli.post:post",
         'Publish one thing now: `post --text "..."`, `post PATH [--caption "..."]` (a picture, '
