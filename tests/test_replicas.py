@@ -91,10 +91,15 @@ def test_two_services_share_one_database_and_each_channel_has_one_poster(
         assert a.leases.take_source("notes")
         assert b.poll_source(source).result == "elsewhere"
         a.leases.release_source("notes")
-        # ... and not again by another while it is not due.
+        # ... and not again by another that found it due before that poll.
         helpers.put(tmp_path / "inbox", "001-hello.txt", "Hello\n")
+        b.due(source)
+        started = b.clock()
         assert a.poll_source(source).queued == 1
         assert b.poll_source(source).result == "elsewhere"
+        # nor by a run --once that started before that poll
+        assert b.poll_source(source, since=started).result == "elsewhere"
+        assert b.due(source) > b.clock()
         assert b.store.get_source("notes").last_poll is not None
 
         # The holder leaves: the other takes the channel and posts.
@@ -231,4 +236,3 @@ def test_compose_chooses_the_leases_by_the_store(config: Config, tmp_path: Path)
     assert isinstance(solo, SoloReplica) and isinstance(solo.lock, StateLock)
     assert not solo.shared and solo.take_channel("x") and solo.take_source("y")
     solo.release()
-

@@ -395,17 +395,18 @@ class Service:
             source = compose.build_sources([config], self.parts.fetcher)[config.name]
         return source
 
-    def poll_source(self, source: SourceConfig) -> PollOutcome:
+    def poll_source(self, source: SourceConfig, *, since: datetime | None = None) -> PollOutcome:
         """Poll one source and queue what is new. Never raises. With other
-        replicas, only under the source's lease, and only if it is still due
-        (another replica may have polled it meanwhile)."""
+        replicas, only under the source's lease, and not if another replica
+        polled it meanwhile: it is not due by the store (or was polled after
+        ``since``, ``run --once``'s start)."""
         if not self.leases.take_source(source.name):
             return self._elsewhere(source, LEASE_RETRY)
         try:
             if self.leases.shared:
-                due = self._due_in_store(source)
-                if due > self.clock():
-                    return self._elsewhere(source, due - self.clock())
+                wait = self._polled_elsewhere(source, since)
+                if wait is not None:
+                    return self._elsewhere(source, wait)
             return self._poll_leased(source)
         finally:
             self.leases.release_source(source.name)
@@ -417,12 +418,22 @@ class Service:
             self._polled.add(source.name)
         return PollOutcome(source.name, ok=True, result="elsewhere")
 
-    def _due_in_store(self, source: SourceConfig) -> datetime:
+    def _polled_elsewhere(self, source: SourceConfig, since: datetime | None) -> timedelta | None:
+        """How long until ``source`` is due, when another replica has polled
+        it meanwhile (by the store it is not due now; or, for ``run --once``,
+        its last poll is after ``since``); else None."""
         try:
             state = self.parts.store.get_source(source.name)
         except StoreError:
-            return self.clock()  # the poll records the error
-        return timing.due_at(source.every, state.last_poll, state.next_poll, self.clock())
+            return None  # the poll records the error
+        now = self.clock()
+        due = timing.due_at(source.every, state.last_poll, state.next_poll, now)
+        if since is not None:
+            if state.last_poll is None or state.last_poll < since:
+                return None
+        elif due <= now:
+            return None
+        return max(due - now, LEASE_RETRY)
 
     def _poll_leased(self, source: SourceConfig) -> PollOutcome:
         # Alone, the polls that found nothing are written together (one
@@ -453,7 +464,8 @@ class Service:
     def poll_all(self, sources: Iterable[SourceConfig] | None = None) -> list[PollOutcome]:
         """Poll sources concurrently and wait for all of them."""
         chosen = [s for s in (sources or self.config.sources) if s.enabled]
-        futures = [self._pool.submit(self.poll_source, s) for s in chosen]
+        since = self.clock()
+        futures = [self._pool.submit(self.poll_source, s, since=since) for s in chosen]
         pending: set[Future[PollOutcome]] = set(futures)
         while pending:  # a slow source holds back no one's record
             pending = wait(pending, timeout=FLUSH_EVERY).not_done

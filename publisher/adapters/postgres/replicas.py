@@ -280,6 +280,9 @@ class Replica:
             self._sources.clear()
             conn, self._conn = self._conn, None
         if conn is not None:
+            # Freed now, not when the server notices the session has ended.
+            with suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock_all()")
             with suppress(psycopg.Error):
                 conn.execute("DELETE FROM replicas WHERE backend_pid = pg_backend_pid()")
             with suppress(psycopg.Error):
