@@ -204,6 +204,18 @@ class SeenItems(Protocol):
 
     def seen(self, source: str, key: str) -> SeenItem | None: ...
 
+    def seen_many(self, source: str, keys: Iterable[str]) -> dict[str, SeenItem]:
+        """The items among ``keys`` seen before, by key, in one read (a poll
+        asks once for all its items); a key never seen is absent."""
+        ...
+
+    def mark_seen_many(
+        self, source: str, items: Sequence[tuple[str, str, str, str]], now: datetime
+    ) -> None:
+        """:meth:`mark_seen` for several items of one source in one write:
+        each ``(key, content_hash, outcome, detail)``, with its event, in order."""
+        ...
+
     def mark_seen(
         self,
         source: str,

@@ -153,8 +153,11 @@ class Poller:
         if read.result != "ok":
             return PollPlan(name, now, read)
 
+        # One read for every item of the poll, not one per item.
+        known = self.store.seen_many(name, (item.key for item in read.items))
+
         def known_hash(key: str) -> str | None:
-            seen = self.store.seen(name, key)
+            seen = known.get(key)
             return None if seen is None else seen.content_hash
 
         planned = plan_source(source.config, read.items, known_hash, first_run=read.first_run)
@@ -255,8 +258,19 @@ class Poller:
             log.warning("source %s: %s", name, note)
         for path, why in read.rejected:
             self._reject(source, Path(path), why, outcome)
+        # Items only remembered (filtered, backfill) are written together,
+        # in order: one write for a run of them, not one per item.
+        remember: list[tuple[str, str, str, str]] = []
         for step in plan.steps:
+            if step.action in ("filtered", "backfill"):
+                self._remember(name, step, remember, outcome)
+                continue
+            if remember:
+                self.store.mark_seen_many(name, remember, now)
+                remember = []
             self._apply_step(source, step, now, outcome)
+        if remember:
+            self.store.mark_seen_many(name, remember, now)
         if read.result == "ok":
             self.store.touch_seen(name, [item.key for item in read.items], now)
             forgotten = self.store.forget_older_than(name, now - source.config.remember)
@@ -300,13 +314,6 @@ class Poller:
         if step.action != "update":
             outcome.seen += 1
             self._count(name, "seen")
-        if step.action in ("filtered", "backfill"):
-            detail = "filtered" if step.action == "filtered" else "backfill-skipped"
-            self.store.mark_seen(name, item.key, item.content_hash, now, detail, step.detail)
-            if step.action == "filtered":
-                self._count(name, "skipped", "filtered")
-                outcome.filtered += 1
-            return
         if step.action == "refused":
             self.store.mark_seen(name, item.key, item.content_hash, now, "refused", step.detail)
             self._count(name, "failed", "refused")
@@ -319,6 +326,26 @@ class Poller:
         self.store.queue_routes(dict(step.routes), now)
         self._count(name, "queued")
         outcome.queued += 1
+
+    def _remember(
+        self,
+        name: str,
+        step: Step,
+        into: list[tuple[str, str, str, str]],
+        outcome: PollOutcome,
+    ) -> None:
+        """A filtered or backfill-skipped item: counted now, its key and
+        event added to ``into`` (written by ``mark_seen_many``)."""
+        item = step.item
+        if step.rendered is not None:
+            outcome.decisions.extend(step.rendered.decisions)
+        outcome.seen += 1
+        self._count(name, "seen")
+        kind = "filtered" if step.action == "filtered" else "backfill-skipped"
+        into.append((item.key, item.content_hash, kind, step.detail))
+        if step.action == "filtered":
+            self._count(name, "skipped", "filtered")
+            outcome.filtered += 1
 
     def _reject(self, source: Source, path: Path, why: str, outcome: PollOutcome) -> None:
         """A file the source can never post as it is: to ``failed/`` with the reason."""

@@ -6,7 +6,7 @@ never by history pruning.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from publisher.adapters.postgres import rows
@@ -59,6 +59,41 @@ class PostgresSeenItems:
                 "SELECT * FROM seen WHERE source = %s AND key = %s", (source, key)
             ).fetchone()
         return None if row is None else rows.seen_item(row)
+
+    def seen_many(self, source: str, keys: Iterable[str]) -> dict[str, SeenItem]:
+        """The items among ``keys`` seen before, by key (one query; a key
+        never seen, or forgotten, is absent)."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        with self._db.read() as db:
+            found = db.execute(
+                "SELECT * FROM seen WHERE source = %s AND key = ANY(%s)", (source, wanted)
+            ).fetchall()
+        return {item.key: item for item in map(rows.seen_item, found)}
+
+    def mark_seen_many(
+        self, source: str, items: Sequence[tuple[str, str, str, str]], now: datetime
+    ) -> None:
+        """:meth:`mark_seen` for several items of one source in one write:
+        each ``(key, content_hash, outcome, detail)``, with its event, in order."""
+        if not items:
+            return
+        when = ts(now)
+        with self._db.write() as db, db.cursor() as cursor:
+            ensure_source(db, source)
+            cursor.executemany(
+                "INSERT INTO seen (source, key, first_seen, last_seen, content_hash, outcome)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (source, key) DO UPDATE SET last_seen = excluded.last_seen,"
+                " content_hash = excluded.content_hash, outcome = excluded.outcome",
+                [(source, key, when, when, digest, outcome) for key, digest, outcome, _ in items],
+            )
+            cursor.executemany(
+                "INSERT INTO events (time, source, item_key, outbox_id, event, detail)"
+                " VALUES (%s, %s, %s, NULL, %s, %s)",
+                [(when, source, key, outcome, detail) for key, _, outcome, detail in items],
+            )
 
     def mark_seen(
         self,
