@@ -2,8 +2,9 @@
 PostgreSQL database.
 
 :class:`PostgresStore` is :class:`publisher.ports.Store`: it inherits the
-parts (sources' state, seen items, the outbox, history) and hands out a
-channel's state by name; the parts share one
+parts (sources' state, seen items, the outbox, history, and the counts of
+:class:`~publisher.adapters.sql.store.SQLStore`, written once for both
+databases) and hands out a channel's state by name; the parts share one
 :class:`~publisher.adapters.postgres.db.Database` (the pool, transactions,
 error translation).
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from publisher.adapters.itemcounts import ITEM_COUNTS_SQL, fold
 from publisher.adapters.postgres.channel import MAIN, PostgresChannelState
 from publisher.adapters.postgres.db import POOL_MAX, Database
 from publisher.adapters.postgres.history import PostgresHistory
@@ -21,10 +21,12 @@ from publisher.adapters.postgres.outbox import PostgresOutbox
 from publisher.adapters.postgres.rows import DIALECT
 from publisher.adapters.postgres.seen import PostgresSeenItems
 from publisher.adapters.postgres.sources import PostgresSourceStates
-from publisher.core.records import STATUSES
+from publisher.adapters.sql.store import SQLStore
 
 
-class PostgresStore(PostgresSourceStates, PostgresSeenItems, PostgresOutbox, PostgresHistory):
+class PostgresStore(
+    PostgresSourceStates, PostgresSeenItems, PostgresOutbox, PostgresHistory, SQLStore
+):
     """The service's whole persistent state in PostgreSQL. Open with :meth:`open`."""
 
     _db: Database
@@ -48,21 +50,9 @@ class PostgresStore(PostgresSourceStates, PostgresSeenItems, PostgresOutbox, Pos
         return cls(Database.open(url, password=password, read_only=read_only, max_size=max_size))
 
     @property
-    def path(self) -> str:
-        """Where the state is, for messages: the server and database, no password."""
-        return self._db.path
-
-    @property
-    def read_only(self) -> bool:
-        return self._db.read_only
-
-    @property
     def db(self) -> Database:
         """The pool (for tests and tools, not for callers)."""
         return self._db
-
-    def close(self) -> None:
-        self._db.close()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -71,60 +61,9 @@ class PostgresStore(PostgresSourceStates, PostgresSeenItems, PostgresOutbox, Pos
         with self._db.batch():
             yield
 
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @property
     def schema_version(self) -> int:
         return self._db.version()
 
     def channel(self, name: str = MAIN) -> PostgresChannelState:
         return PostgresChannelState(self._db, name)
-
-    def adopt(self, channel: str) -> int:
-        """Give the posts and state kept under ``main`` to ``channel`` (see
-        :meth:`publisher.adapters.sqlite.Store.adopt`); idempotent."""
-        if channel == MAIN:
-            return 0
-        with self._db.write() as db:
-            moved = db.execute(
-                "UPDATE outbox SET channel = %s WHERE channel = %s", (channel, MAIN)
-            ).rowcount
-            if not db.execute("SELECT 1 FROM channels WHERE name = %s", (channel,)).fetchone():
-                db.execute("UPDATE channels SET name = %s WHERE name = %s", (channel, MAIN))
-        return int(moved)
-
-    def check_writable(self) -> None:
-        """Raise StoreError unless a change could be saved now; writes nothing."""
-        self._db.check_writable()
-
-    def counts_by_source(self) -> dict[str, dict[str, int]]:
-        """``{source: {status: count, ..., "seen": count}}``, every status present."""
-        result: dict[str, dict[str, int]] = {}
-
-        def entry(source: str) -> dict[str, int]:
-            return result.setdefault(source, dict.fromkeys((*STATUSES, "seen"), 0))
-
-        with self._db.read(snapshot=True) as db:
-            for row in db.execute("SELECT name FROM sources ORDER BY name").fetchall():
-                entry(row["name"])
-            for row in db.execute(
-                "SELECT source, status, count(*) AS n FROM outbox GROUP BY source, status"
-            ).fetchall():
-                entry(row["source"])[row["status"]] = row["n"]
-            for row in db.execute(
-                "SELECT source, count(*) AS n FROM seen GROUP BY source"
-            ).fetchall():
-                entry(row["source"])["seen"] = row["n"]
-        return result
-
-    def item_counts_by_source(self) -> dict[str, dict[str, int]]:
-        """``{source: {"seen": items, state: items, ...}}``: each item counted
-        once, in one state (see :mod:`publisher.adapters.itemcounts`)."""
-        with self._db.read(snapshot=True) as db:
-            names = [r["name"] for r in db.execute("SELECT name FROM sources ORDER BY name")]
-            rows = [(r["source"], r["state"], r["n"]) for r in db.execute(ITEM_COUNTS_SQL)]
-        return fold(names, rows)

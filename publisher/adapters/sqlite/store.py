@@ -1,9 +1,10 @@
 """The store: one class made of the parts, one per concern.
 
 :class:`Store` is :class:`publisher.ports.Store` on one SQLite file: it
-inherits the parts (sources' state, seen items, the outbox, history) and
-hands out a channel's state by name. The parts share one
-:class:`~publisher.adapters.sqlite.db.Database` (connection, lock,
+inherits the parts (sources' state, seen items, the outbox, history, and
+the counts of :class:`~publisher.adapters.sql.store.SQLStore`, written once
+for both databases) and hands out a channel's state by name. The parts
+share one :class:`~publisher.adapters.sqlite.db.Database` (connection, lock,
 transactions, error translation).
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from publisher.adapters.itemcounts import ITEM_COUNTS_SQL, fold
+from publisher.adapters.sql.store import SQLStore
 from publisher.adapters.sqlite.channel import MAIN, SQLiteChannelState
 from publisher.adapters.sqlite.db import BUSY_TIMEOUT_MS, Database
 from publisher.adapters.sqlite.history import SQLiteHistory
@@ -22,10 +23,9 @@ from publisher.adapters.sqlite.rows import DIALECT
 from publisher.adapters.sqlite.schema import user_version
 from publisher.adapters.sqlite.seen import SQLiteSeenItems
 from publisher.adapters.sqlite.sources import SQLiteSourceStates
-from publisher.core.records import STATUSES
 
 
-class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory):
+class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory, SQLStore):
     """The service's whole persistent state. Open with :meth:`Store.open`."""
 
     _db: Database
@@ -47,20 +47,9 @@ class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory):
         return cls(Database.open(path, read_only=read_only, busy_timeout_ms=busy_timeout_ms))
 
     @property
-    def path(self) -> str:
-        return self._db.path
-
-    @property
-    def read_only(self) -> bool:
-        return self._db.read_only
-
-    @property
     def db(self) -> Database:
         """The connection and its lock (for tests and tools, not for callers)."""
         return self._db
-
-    def close(self) -> None:
-        self._db.close()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -71,12 +60,6 @@ class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory):
         with self._db.batch():
             yield
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @property
     def schema_version(self) -> int:
         with self._db.read() as db:
@@ -85,48 +68,3 @@ class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory):
     def channel(self, name: str = MAIN) -> SQLiteChannelState:
         """The state of channel ``name`` (the one channel so far is ``main``)."""
         return SQLiteChannelState(self._db, name)
-
-    def adopt(self, channel: str) -> int:
-        """Give the posts and state of the single-channel version (kept under
-        ``main``) to ``channel``, when the config has no channel ``main``.
-        Returns how many posts changed hands (0 once done: it is idempotent)."""
-        if channel == MAIN:
-            return 0
-        with self._db.write() as db:
-            moved = db.execute(
-                "UPDATE outbox SET channel = ? WHERE channel = ?", (channel, MAIN)
-            ).rowcount
-            if not db.execute("SELECT 1 FROM channels WHERE name = ?", (channel,)).fetchone():
-                db.execute("UPDATE channels SET name = ? WHERE name = ?", (channel, MAIN))
-        return int(moved)
-
-    def check_writable(self) -> None:
-        """Raise StoreError unless a change could be saved now; writes nothing
-        (``/readyz`` asks this on every probe)."""
-        self._db.check_writable()
-
-    def counts_by_source(self) -> dict[str, dict[str, int]]:
-        """``{source: {status: count, ..., "seen": count}}``, every status present."""
-        result: dict[str, dict[str, int]] = {}
-
-        def entry(source: str) -> dict[str, int]:
-            return result.setdefault(source, dict.fromkeys((*STATUSES, "seen"), 0))
-
-        with self._db.read(snapshot=True) as db:
-            for name in db.execute("SELECT name FROM sources ORDER BY name").fetchall():
-                entry(name[0])
-            for row in db.execute(
-                "SELECT source, status, count(*) FROM outbox GROUP BY source, status"
-            ).fetchall():
-                entry(row[0])[row[1]] = row[2]
-            for row in db.execute("SELECT source, count(*) FROM seen GROUP BY source").fetchall():
-                entry(row[0])["seen"] = row[1]
-        return result
-
-    def item_counts_by_source(self) -> dict[str, dict[str, int]]:
-        """``{source: {"seen": items, state: items, ...}}``: each item counted
-        once, in one state (see :mod:`publisher.adapters.itemcounts`)."""
-        with self._db.read(snapshot=True) as db:
-            names = [r[0] for r in db.execute("SELECT name FROM sources ORDER BY name")]
-            rows = [(r[0], r[1], r[2]) for r in db.execute(ITEM_COUNTS_SQL)]
-        return fold(names, rows)
