@@ -14,21 +14,24 @@ without conditional headers, folder files are not moved.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import heapq
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from publisher.core.config import Config, SourceConfig
+from publisher.core.config import Config, Policy, SourceConfig
 from publisher.core.errors import MessageError, PublisherError
 from publisher.core.items import Decision, Item, RenderedItem, RenderedMessage
 from publisher.core.limits import CAPTION_MAX, TEXT_MAX, URL_TEXT_MAX
 from publisher.core.messages import validate_payload
 from publisher.core.plan import Planned
-from publisher.core.policy import Candidate, Idle, Post, PostedRecord, Skip, Wait
-from publisher.pipeline.poll import Poller, Select, Step
-from publisher.pipeline.queue import decide, look
+from publisher.core.policy import Candidate, Idle, PostedRecord, Skip, Verdict, Wait
+from publisher.pipeline.poll import MAX_NEW_PER_POLL, Poller, Select, Step
+from publisher.pipeline.queue import QueueView, decide, look, source_policies
 from publisher.ports import Source, Store
 
 #: The text cap of each message type, in UTF-16 units.
@@ -139,6 +142,14 @@ def run_preview(
             (name, f"{pending}: still being written; taken on a later poll")
             for pending in plan.read.pending
         )
+        if plan.waiting:
+            preview.notes.append(
+                (
+                    name,
+                    f"{plan.waiting} more new item(s) wait for later polls (at most "
+                    f"{MAX_NEW_PER_POLL} are taken per poll); not shown",
+                )
+            )
         queued_keys = {row.item_key for row in store.outbox("queued", limit=100_000, source=name)}
         preview.entries.extend(
             _entry(source.config, step, store, queued_keys) for step in plan.steps
@@ -244,7 +255,6 @@ def _simulate_channel(
 ) -> None:
     view = look(store, config, now, channel)
     queue = [row.candidate() for row in store.outbox("queued", limit=100_000, channel=channel)]
-    history = list(view.history)
     next_id = max((c.id for c in queue), default=0) + 1_000_000
     ours: dict[int, PreviewEntry] = {}
     for entry in entries:
@@ -265,39 +275,199 @@ def _simulate_channel(
                 ours[candidate.id] = entry
             next_id += 1
     last_wait: dict[int, str] = {}
-    clock = now
-    for _ in range(len(queue) * 8 + 64):
-        if clock - now > SIMULATION_HORIZON:
-            break
-        verdict = decide(view, config, channel, queue=queue, history=history, now=clock)
-        if isinstance(verdict, Idle):
-            break
+    for clock, verdict in run_policy(view, config, channel, queue, now):
         if isinstance(verdict, Wait):
             if verdict.candidate is not None:
                 last_wait[verdict.candidate.id] = verdict.reason
-            clock = max(verdict.until, clock + timedelta(microseconds=1))
             continue
-        candidate = verdict.candidate
-        queue.remove(candidate)
-        found = ours.get(candidate.id)
+        if isinstance(verdict, Idle):
+            continue
+        found = ours.get(verdict.candidate.id)
+        if found is None:
+            continue
         if isinstance(verdict, Skip):
-            # The rest of a skipped item goes with it.
-            queue = [c for c in queue if c.group_key != candidate.group_key]
-            if found is not None:
-                found.delivery = Delivery("expired", None, verdict.reason)
-                if found.channels[0] == channel:
-                    found.will_post = False
-                    found.action = "expired"
-                    found.reason = verdict.reason
+            found.delivery = Delivery("expired", None, verdict.reason)
+            if found.channels[0] == channel:
+                found.will_post = False
+                found.action = "expired"
+                found.reason = verdict.reason
             continue
-        assert isinstance(verdict, Post)
-        history.append(PostedRecord(candidate.source, clock, candidate.seq))
-        if found is not None:
-            state = "now" if clock <= now else "later"
-            found.delivery = Delivery(state, clock, last_wait.get(candidate.id, ""))
+        state = "now" if clock <= now else "later"
+        found.delivery = Delivery(state, clock, last_wait.get(verdict.candidate.id, ""))
     for entry in ours.values():
         if entry.delivery is None and entry.will_post:
             entry.delivery = Delivery("unknown", None, "not within the next 60 days")
+
+
+def run_policy(
+    view: QueueView,
+    config: Config,
+    channel: str,
+    queue: Sequence[Candidate],
+    now: datetime,
+    horizon: timedelta = SIMULATION_HORIZON,
+) -> Iterator[tuple[datetime, Verdict]]:
+    """The deliverer's decisions over ``queue``, run forward in time from
+    ``now`` with a virtual clock: each verdict with the time it is given. A
+    post goes into the history, a skipped item leaves with all its messages,
+    a wait moves the clock; it ends when the queue is empty or the clock is
+    ``horizon`` past ``now``.
+
+    Each verdict is :func:`publisher.pipeline.queue.decide`'s over the whole
+    queue and history, asked over only what the policy looks at (as
+    :meth:`publisher.ports.Outbox.heads` does for the deliverer), so a
+    queue of 10,000 costs 10,000 cheap decisions, not 10,000 over 10,000:
+
+    - of each queued item, its next message (the others follow it);
+    - of the items whose next message is a first one, per source, send-at
+      time and retry time (which alone decide when the rules allow it, and
+      whether it is expired, in the policy's order), only the oldest;
+    - of the history, what the limits count: each scope's (the channel's,
+      each source's) last ``max_per_hour`` / ``max_per_day`` items, and
+      its last message.
+    """
+    policies = source_policies(config, channel)
+    pending = _Pending(queue)
+    history = _Recent(view.history, config.channel(channel).delivery.policy, policies)
+    clock = now
+    for _ in range(len(queue) * 8 + 64):
+        if clock - now > horizon:
+            return
+        verdict = decide(
+            view,
+            config,
+            channel,
+            queue=pending.candidates(),
+            history=history.records(),
+            now=clock,
+            policies=policies,
+        )
+        yield clock, verdict
+        if isinstance(verdict, Idle):
+            return
+        if isinstance(verdict, Wait):
+            clock = max(verdict.until, clock + timedelta(microseconds=1))
+        elif isinstance(verdict, Skip):
+            pending.drop_item(verdict.candidate)
+        else:
+            pending.remove(verdict.candidate)
+            history.add(PostedRecord(verdict.candidate.source, clock, verdict.candidate.seq))
+
+
+class _Pending:
+    """The simulated queue: every message, and what the policy looks at."""
+
+    def __init__(self, queue: Iterable[Candidate]) -> None:
+        items: dict[tuple[object, ...], list[Candidate]] = {}
+        for candidate in queue:
+            items.setdefault(candidate.group_key, []).append(candidate)
+        #: Each item's messages still queued, its next one last.
+        self._items = items
+        #: The oldest first messages, per (source, send-at, retry time).
+        self._heads: dict[tuple[object, ...], list[tuple[Any, Candidate]]] = {}
+        #: The next message of started items, by id.
+        self._rest: dict[int, Candidate] = {}
+        for key, members in items.items():
+            members.sort(key=lambda c: (c.seq, c.id), reverse=True)
+            self._next(key)
+
+    def _next(self, key: tuple[object, ...]) -> None:
+        members = self._items.get(key)
+        if not members:
+            self._items.pop(key, None)
+            return
+        first = members[-1]
+        if first.seq > 0:
+            self._rest[first.id] = first
+        else:
+            heap = self._heads.setdefault((first.source, first.send_at, first.not_before), [])
+            heapq.heappush(heap, (first.order_key, first))
+
+    def _is_next(self, candidate: Candidate) -> bool:
+        members = self._items.get(candidate.group_key)
+        return members is not None and members[-1] is candidate
+
+    def candidates(self) -> list[Candidate]:
+        found = list(self._rest.values())
+        for key, heap in list(self._heads.items()):
+            while heap and not self._is_next(heap[0][1]):
+                heapq.heappop(heap)
+            if heap:
+                found.append(heap[0][1])
+            else:
+                del self._heads[key]
+        return found
+
+    def remove(self, candidate: Candidate) -> None:
+        """A message went out: its item's next one comes forward."""
+        key = candidate.group_key
+        members = self._items[key]
+        members.remove(candidate)
+        self._rest.pop(candidate.id, None)
+        self._next(key)
+
+    def drop_item(self, candidate: Candidate) -> None:
+        """The item is skipped with all its messages."""
+        for member in self._items.pop(candidate.group_key, []):
+            self._rest.pop(member.id, None)
+
+
+class _Recent:
+    """Of the history, what :func:`publisher.core.policy.next_post` counts:
+    per scope (the channel, each source) the last items its ``max_per_hour``
+    and ``max_per_day`` count and its last message. Its verdicts over these
+    are its verdicts over the whole history."""
+
+    def __init__(
+        self, records: Iterable[PostedRecord], channel: Policy, sources: Mapping[str, Policy]
+    ) -> None:
+        self._keep_channel = _counted(channel)
+        self._keep = {name: _counted(policy) for name, policy in sources.items()}
+        self._items: list[PostedRecord] = []
+        self._last: PostedRecord | None = None
+        self._source_items: dict[str, list[PostedRecord]] = {}
+        self._source_last: dict[str, PostedRecord] = {}
+        self._records: list[PostedRecord] | None = None
+        for record in sorted(records, key=_posted_at):
+            self.add(record)
+
+    def add(self, record: PostedRecord) -> None:
+        if record.seq == 0:
+            _keep_last(self._items, record, self._keep_channel)
+            mine = self._source_items.setdefault(record.source, [])
+            _keep_last(mine, record, self._keep.get(record.source, 0))
+        if self._last is None or record.posted_at >= self._last.posted_at:
+            self._last = record
+        last = self._source_last.get(record.source)
+        if last is None or record.posted_at >= last.posted_at:
+            self._source_last[record.source] = record
+        self._records = None
+
+    def records(self) -> list[PostedRecord]:
+        if self._records is None:
+            kept = [*self._items, *self._source_last.values()]
+            kept.extend(chain.from_iterable(self._source_items.values()))
+            if self._last is not None:
+                kept.append(self._last)
+            unique = {id(record): record for record in kept}
+            self._records = sorted(unique.values(), key=_posted_at)
+        return self._records
+
+
+def _posted_at(record: PostedRecord) -> datetime:
+    return record.posted_at
+
+
+def _counted(policy: Policy) -> int:
+    """How many of a scope's last items its limits count."""
+    return max((n for n in (policy.max_per_hour, policy.max_per_day) if n is not None), default=0)
+
+
+def _keep_last(records: list[PostedRecord], record: PostedRecord, keep: int) -> None:
+    if keep:
+        bisect.insort(records, record, key=_posted_at)
+        if len(records) > keep:
+            del records[0]
 
 
 def short_duration(delta: timedelta) -> str:
