@@ -28,8 +28,6 @@ import pytest
 from postgres import PASSWORD
 from s3server import Bucket
 
-pytestmark = pytest.mark.slow
-
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "replicas.py"
 
 
@@ -43,6 +41,7 @@ def load_bench() -> ModuleType:
     return module
 
 
+@pytest.mark.slow
 def test_three_replicas_killed_at_random_post_each_item_once_within_the_limits(
     tmp_path: Path, postgres_url: str, s3_bucket: Bucket
 ) -> None:
@@ -90,3 +89,25 @@ def test_three_replicas_killed_at_random_post_each_item_once_within_the_limits(
         # max_per_hour. Remove this once unknown posts count.
         pytest.xfail("max_per_hour does not count posts whose fate is unknown: " + report)
     assert figures.over_limit == [], report
+
+
+def test_the_figures_see_overlapping_polls_and_a_broken_limit() -> None:
+    """The checks themselves: two live replicas on one feed at once is an
+    overlap; a poll still being answered after its replica was killed is
+    not; more posts than the limit within an hour are counted as such."""
+    bench = load_bench()
+    poll = bench.Poll
+    polls = [
+        poll(0, "replica-1.1", 10.0, 10.2),
+        poll(0, "replica-2.1", 10.1, 10.3),  # both alive: an overlap
+        poll(1, "replica-1.1", 20.0, 20.3),
+        poll(1, "replica-2.1", 20.2, 20.4),  # replica-1.1 was killed at 20.1
+        poll(2, "replica-3.1", 30.0, 30.1),
+        poll(2, "replica-3.1", 30.05, 30.2),  # one replica: not two at once
+        poll(3, "replica-1.2", 40.0, 40.1),
+        poll(3, "replica-2.1", 40.1, 40.2),  # one after the other
+    ]
+    (found,) = bench.overlapping_polls(polls, {"replica-1.1": 20.1})
+    assert found.startswith("feed 0: replica-1.1 ") and "replica-2.1" in found
+    assert bench.max_in_window([0.0, 10.0, 3599.0, 3601.0, 7300.0]) == 3
+    assert bench.max_in_window([]) == 0
