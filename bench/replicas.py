@@ -18,7 +18,9 @@ The parts, all on 127.0.0.1:
   as Viber does. Each answers a post a little late (after recording it), so
   a kill often lands between the channel's recording and the replica's;
 - the **replicas**: ``--replicas`` processes, each with a config of its own
-  (its own user agent) on the same database and bucket. At random moments a
+  (its own user agent, and a local folder of its own for its pid file, as
+  on machines of their own; ``--shared-folder``: one for all, as on one
+  host) on the same database and bucket. At random moments a
   random replica is killed with SIGKILL and started again, ``--kills`` times.
   Then the replicas run until nothing moves, stop with SIGTERM, and one
   ``run --once`` ends it.
@@ -431,8 +433,9 @@ class Setup:
     routes: list[str]  # the channel of each feed
     max_per_hour: dict[str, int]
 
-    def config(self, agent: str) -> Path:
-        """A replica's config file: the same state, its own user agent."""
+    def config(self, agent: str, folder: str) -> Path:
+        """A replica's config file: the same state, its own user agent; its
+        local files (the pid file) in ``folder``."""
         sources = "".join(
             f'[[sources]]\nname = "feed-{n}"\ntype = "rss"\nurl = "{self.farm_url}/feed/{n}"\n'
             f'every = "1s"\nbackfill = 10000\nchannels = ["{channel}"]\n\n'
@@ -454,8 +457,8 @@ listen = "127.0.0.1:0"
 
 [storage]
 url = "{self.database_url}"
-path = "state/unused.sqlite3"
-media_dir = "state/media"
+path = "{folder}/state.sqlite3"
+media_dir = "{folder}/media"
 media_url = "{self.s3.media_url}"
 public_media_url = "{self.s3.public_media_url}"
 s3_endpoint = "{self.s3.endpoint}"
@@ -479,8 +482,16 @@ def _command(config: Path, *args: str) -> list[str]:
 class Replica:
     """One replica slot: a process, restarted under a new name after each kill."""
 
-    def __init__(self, number: int, setup: Setup, env: dict[str, str], logs: Path) -> None:
+    def __init__(
+        self,
+        number: int,
+        setup: Setup,
+        env: dict[str, str],
+        logs: Path,
+        shared_folder: bool = False,
+    ) -> None:
         self.number = number
+        self.shared_folder = shared_folder
         self.setup = setup
         self.env = env
         self.logs = logs
@@ -491,7 +502,9 @@ class Replica:
     def start(self) -> None:
         self.generation += 1
         self.agent = f"replica-{self.number}.{self.generation}"
-        config = self.setup.config(self.agent)
+        # Each slot its own folder, as on machines of their own; or one for all.
+        folder = "local" if self.shared_folder else f"local-{self.number}"
+        config = self.setup.config(self.agent, folder)
         with open(self.logs / f"{self.agent}.log", "wb") as log:
             self.process = subprocess.Popen(
                 _command(config, "--log-level", os.environ.get("BENCH_LOG_LEVEL", "info"), "run"),
@@ -663,6 +676,7 @@ def run_replica_kills(
     quiet: float = 10.0,
     finish_timeout: float = 60.0,
     final_once: bool = True,
+    shared_folder: bool = False,
     on_output: Callable[[str], None] | None = None,
 ) -> ReplicaFigures:
     """Start ``replicas`` replicas on the database at ``database_url`` (its
@@ -672,9 +686,12 @@ def run_replica_kills(
     has posted all it may (or nothing moved for ``quiet`` seconds); stop
     them, ``run --once``, and compare the outbox with what the channels
     received (``final_once=False``: without the ``run --once``, which
-    should find nothing to do). ``max_per_hour`` per channel: by default about two thirds of
-    its share of the items, so the limit binds. Every ``picture_every``-th
-    entry of a feed has a picture."""
+    should find nothing to do). Each replica has a local folder of its own
+    (``[storage] path``: its pid file), as on machines of their own, unless
+    ``shared_folder``: all start in one, as several on one host would.
+    ``max_per_hour`` per channel: by default about two thirds of its share
+    of the items, so the limit binds. Every ``picture_every``-th entry of a
+    feed has a picture."""
     from publisher.adapters.standin import ViberStandIn
 
     rng = random.Random(seed)
@@ -709,7 +726,7 @@ def run_replica_kills(
             routes,
             limits,
         )
-        slots = [Replica(n + 1, setup, env, logs) for n in range(replicas)]
+        slots = [Replica(n + 1, setup, env, logs, shared_folder) for n in range(replicas)]
         stack.callback(lambda: [slot.stop(timeout=5) for slot in slots])
         for slot in slots:
             slot.start()
@@ -777,7 +794,7 @@ def run_replica_kills(
         _stop_all(slots, figures)
         if final_once:
             final = subprocess.run(
-                _command(setup.config("final"), "--log-level", "info", "run", "--once"),
+                _command(setup.config("final", "local"), "--log-level", "info", "run", "--once"),
                 cwd=workdir,
                 env=env,
                 capture_output=True,
@@ -1012,6 +1029,11 @@ def main(argv: list[str] | None = None) -> int:
         "--reveal", type=float, default=None, help="seconds over which the items appear"
     )
     parser.add_argument("--seed", type=int, default=None, help="for a repeatable run")
+    parser.add_argument(
+        "--shared-folder",
+        action="store_true",
+        help="all replicas with one local folder (one [storage] path), as on one host",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
     why = missing()
@@ -1034,6 +1056,7 @@ def main(argv: list[str] | None = None) -> int:
                 feeds=args.feeds,
                 seed=seed,
                 reveal=reveal,
+                shared_folder=args.shared_folder,
             )
     finally:
         if args.keep:
