@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -244,3 +245,26 @@ def load_bench() -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+@dataclass
+class Probed:
+    """What ``readiness()`` looks at, for a test without a whole service:
+    the config, the store, no deliverers, the clock stopped at ``now``."""
+
+    config: Any
+    store: Any
+    now: datetime = T0
+    deliverers: dict[str, Any] = field(default_factory=dict)
+    started_at: datetime | None = None
+    stopping: bool = False
+    leases: Any = field(default_factory=lambda: _solo())
+
+    def clock(self) -> datetime:
+        return self.now
+
+
+def _solo() -> Any:
+    from publisher.adapters.soloreplica import SoloReplica
+
+    return SoloReplica()

@@ -6,17 +6,17 @@ import io
 import json
 import logging
 import socket
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers import Probed
 
 from publisher.adapters.fetch import Fetcher
 from publisher.adapters.sources.feed import parse_feed
 from publisher.adapters.sqlite import Store
 from publisher.config import parse_config
-from publisher.core.config import Config, FetchConfig
+from publisher.core.config import FetchConfig
 from publisher.core.errors import FetchError, MediaError, SourceError
 from publisher.core.redact import redact_urls
 from publisher.logs import JsonFormatter, RedactingFilter, TextFormatter
@@ -90,18 +90,6 @@ def test_parse_errors_hide_credentials() -> None:
     assert "s3cret" not in str(info.value) and "https://***@h.example/f" in str(info.value)
 
 
-@dataclass
-class Probed:
-    config: Config
-    store: Store
-    deliverers: dict[str, object] = field(default_factory=dict)
-    started_at: datetime | None = None
-    stopping: bool = False
-
-    def clock(self) -> datetime:
-        return T0
-
-
 def test_readyz_and_status_hide_credentials(tmp_path: Path) -> None:
     from publisher.cli.status import status_document
 
@@ -117,7 +105,7 @@ def test_readyz_and_status_hide_credentials(tmp_path: Path) -> None:
         store.record_poll(
             "news", T0, ok=False, error="https://user:s3cret@example.org/feed: HTTP 500"
         )
-        ready, details = readiness(Probed(config, store))  # type: ignore[arg-type]
+        ready, details = readiness(Probed(config, store, T0))  # type: ignore[arg-type]
         assert not ready
         assert details["sources"]["news"] == "failing: https://***@example.org/feed: HTTP 500"
         shown = json.dumps(status_document(config, store, T0), default=str)

@@ -7,15 +7,14 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers import Probed
 
 from publisher.adapters.sqlite import Store, translate
 from publisher.config import parse_config
-from publisher.core.config import Config
 from publisher.core.errors import StoreError
 from publisher.core.items import Item, RenderedItem, RenderedMessage
 from publisher.service.probes import readiness
@@ -141,18 +140,6 @@ def test_check_writable_refuses_a_read_only_open(db_path: Path) -> None:
 # ---- readiness writes nothing
 
 
-@dataclass
-class Probed:
-    config: Config
-    store: Store
-    deliverers: dict[str, object] = field(default_factory=dict)
-    started_at: datetime | None = None
-    stopping: bool = False
-
-    def clock(self) -> datetime:
-        return T0
-
-
 def test_readyz_probes_write_nothing_to_the_state_file(db_path: Path) -> None:
     with Store.open(db_path) as store:
         store.queue_item(rendered("k"), T0)
@@ -160,7 +147,7 @@ def test_readyz_probes_write_nothing_to_the_state_file(db_path: Path) -> None:
         version = watcher.execute("PRAGMA data_version").fetchone()[0]
         changes = store.db.conn.total_changes
         before = fingerprint(db_path)
-        probed = Probed(parse_config({}), store)
+        probed = Probed(parse_config({}), store, T0)
         for _ in range(5):
             ready, details = readiness(probed)
             assert ready and details["database"] == "writable"
@@ -172,7 +159,7 @@ def test_readyz_probes_write_nothing_to_the_state_file(db_path: Path) -> None:
 
 def test_readyz_says_not_ready_when_the_file_cannot_be_written(store: Store) -> None:
     store.db.conn.execute("PRAGMA query_only = 1")
-    ready, details = readiness(Probed(parse_config({}), store))
+    ready, details = readiness(Probed(parse_config({}), store, T0))
     assert not ready
     assert details["database"].startswith("not writable: the state file")
 
