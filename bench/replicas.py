@@ -616,12 +616,13 @@ def _target(
     slots: list[Replica],
     standins: dict[str, Any],
     post_delay: float,
+    poster: bool = False,
 ) -> Replica:
     """Which replica to kill, and when (this returns at that moment): half the
     time one that posts, just after a post of its went out (so often before
     its answer came back); a quarter of the time one that polls a source; else
-    any, whatever it does (starting, say)."""
-    mode = rng.random()
+    any, whatever it does (starting, say). ``poster``: one that posts."""
+    mode = 0.0 if poster else rng.random()
     if mode < 0.5:
         held = watch.replicas()
         holders = [(slot, c) for slot in slots for c in held.get(slot.pid, ((), 0))[0]]
@@ -752,9 +753,10 @@ def run_replica_kills(
         while not any(s.posts for s in standins.values()) and time.monotonic() < until:
             time.sleep(0.05)
         phase = figures.phase("first post", phase)
-        for _ in range(kills):
+        for n in range(kills):
             time.sleep(rng.uniform(*gap))
-            slot = _target(rng, watch, slots, standins, post_delay)
+            # the first kill always hits a replica that posts
+            slot = _target(rng, watch, slots, standins, post_delay, poster=n == 0)
             check_exits()
             doing = watch.replicas().get(slot.pid, ((), 0))
             killed_at[slot.agent] = slot.kill()
