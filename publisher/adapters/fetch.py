@@ -338,6 +338,8 @@ class Fetcher:
                         continue
                     answer_headers = {k.lower(): v for k, v in response.headers.items()}
                     if status == 304:
+                        # It has no body; reading its end keeps the connection for reuse.
+                        response.read()
                         return _Answer(304, b"", answer_headers, current, permanent)
                     if status >= 400 or status < 200:
                         raise self._status_error(current, status, answer_headers, fail)
