@@ -32,9 +32,6 @@ class PostgresStore(
     _db: Database
     _dialect = DIALECT
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
     @classmethod
     def open(
         cls,

@@ -19,6 +19,9 @@ class SQLStore:
     _db: Database
     _dialect: ClassVar[Dialect]
 
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
     @property
     def path(self) -> str:
         """Where the state is, for messages (never a password)."""

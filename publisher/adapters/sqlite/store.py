@@ -31,9 +31,6 @@ class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory, SQ
     _db: Database
     _dialect = DIALECT
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
     @classmethod
     def open(
         cls, path: Path | str, *, read_only: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
