@@ -703,9 +703,11 @@ class _Transport(httpx.HTTPTransport):
     :class:`_WatchedStream`)."""
 
     def __init__(self, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits)
+        # One TLS context (loading the CA certificates is most of a fetcher's start).
+        context = httpx.create_ssl_context()
+        super().__init__(limits=limits, verify=context)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -742,6 +744,9 @@ class _Watchdog:
         self._watches: set[_Watch] = set()
         self._thread: threading.Thread | None = None
         self._closed = False
+        #: When the thread looks next (it is woken only for an earlier
+        #: deadline: requests with the same timeout never wake it).
+        self._wake_at = float("inf")
 
     def watch(self, deadline: float) -> _Watch:
         watch = _Watch(self, deadline)
@@ -752,7 +757,9 @@ class _Watchdog:
                     target=self._run, name="fetch-watchdog", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if deadline < self._wake_at:
+                self._wake_at = deadline
+                self._cond.notify()
         return watch
 
     def release(self, watch: _Watch) -> None:
@@ -775,6 +782,7 @@ class _Watchdog:
                     self._watches.discard(watch)
                     watch.expire()
                 soonest = min((w.deadline for w in self._watches), default=None)
+                self._wake_at = float("inf") if soonest is None else soonest
                 self._cond.wait(None if soonest is None else max(0.0, soonest - now) + 0.01)
 
 

@@ -54,6 +54,7 @@ never read whole into memory).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import math
 import tempfile
@@ -61,7 +62,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from publisher.core.config import Config, SourceConfig
@@ -85,10 +86,6 @@ from publisher.core.limits import (
     VIDEO_MAX_BYTES,
     VIDEO_MAX_SECONDS,
 )
-from publisher.core.media.files import check_file
-from publisher.core.media.identify import picture_type
-from publisher.core.media.images import make_thumbnail, prepare_picture, sniff
-from publisher.core.media.video import check_video, inspect_video, video_thumbnail
 from publisher.core.messages import utf16_len, validate_payload
 from publisher.core.render import (
     CaptionResult,
@@ -102,6 +99,31 @@ from publisher.core.render.post import RenderedPosts
 from publisher.core.render.style import TextStyle
 from publisher.pipeline.enrich import FetchPage, Pages, enrich_text, page_pictures
 from publisher.ports import Fetcher, MediaStore
+
+if TYPE_CHECKING:
+    from publisher.core.media.files import check_file
+    from publisher.core.media.identify import picture_type
+    from publisher.core.media.images import make_thumbnail, prepare_picture, sniff
+    from publisher.core.media.video import check_video, inspect_video, video_thumbnail
+else:
+    # Pillow and PyAV are loaded by the first item with media, not by every
+    # command that builds a Transformer (a poll that finds nothing new).
+
+    def _on_use(module: str, name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+        call.__name__ = call.__qualname__ = name
+        return call
+
+    check_file = _on_use("publisher.core.media.files", "check_file")
+    picture_type = _on_use("publisher.core.media.identify", "picture_type")
+    make_thumbnail = _on_use("publisher.core.media.images", "make_thumbnail")
+    prepare_picture = _on_use("publisher.core.media.images", "prepare_picture")
+    sniff = _on_use("publisher.core.media.images", "sniff")
+    check_video = _on_use("publisher.core.media.video", "check_video")
+    inspect_video = _on_use("publisher.core.media.video", "inspect_video")
+    video_thumbnail = _on_use("publisher.core.media.video", "video_thumbnail")
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,88 @@
+"""What a fetch costs besides the request: the watchdog thread is woken only
+by a deadline earlier than the one it waits for (not by every request), and
+a fetcher loads the CA certificates once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from publisher.adapters import fetch
+from publisher.adapters.httpserver import HTTPServer
+
+
+@pytest.fixture(scope="module")
+def feed_url() -> Iterator[str]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("HTTP_IF_NONE_MATCH") == '"v1"':
+            start_response("304 Not Modified", [("ETag", '"v1"')])
+            return [b""]
+        start_response("200 OK", [("Content-Type", "application/rss+xml"), ("ETag", '"v1"')])
+        return [b'<?xml version="1.0"?><rss version="2.0"><channel><title>B</title></channel>']
+
+    with HTTPServer(app, host="127.0.0.1", port=0) as server:
+        yield server.url + "/feed"
+
+
+class _CountingCondition:
+    def __init__(self, real: threading.Condition) -> None:
+        self._real = real
+        self.notified = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.notified += 1
+        self._real.notify(n)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def __enter__(self) -> bool:
+        return self._real.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._real.__exit__(*exc)
+
+
+def test_requests_with_the_same_timeout_do_not_wake_the_watchdog(feed_url: str) -> None:
+    with fetch.Fetcher() as fetcher:
+        first = fetcher.fetch_feed(feed_url)
+        counting = _CountingCondition(fetcher._watchdog._cond)
+        fetcher._watchdog._cond = counting  # type: ignore[assignment]
+        for _ in range(20):
+            assert fetcher.fetch_feed(feed_url, etag=first.etag).not_modified
+        assert counting.notified <= 1
+
+
+def test_an_earlier_deadline_still_wakes_the_watchdog() -> None:
+    watchdog = fetch._Watchdog()
+    try:
+        late = watchdog.watch(time.monotonic() + 60)
+        time.sleep(0.05)  # the thread now waits for the late deadline
+        soon = watchdog.watch(time.monotonic() + 0.1)
+        started = time.monotonic()
+        while not soon.expired and time.monotonic() - started < 5:
+            time.sleep(0.01)
+        assert soon.expired and time.monotonic() - started < 1
+        assert not late.expired
+    finally:
+        watchdog.close()
+
+
+def test_a_fetcher_loads_the_ca_certificates_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+    real = httpx.create_ssl_context
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("verify", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", counting)
+    monkeypatch.setattr("httpx._transports.default.create_ssl_context", counting)
+    with fetch.Fetcher():
+        pass
+    assert sum(1 for verify in calls if verify is True) == 1
