@@ -347,3 +347,27 @@ def test_metrics_show_the_media_folder_size_at_each_scrape(
         assert metric(after, "viber_publisher_media_bytes") == size + 1234
     finally:
         service.close()
+
+
+def test_the_pid_file_is_written_by_replicas_started_together_and_never_stops_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each process writes its own temporary file before the rename (two
+    replicas starting at once in one folder once raced on a shared name);
+    a pid file that cannot be written is one warning, and the run goes on."""
+    import os
+
+    from publisher.service.reload import read_pid, write_pid
+
+    path = tmp_path / "state.sqlite3.pid"
+    ours = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    stranger = path.with_name(path.name + ".tmp")
+    stranger.write_text("123\n")  # another process's file, mid-write
+    assert write_pid(path) and read_pid(path) == os.getpid()
+    assert stranger.read_text() == "123\n" and not ours.exists()
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with caplog.at_level(logging.WARNING):
+        assert not write_pid(blocked / "state.sqlite3.pid")  # its folder is a file
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "could not write the pid file" in line and "send it SIGHUP" in line

@@ -46,3 +46,30 @@ def test_a_refunded_retry_does_not_count_the_attempt(store_opener: StoreOpener) 
         assert store.claim(row_id, T0 + timedelta(minutes=4))
         store.mark_retry(row_id, "token", T0 + timedelta(minutes=5), T0, refund=True)
         assert store.get(row_id).attempts == 1
+
+
+def test_a_post_whose_fate_is_unknown_counts_for_the_limits_at_its_last_attempt(
+    store_opener: StoreOpener,
+) -> None:
+    """A kill mid-request leaves a post that may have gone out: the limits
+    (``history_since``) count it, at its latest ``sending``, as if posted."""
+    with store_opener() as store:
+        posted, unknown, requeued = (store.queue_item(_rendered(k), T0)[0] for k in "abc")
+        assert store.claim(posted, T0 + timedelta(minutes=1))
+        store.mark_posted(posted, 1, T0 + timedelta(minutes=1))
+        assert store.claim(unknown, T0 + timedelta(minutes=2))
+        store.mark_retry(unknown, "busy", T0 + timedelta(minutes=3), T0 + timedelta(minutes=2))
+        assert store.claim(unknown, T0 + timedelta(minutes=4))  # the last attempt
+        assert store.claim(requeued, T0 + timedelta(minutes=5))
+        store.recover_after_crash(T0 + timedelta(minutes=9), "hold", channel="main")
+        assert {r.status for r in store.outbox()} == {"posted", "unknown"}
+        store.requeue(requeued, T0 + timedelta(minutes=10))  # the operator's call: not counted
+        history = store.history_since(T0, channel="main")
+        assert [(r.posted_at - T0) for r in history] == [
+            timedelta(minutes=1),
+            timedelta(minutes=4),
+        ]
+        assert store.history_since(T0 + timedelta(minutes=3), channel="main")[0].posted_at == (
+            T0 + timedelta(minutes=4)
+        )
+        assert store.history_since(T0, channel="other") == []

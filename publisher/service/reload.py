@@ -26,6 +26,7 @@ writes it on start and removes it on a clean stop.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -57,11 +58,27 @@ def pid_path(config: Config) -> Path:
     return state.with_name(state.name + ".pid")
 
 
-def write_pid(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"{os.getpid()}\n", encoding="ascii")
-    tmp.replace(path)
+def write_pid(path: Path) -> bool:
+    """Write this process's pid (atomically: replicas started together in
+    one folder each write their own temporary file; the last one named
+    wins). A pid file that cannot be written is a warning, not a stop:
+    ``reload`` and ``status`` then do not find this service. True if written."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(f"{os.getpid()}\n", encoding="ascii")
+        tmp.replace(path)
+    except OSError as exc:
+        log.warning(
+            "could not write the pid file %s (%s); `reload` and `status` will not find "
+            "this service: send it SIGHUP to reload",
+            path,
+            exc.strerror or exc,
+        )
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return False
+    return True
 
 
 def read_pid(path: Path) -> int | None:

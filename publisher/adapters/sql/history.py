@@ -81,18 +81,26 @@ class SQLHistory:
 
     def history_since(self, since: datetime, *, channel: str | None = None) -> list[PostedRecord]:
         """What was posted (to ``channel``, or to any) at or after ``since``,
-        oldest first (for the policy)."""
+        oldest first (for the policy). A post whose fate is ``unknown`` may
+        have gone out: it counts too, at its last attempt (its latest
+        ``sending`` event), so a kill mid-request never lets a channel go
+        over its limits."""
         d = self._dialect
         with self._db.read() as db:
             found = d.execute(
                 db,
-                "SELECT source, posted_at, seq FROM outbox"
+                "SELECT source, posted_at AS at, seq, id FROM outbox"
                 " WHERE status = 'posted' AND posted_at >= ?"
                 " AND (CAST(? AS TEXT) IS NULL OR channel = ?)"
-                " ORDER BY posted_at, id",
-                (d.ts(since), channel, channel),
+                " UNION ALL"
+                " SELECT o.source, max(e.time) AS at, o.seq, o.id FROM outbox o"
+                " JOIN events e ON e.outbox_id = o.id AND e.event = 'sending'"
+                " WHERE o.status = 'unknown' AND (CAST(? AS TEXT) IS NULL OR o.channel = ?)"
+                " GROUP BY o.id, o.source, o.seq HAVING max(e.time) >= ?"
+                " ORDER BY at, id",
+                (d.ts(since), channel, channel, channel, channel, d.ts(since)),
             ).fetchall()
-        return [PostedRecord(r["source"], d.dt(r["posted_at"]), r["seq"]) for r in found]
+        return [PostedRecord(r["source"], d.dt(r["at"]), r["seq"]) for r in found]
 
     def recent_posts(self, limit: int = 20, *, channel: str | None = None) -> list[OutboxRow]:
         """The last posted messages (to ``channel``, or to any), newest first."""
