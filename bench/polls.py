@@ -385,7 +385,7 @@ def bench_scale(farm: Farm, feeds: int, seconds: float, speed: float) -> None:
             service.close()
     polls = len(late[0]) + len(late[1])
     print(
-        f"  steady state: {polls} polls ({polls / feeds:.2f} per feed;"
+        f"  steady state: {polls} polls ({polls / feeds:.2f} per feed);"
         f" overdue at the end: {backlog} sources"
     )
     labels = ("first polls after the first round", "later polls")
