@@ -236,3 +236,51 @@ def test_compose_chooses_the_leases_by_the_store(config: Config, tmp_path: Path)
     assert isinstance(solo, SoloReplica) and isinstance(solo.lock, StateLock)
     assert not solo.shared and solo.take_channel("x") and solo.take_source("y")
     solo.release()
+
+
+def test_channels_are_spread_over_the_replicas_and_handed_over_between_posts(
+    tmp_path: Path, postgres_url: str, standin: ViberStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first replica takes every channel; when a second joins, the first
+    hands one over between two posts (its share is now one), and the second
+    takes it; when the second leaves, the first takes it back."""
+    from publisher.service.runner import Service
+
+    (tmp_path / "inbox").mkdir()
+    path = tmp_path / "sources.toml"
+    lanes = "".join(
+        f'[[channels]]\nname = "{n}"\napi_url = "{standin.api_url}"\ntoken_env = "{n.upper()}"\n'
+        '[channels.delivery]\nmin_interval = "0s"\n'
+        for n in ("news", "sport")
+    )
+    monkeypatch.setenv("NEWS", STANDIN_TOKEN)
+    monkeypatch.setenv("SPORT", STANDIN_TOKEN)
+    path.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\n[storage]\nurl = "{postgres_url}"\n'
+        f'path = "state/s.sqlite3"\nmedia_dir = "media"\n{lanes}'
+        + FOLDER.replace('every = "1h"', 'every = "1h"\nchannels = ["news", "sport"]'),
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    tokens = {"news": STANDIN_TOKEN, "sport": STANDIN_TOKEN}
+    a = Service(config, tokens=tokens, serve=False)
+    b: Service | None = None
+    try:
+        a.start()
+        assert a._lanes_held == {"news", "sport"}  # alone: both
+        b = Service(config, tokens=tokens, serve=False)
+        b.start()
+        assert b._lanes_held == set()  # both are held by the first
+        a._count_until = 0.0  # count the replicas again now (every 5 s otherwise)
+        handed = [n for n in ("news", "sport") if a._hand_over(n)]
+        assert len(handed) == 1 and a._lanes_held == {"news", "sport"} - set(handed)
+        assert not a._hand_over(next(iter(a._lanes_held)))  # its share now
+        assert b._hold_lane(handed[0]) and b._lanes_held == set(handed)
+        assert not a._hold_lane(handed[0])  # held by the second
+        b.close()
+        a._count_until = 0.0
+        assert a._hold_lane(handed[0]) and a._lanes_held == {"news", "sport"}
+    finally:
+        a.close()
+        if b is not None:
+            b.close()

@@ -27,6 +27,7 @@ import logging
 import random
 import signal
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
@@ -146,6 +147,9 @@ class Service:
         self.stopped_reason: str | None = None
         #: The channels whose lease this replica holds (its lanes post there).
         self._lanes_held: set[str] = set()
+        #: The live replicas, as last counted, and until when that count holds.
+        self._replicas_live = 1
+        self._count_until = 0.0
         self._closed = False
 
     # -- the parts, for the probes, the commands and the tests ----------------
@@ -234,11 +238,46 @@ class Service:
             deliverer.ensure_webhook()
         self._init_gauges()
 
+    def _share(self) -> int:
+        """How many channels this replica posts to at most: all of them
+        alone; with other replicas, its fair share (the live replicas are
+        counted at most every LEASE_RETRY)."""
+        channels = len(self.config.channels)
+        if not self.leases.shared:
+            return channels
+        now = time.monotonic()
+        if now >= self._count_until:
+            live = self.leases.replicas()
+            self._replicas_live = max(1, len(live)) if self.leases.problem() is None else 1
+            self._count_until = now + LEASE_RETRY.total_seconds()
+        return -(-channels // self._replicas_live)
+
+    def _hand_over(self, name: str) -> bool:
+        """Give channel ``name`` up, between two posts, when this replica
+        holds more than its share (another replica joined): it takes it within
+        seconds. True if given up."""
+        if not self.leases.shared or name not in self._lanes_held:
+            return False
+        with self._lock:
+            if len(self._lanes_held) <= self._share():
+                return False
+            self._lanes_held.discard(name)
+        self.leases.release_channel(name)
+        log.info("channel %s: handed over to balance the replicas", name)
+        return True
+
     def _hold_lane(self, name: str) -> bool:
         """Whether this replica posts to channel ``name`` now: it holds the
         channel's lease (always, alone on a SQLite file). On taking it, the
         channel's posts left ``sending`` by the last holder, which stopped
-        or died mid-request, become ``unknown``: never sent twice."""
+        or died mid-request, become ``unknown``: never sent twice. A replica
+        that holds its share of the channels takes no more."""
+        if (
+            self.leases.shared
+            and name not in self._lanes_held
+            and len(self._lanes_held) >= self._share()
+        ):
+            return False
         held = self.leases.take_channel(name)
         if not held:
             if name in self._lanes_held:
@@ -627,6 +666,10 @@ class Service:
         or waiting channel never delays another."""
         wake = self._wakes[deliverer.name]
         while not self._stop.is_set():
+            if self._hand_over(deliverer.name):  # to a replica with fewer channels
+                wake.wait(timeout=2 * LEASE_RETRY.total_seconds())
+                wake.clear()
+                continue
             if not self._hold_lane(deliverer.name):  # another replica posts there
                 wake.wait(timeout=LEASE_RETRY.total_seconds())
                 wake.clear()
