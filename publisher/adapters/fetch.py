@@ -75,6 +75,13 @@ MAX_CONNECTIONS = 64
 #: An idle connection is closed after this long (a feed polled every few
 #: minutes finds it closed; the sources of one host polled together reuse it).
 KEEPALIVE_SECONDS = 15.0
+#: A host name's addresses are looked up again after this long: the polls of
+#: one host within it (every source of a blog farm, a feed and its media) pay
+#: one look-up, not one each (and one thread each, see
+#: :meth:`Fetcher._resolve_in_time`). The private-address rule is applied to
+#: the remembered addresses exactly as to fresh ones; only successful
+#: look-ups are remembered.
+RESOLVE_TTL_SECONDS = 60.0
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, "
     "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, "
@@ -132,7 +139,9 @@ class Fetcher:
     """Fetches feeds and media for every source; safe to share between threads.
 
     ``transport`` and ``resolve`` are test hooks: an ``httpx`` transport
-    (e.g. ``httpx.MockTransport``) and a replacement for ``getaddrinfo``.
+    (e.g. ``httpx.MockTransport``) and a replacement for ``getaddrinfo``;
+    ``resolve_ttl``: seconds a look-up's answer is used again (see
+    :data:`RESOLVE_TTL_SECONDS`).
     """
 
     def __init__(
@@ -142,6 +151,7 @@ class Fetcher:
         transport: httpx.BaseTransport | None = None,
         resolve: Resolver | None = None,
         now: Callable[[], datetime] | None = None,
+        resolve_ttl: float = RESOLVE_TTL_SECONDS,
     ) -> None:
         self.config = config or FetchConfig()
         seconds = self.config.timeout.total_seconds()
@@ -170,6 +180,10 @@ class Fetcher:
         self._now = now or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._resolve_ttl = resolve_ttl
+        #: (host, port) → (monotonic time it expires, its addresses).
+        self._resolved: dict[tuple[str, int], tuple[float, list[str]]] = {}
+        self._resolved_pruned = time.monotonic()
 
     # -- lifecycle
 
@@ -424,8 +438,30 @@ class Fetcher:
         ``getaddrinfo`` takes no timeout, so the look-up runs in a thread of
         its own and TimeoutError is raised when it is not back in time; the
         thread is left to end when the system's resolver gives up (one per
-        late look-up, for seconds: nothing to pool).
+        late look-up, for seconds: nothing to pool). A successful answer is
+        used again for :data:`RESOLVE_TTL_SECONDS` (no look-up, no thread).
         """
+        key = (host, port)
+        now = time.monotonic()
+        with self._lock:
+            known = self._resolved.get(key)
+        if known is not None and known[0] > now:
+            return list(known[1])
+        addresses = self._look_up(host, port, deadline)
+        if not addresses:
+            return addresses
+        now = time.monotonic()
+        with self._lock:
+            if now - self._resolved_pruned >= self._resolve_ttl:
+                # the answers of hosts no longer fetched go (memory stays
+                # bounded by the hosts of one TTL)
+                self._resolved = {k: v for k, v in self._resolved.items() if v[0] > now}
+                self._resolved_pruned = now
+            self._resolved[key] = (now + self._resolve_ttl, list(addresses))
+        return addresses
+
+    def _look_up(self, host: str, port: int, deadline: float) -> list[str]:
+        """One look-up in a thread of its own, waited for until ``deadline``."""
         result: Future[list[str]] = Future()
 
         def look_up() -> None:

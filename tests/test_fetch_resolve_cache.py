@@ -1,0 +1,123 @@
+"""A host name's addresses are remembered for a while (issue 14): unchanged
+polls of a feed, on a connection the pool keeps, do not look its name up
+(in a thread of its own) every time; after the TTL they do, and the
+private-address rule is applied to remembered addresses as to fresh ones."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+
+from publisher.adapters.fetch import RESOLVE_TTL_SECONDS, Fetcher
+from publisher.core.config import FetchConfig
+from publisher.core.errors import MediaError
+
+RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
+
+
+class _Feed(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    connections: ClassVar[list[object]] = []
+
+    def setup(self) -> None:
+        super().setup()
+        self.connections.append(self.client_address)
+
+    def do_GET(self) -> None:
+        if self.headers.get("If-None-Match") == '"v1"':
+            self.send_response(304)
+            self.send_header("ETag", '"v1"')
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("ETag", '"v1"')
+        self.send_header("Content-Length", str(len(RSS)))
+        self.end_headers()
+        self.wfile.write(RSS)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def feed_url() -> Iterator[str]:
+    """A feed on ``localhost`` (a name, so it is looked up; the feed's own
+    host is trusted, so loopback is allowed)."""
+    _Feed.connections = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}/feed"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Counting:
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+        self.calls: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.calls.append(host)
+        return list(self.addresses)
+
+
+def test_the_default_ttl_is_a_minute() -> None:
+    assert RESOLVE_TTL_SECONDS == 60.0
+
+
+def test_polls_on_a_kept_connection_look_the_name_up_once_within_the_ttl(feed_url: str) -> None:
+    resolve = Counting(["127.0.0.1"])
+    with Fetcher(FetchConfig(), resolve=resolve) as fetcher:
+        first = fetcher.fetch_feed(feed_url)
+        assert first.body == RSS
+        for _ in range(3):
+            assert fetcher.fetch_feed(feed_url, etag=first.etag).not_modified
+    assert resolve.calls == ["localhost"]
+    assert len(_Feed.connections) == 1
+
+
+def test_after_the_ttl_the_name_is_looked_up_again(feed_url: str) -> None:
+    resolve = Counting(["127.0.0.1"])
+    with Fetcher(FetchConfig(), resolve=resolve, resolve_ttl=0.2) as fetcher:
+        first = fetcher.fetch_feed(feed_url)
+        assert fetcher.fetch_feed(feed_url, etag=first.etag).not_modified
+        assert resolve.calls == ["localhost"]
+        time.sleep(0.3)
+        assert fetcher.fetch_feed(feed_url, etag=first.etag).not_modified
+    assert resolve.calls == ["localhost", "localhost"]
+
+
+def test_a_failed_lookup_is_not_remembered(feed_url: str) -> None:
+    calls: list[str] = []
+
+    def flaky(host: str, port: int) -> list[str]:
+        calls.append(host)
+        if len(calls) == 1:
+            raise OSError("temporary failure in name resolution")
+        return ["127.0.0.1"]
+
+    with Fetcher(FetchConfig(), resolve=flaky) as fetcher:
+        assert fetcher.fetch_feed(feed_url).body == RSS  # httpx looks it up itself
+        assert fetcher.fetch_feed(feed_url).body == RSS
+        assert fetcher.fetch_feed(feed_url).body == RSS
+    assert calls == ["localhost", "localhost"]
+
+
+def test_remembered_addresses_still_meet_the_private_address_rule() -> None:
+    """A media host that resolves to a private address is refused on every
+    fetch, the remembered answer as much as the first."""
+    resolve = Counting(["192.168.1.10"])
+    with Fetcher(FetchConfig(), resolve=resolve) as fetcher:
+        for _ in range(2):
+            with pytest.raises(MediaError, match=r"internal\.example resolves to .*192\.168"):
+                fetcher.fetch_media("http://internal.example/a.jpg")
+    assert resolve.calls == ["internal.example"]
