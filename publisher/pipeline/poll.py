@@ -408,14 +408,23 @@ class Poller:
 
     # -- the whole poll --------------------------------------------------------
 
-    def poll(self, source: Source, *, defer_unchanged: bool = False) -> PollOutcome:
+    def poll(
+        self,
+        source: Source,
+        *,
+        defer_unchanged: bool = False,
+        state: SourceState | None = None,
+    ) -> PollOutcome:
         """Poll one source and queue what is new. Never raises.
 
         ``defer_unchanged``: see :meth:`apply`; the caller then calls
-        :meth:`flush_unchanged`."""
+        :meth:`flush_unchanged`. ``state``: the source's state as the caller
+        has just read it with every other source's (``Service.poll_all``),
+        so it is not read again here; read from the store when not given."""
         name = source.config.name
         now = self.clock()
-        state = self.store.get_source(name)
+        if state is None:
+            state = self.store.get_source(name)
         try:
             plan = self.plan(source, state, now)
             outcome = self.apply(source, plan, state, defer_unchanged=defer_unchanged)

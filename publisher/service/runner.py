@@ -42,6 +42,7 @@ from publisher.adapters.mediasize import folder_size
 from publisher.core import schedule as timing
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import PublisherError, StoreError
+from publisher.core.records import SourceState
 from publisher.pipeline.deliver import Deliverer
 from publisher.pipeline.poll import PollOutcome
 from publisher.ports import Channel, Clock, Leases, Source
@@ -434,19 +435,27 @@ class Service:
             source = compose.build_sources([config], self.parts.fetcher)[config.name]
         return source
 
-    def poll_source(self, source: SourceConfig, *, since: datetime | None = None) -> PollOutcome:
+    def poll_source(
+        self,
+        source: SourceConfig,
+        *,
+        since: datetime | None = None,
+        state: SourceState | None = None,
+    ) -> PollOutcome:
         """Poll one source and queue what is new. Never raises. With other
         replicas, only under the source's lease, and not if another replica
         polled it meanwhile: it is not due by the store (or was polled after
-        ``since``, ``run --once``'s start)."""
+        ``since``, ``run --once``'s start). ``state``: the source's state,
+        read just before (alone only: with other replicas it is read again)."""
         if not self.leases.take_source(source.name):
             return self._elsewhere(source, LEASE_RETRY)
         try:
             if self.leases.shared:
+                state = None  # another replica may have polled it since
                 wait = self._polled_elsewhere(source, since)
                 if wait is not None:
                     return self._elsewhere(source, wait)
-            return self._poll_leased(source)
+            return self._poll_leased(source, state)
         finally:
             self.leases.release_source(source.name)
 
@@ -474,13 +483,15 @@ class Service:
             return None
         return max(due - now, LEASE_RETRY)
 
-    def _poll_leased(self, source: SourceConfig) -> PollOutcome:
+    def _poll_leased(self, source: SourceConfig, state: SourceState | None = None) -> PollOutcome:
         # Alone, the polls that found nothing are written together (one
         # transaction per turn); shared, at once, before the lease is given
         # back, so the next replica sees this poll.
         defer = not self.leases.shared
         try:
-            outcome = self.parts.poller.poll(self._source(source), defer_unchanged=defer)
+            outcome = self.parts.poller.poll(
+                self._source(source), defer_unchanged=defer, state=state
+            )
         except StoreError as exc:
             # The state file cannot take even the poll's error (full,
             # read-only): nothing was queued, the items are read again later.
@@ -504,7 +515,19 @@ class Service:
         """Poll sources concurrently and wait for all of them."""
         chosen = [s for s in (sources or self.config.sources) if s.enabled]
         since = self.clock()
-        futures = [self._pool.submit(self.poll_source, s, since=since) for s in chosen]
+        # Every source's state in one read, not one read per source (alone:
+        # with other replicas each is read again under its lease).
+        states: dict[str, SourceState] = {}
+        if not self.leases.shared:
+            self._flush_unchanged()  # polls kept back are in the states read now
+            try:
+                states = {state.name: state for state in self.parts.store.sources()}
+            except StoreError:
+                states = {}  # each poll reads its own, and records what fails
+        futures = [
+            self._pool.submit(self.poll_source, s, since=since, state=states.get(s.name))
+            for s in chosen
+        ]
         pending: set[Future[PollOutcome]] = set(futures)
         while pending:  # a slow source holds back no one's record
             pending = wait(pending, timeout=FLUSH_EVERY).not_done
