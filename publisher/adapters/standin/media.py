@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
-from PIL import Image, UnidentifiedImageError
 
 from publisher import __version__
 from publisher.core.config import is_private_address
@@ -35,7 +34,10 @@ from publisher.core.limits import (
     VIDEO_CONTENT_TYPE,
     VIDEO_MAX_BYTES,
 )
-from publisher.core.media.video import check_video, inspect_video
+
+# Pillow and the core's video check (which loads PyAV) are imported where a
+# picture or a video is checked, not with the stand-in: ``run --once`` with
+# the local channel starts it, and most runs post no media at all.
 
 
 class MediaRefused(Exception):
@@ -70,6 +72,8 @@ class MediaFetcher:
 
     def check_jpeg(self, field: str, url: str, limit: int = PICTURE_MAX_BYTES) -> bytes:
         """A JPEG of at most ``limit`` bytes (picture media, thumbnails)."""
+        from PIL import Image, UnidentifiedImageError
+
         body = self.fetch(field, url, limit, (PICTURE_CONTENT_TYPE,))
         try:
             with Image.open(io.BytesIO(body)) as image:
@@ -87,6 +91,8 @@ class MediaFetcher:
     def check_video(self, field: str, url: str, size: int) -> bytes:
         """An MP4 with H.264 of exactly ``size`` bytes, within Viber's limits
         (the core's :func:`~publisher.core.media.video.check_video`)."""
+        from publisher.core.media.video import check_video, inspect_video
+
         body = self.fetch(field, url, VIDEO_MAX_BYTES, (VIDEO_CONTENT_TYPE,), expected_size=size)
         try:
             check_video(inspect_video(body))
