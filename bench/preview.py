@@ -4,8 +4,9 @@
   preview`` in a process of its own, wall seconds (the next poll takes at
   most 100 of them; preview says so);
 - **a folder already mostly queued** (the service took all but the last 100
-  files, 100 per poll): ``preview`` shows every file, the queue and where
-  the 100 new ones would go after it; wall seconds;
+  files, 100 per poll): ``preview`` shows every file (a card each), the
+  queue and where the 100 new ones would go after it; wall seconds, and
+  with ``--json`` (the same pipeline, no cards);
 - **the delivery simulation alone** (``pipeline.preview.run_policy``) over
   ``--queue`` queued posts against the naive one (the policy asked over the
   whole queue and history at every step, as preview first ran it; O(n²)),
@@ -72,12 +73,12 @@ def make_folder(tmp: Path, files: int) -> Path:
     return config
 
 
-def preview_seconds(tmp: Path) -> tuple[float, str]:
+def preview_seconds(tmp: Path, *options: str) -> tuple[float, str]:
     exe = shutil.which("viber-publisher", path=str(Path(sys.executable).parent))
     command = [exe] if exe else [sys.executable, "-m", "publisher"]
     started = time.perf_counter()
     done = subprocess.run(
-        [*command, "--config", "sources.toml", "preview", "--width", "100"],
+        [*command, "--config", "sources.toml", "preview", *(options or ("--width", "100"))],
         cwd=tmp,
         env=dict(os.environ, VIBER_AUTH_TOKEN="local"),
         capture_output=True,
@@ -87,8 +88,10 @@ def preview_seconds(tmp: Path) -> tuple[float, str]:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         return seconds, f"exit {done.returncode}: {done.stderr.strip()[-300:]}"
+    if options:
+        return seconds, f"{len(done.stdout.splitlines())} lines"
     lines = [line for line in done.stdout.splitlines() if line.startswith("note:")]
-    return seconds, " / ".join([*lines, done.stdout.strip().splitlines()[-2]])
+    return seconds, " / ".join([*lines, *done.stdout.strip().splitlines()[-2:]])
 
 
 def queue_in_state(config_path: Path, items: int) -> int:
@@ -123,6 +126,8 @@ def bench_folder(files: int) -> None:
         queued = queue_in_state(config, max(files - 100, 0))
         seconds, said = preview_seconds(tmp)
         print(f"  {queued:,} queued, 100 new: {seconds:.2f} s wall (target <= 30 s)\n    {said}")
+        seconds, said = preview_seconds(tmp, "--json")
+        print(f"  the same, --json (no cards): {seconds:.2f} s wall, {said}")
 
 
 def _simulation_inputs(queued: int) -> tuple[Any, Any, list[Any]]:
