@@ -52,6 +52,18 @@ def test_seen_many_answers_for_more_keys_than_one_statement_takes(store: Store) 
     assert found["k1199"].content_hash == "hk1199"
 
 
+def test_touch_seen_keeps_more_keys_than_one_statement_takes(store: Store) -> None:
+    keys = [f"k{n}" for n in range(1_200)]
+    store.mark_seen_many("blog", [(k, f"h{k}", "backfill-skipped", "") for k in keys], at(0))
+    store.mark_seen("blog", "later", "h", at(200), "filtered")
+    store.mark_seen("news", "k0", "h", at(0), "filtered")
+    assert store.touch_seen("blog", [*keys, "k5", "later", "missing"], at(100)) == 1_200
+    assert store.forget_older_than("blog", at(50)) == 0
+    later = store.seen("blog", "later")
+    assert later is not None and later.last_seen == at(200), "never moved back"
+    assert store.forget_older_than("news", at(50)) == 1
+
+
 def test_mark_seen_many_writes_what_mark_seen_writes(store_opener: StoreOpener) -> None:
     marks = [("a", "ha", "filtered", "matches exclude 'x'"), ("b", "hb", "backfill-skipped", "")]
     with store_opener() as store:

@@ -8,6 +8,7 @@ server. Payloads, media lists, decisions, files and snapshots are ``jsonb``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from typing import Any
@@ -33,6 +34,12 @@ class PostgresDialect(Dialect):
 
     def sql(self, query: str) -> str:
         return _pyformat(query)
+
+    def one_of(self, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        # One array parameter: with ``IN`` of 50 parameters, the plan psycopg
+        # prepares after five runs scans the source's whole seen_last_seen
+        # index (a 50-key poll measured 4-10x slower).
+        return "= ANY(?)", (list(values),)
 
     def ts(self, value: datetime) -> datetime:
         return aware(value)

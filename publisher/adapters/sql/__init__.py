@@ -7,11 +7,12 @@ error translation and locks, and a :class:`~publisher.adapters.sql.dialect.Diale
 saying what its database spells its own way::
 
     dialect.py   the seam: placeholders, row locks, datetimes and JSON,
-                 new rows' ids, RETURNING; what the shared code asks of a
-                 connection and of a backend's Database
+                 new rows' ids, RETURNING, a list of values; what the
+                 shared code asks of a connection and of a backend's Database
     rows.py      rows → core records
     history.py   events (each item's story), what was posted, pruning
     sources.py   sources' state
+    seen.py      seen items (nothing is posted twice)
     channel.py   a channel's state
     outbox.py    the outbox and its status transitions
     store.py     what the whole store does over those: counts, adopt, close

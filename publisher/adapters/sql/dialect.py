@@ -5,8 +5,9 @@ on: how a connection looks, and what each database spells its own way.
 (the shared SQL says ``?``; PostgreSQL's driver wants ``%s``), how a row
 that a transition will change is locked (``FOR UPDATE``, or nothing where
 the write transaction holds the whole database), how a datetime or a JSON
-value goes in and comes back, how a new row's id is learnt, and an index a
-query must use. Everything else is SQL both databases understand.
+value goes in and comes back, how a new row's id is learnt, how a column
+is tested against a list of values (``IN (?, …)`` or ``= ANY(?)``), and an
+index a query must use. Everything else is SQL both databases understand.
 
 :class:`Connection`, :class:`Cursor` and :class:`Database` are what the
 shared code asks of ``sqlite3``'s and ``psycopg``'s connections and of each
@@ -16,8 +17,8 @@ backend's ``Database`` (its ``read()``/``write()`` transactions).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, closing
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -35,10 +36,20 @@ class Cursor(Protocol):
     def __iter__(self) -> Iterator[Any]: ...
 
 
+class ManyCursor(Protocol):
+    """A cursor that runs one statement for many rows of parameters."""
+
+    def executemany(self, query: str, params: Iterable[Sequence[Any]], /) -> object: ...
+
+    def close(self) -> None: ...
+
+
 class Connection(Protocol):
     """A connection inside a transaction; rows are read by column name."""
 
     def execute(self, query: str, params: Sequence[Any], /) -> Cursor: ...
+
+    def cursor(self) -> ManyCursor: ...
 
 
 class Database(Protocol):
@@ -88,10 +99,21 @@ class Dialect(ABC):
     def execute(self, db: Connection, query: str, params: Sequence[Any] = ()) -> Cursor:
         return db.execute(self.sql(query), params)
 
+    def executemany(self, db: Connection, query: str, params: Iterable[Sequence[Any]]) -> None:
+        """Run ``query`` once for each row of ``params`` (one round trip
+        where the driver can)."""
+        with closing(db.cursor()) as cursor:
+            cursor.executemany(self.sql(query), params)
+
     def insert(self, db: Connection, query: str, params: Sequence[Any]) -> int:
         """Run ``query``, an INSERT of one row; the new row's id."""
         row = self.execute(db, query + " RETURNING id", params).fetchone()
         return int(row["id"])
+
+    def one_of(self, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        """A test that a column is one of ``values`` (written after it), and
+        its parameters: ``IN (?, ?, …)``."""
+        return f"IN ({', '.join('?' * len(values))})", tuple(values)
 
     def index(self, name: str) -> str:
         """Added after a table's name: the index a query must use (SQLite's
