@@ -7,7 +7,7 @@ password from the environment or a file, never the TOML), in
 
     schema.py    the tables; migrations by the schema_version table
     db.py        the connection pool, transactions; server errors → StoreError
-    rows.py      datetimes and JSON as stored; rows → core records
+    rows.py      its Dialect: parameters, datetimes and JSON as stored
     sources.py   sources' state
     seen.py      seen items
     outbox.py    the outbox and its status transitions (rows locked FOR UPDATE)

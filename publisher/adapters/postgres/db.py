@@ -44,6 +44,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from publisher.adapters.postgres.rows import Conn, Row
 from publisher.adapters.postgres.schema import SCHEMA_VERSION, migrate, schema_version
+from publisher.adapters.sql.versions import check_current
 from publisher.core.errors import StoreError
 
 #: Seconds to wait for a connection (new, or from the pool).
@@ -297,9 +298,4 @@ def _prepare(conn: Conn, where: str, read_only: bool) -> None:
     version = schema_version(conn)
     if version == 0:
         raise StoreError(f"{where}: no state yet; it is created when the service first runs")
-    if version != SCHEMA_VERSION:
-        older = version < SCHEMA_VERSION
-        raise StoreError(
-            f"{where}: schema version {version}, this program uses {SCHEMA_VERSION}; "
-            + ("run the service once to upgrade it" if older else "upgrade viber-publisher")
-        )
+    check_current(where, version, SCHEMA_VERSION)

@@ -1,5 +1,5 @@
-"""Values as PostgreSQL stores them (its :class:`PostgresDialect`), and rows
-read back into :mod:`publisher.core.records`.
+"""Values as PostgreSQL stores them: its :class:`PostgresDialect` (rows are
+read back into records by :mod:`publisher.adapters.sql.rows`).
 
 Datetimes are ``timestamptz`` (microseconds, like the SQLite text) and come
 back as aware UTC datetimes; naive ones are refused before they reach the
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from publisher.adapters.sql import rows
 from publisher.adapters.sql.dialect import Dialect, aware
 
 #: A row as psycopg's ``dict_row`` gives it.
@@ -62,14 +61,3 @@ def _pyformat(query: str) -> str:
 
 
 DIALECT = PostgresDialect()
-
-#: An aware datetime, in UTC, as sent to the server; a naive one is refused.
-ts = aware
-opt_ts = DIALECT.opt_ts
-utc = DIALECT.opt_dt
-json = DIALECT.json
-
-source_state = partial(rows.source_state, DIALECT)
-seen_item = partial(rows.seen_item, DIALECT)
-outbox_row = partial(rows.outbox_row, DIALECT)
-event = partial(rows.event, DIALECT)

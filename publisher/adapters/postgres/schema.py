@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from publisher.adapters.postgres.rows import Conn
-from publisher.core.errors import StoreError
+from publisher.adapters.sql.versions import refuse_newer
 from publisher.core.records import STATUSES
 
 #: The advisory lock key held while migrating ("viberpub" in ASCII).
@@ -150,11 +150,7 @@ def migrate(
     """
     target = len(migrations)
     version = schema_version(db)
-    if version > target:
-        raise StoreError(
-            f"the database has schema version {version}, newer than this program's "
-            f"{target}; upgrade viber-publisher (or restore a backup made before)"
-        )
+    refuse_newer(version, target)
     while version < target:
         with db.transaction():
             db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))

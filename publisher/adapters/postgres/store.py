@@ -11,9 +11,6 @@ error translation).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from publisher.adapters.postgres.channel import MAIN, PostgresChannelState
 from publisher.adapters.postgres.db import POOL_MAX, Database
 from publisher.adapters.postgres.history import PostgresHistory
@@ -50,13 +47,6 @@ class PostgresStore(
     def db(self) -> Database:
         """The pool (for tests and tools, not for callers)."""
         return self._db
-
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """``with store.batch():`` this thread's writes inside are one
-        transaction, each a savepoint of it (a poll of one source)."""
-        with self._db.batch():
-            yield
 
     @property
     def schema_version(self) -> int:

@@ -4,6 +4,8 @@ state to a named channel, closing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar, Self
 
 from publisher.adapters.itemcounts import ITEM_COUNTS_SQL, fold
@@ -13,8 +15,8 @@ from publisher.core.records import STATUSES
 
 
 class SQLStore:
-    """The store's own methods (a backend's ``Store`` adds opening, batches
-    and the schema's version)."""
+    """The store's own methods (a backend's ``Store`` adds opening and the
+    schema's version)."""
 
     _db: Database
     _dialect: ClassVar[Dialect]
@@ -33,6 +35,16 @@ class SQLStore:
 
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """``with store.batch():`` the writes inside are one transaction,
+        committed at the end; each write is a savepoint of it, so one that
+        fails changes nothing (a poll of one source). Do the slow work
+        (parsing, fetching) before it: SQLite holds its lock throughout
+        (see each backend's ``db.py``)."""
+        with self._db.batch():
+            yield
 
     def __enter__(self) -> Self:
         return self

@@ -7,7 +7,7 @@ One module per concern, behind the Protocols of :mod:`publisher.ports`
 
     schema.py    the tables; migrations by PRAGMA user_version
     db.py        the connection, its lock, transactions; SQLite errors → StoreError
-    rows.py      datetimes and JSON as stored; rows → core records
+    rows.py      its Dialect: parameters, datetimes and JSON as stored
     sources.py   sources' state (validators, poll times, errors, paused)
     seen.py      seen items (nothing is posted twice)
     outbox.py    the outbox and its status transitions

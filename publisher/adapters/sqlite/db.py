@@ -49,6 +49,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
+from publisher.adapters.sql.versions import check_current
 from publisher.adapters.sqlite.schema import SCHEMA_VERSION, migrate, user_version
 from publisher.core.errors import StoreError
 
@@ -175,18 +176,7 @@ class Database:
             conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
             conn.execute("PRAGMA foreign_keys = ON")
             if read_only:
-                version = user_version(conn)
-                if version != SCHEMA_VERSION:
-                    older = version < SCHEMA_VERSION
-                    raise StoreError(
-                        f"{name}: schema version {version}, this program uses "
-                        f"{SCHEMA_VERSION}; "
-                        + (
-                            "run the service once to upgrade it"
-                            if older
-                            else "upgrade viber-publisher"
-                        )
-                    )
+                check_current(name, user_version(conn), SCHEMA_VERSION)
             else:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")

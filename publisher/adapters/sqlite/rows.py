@@ -1,5 +1,5 @@
-"""Values as SQLite stores them (its :class:`SQLiteDialect`), and rows read
-back into :mod:`publisher.core.records`.
+"""Values as SQLite stores them: its :class:`SQLiteDialect` (rows are read
+back into records by :mod:`publisher.adapters.sql.rows`).
 
 Datetimes are ISO-8601 UTC text with microseconds (so text order is time
 order) and come back as aware UTC datetimes; naive ones are refused.
@@ -12,10 +12,8 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
-from publisher.adapters.sql import rows
 from publisher.adapters.sql.dialect import Connection, Dialect, utc_text
 
 
@@ -52,16 +50,9 @@ DIALECT = SQLiteDialect()
 
 #: An aware datetime as stored: ``2024-03-31T01:00:00.000000Z``.
 to_text = utc_text
-opt_text = DIALECT.opt_ts
+#: A stored datetime read back, aware, in UTC.
 from_text = DIALECT.dt
-opt_dt = DIALECT.opt_dt
 
 
 def to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-source_state = partial(rows.source_state, DIALECT)
-seen_item = partial(rows.seen_item, DIALECT)
-outbox_row = partial(rows.outbox_row, DIALECT)
-event = partial(rows.event, DIALECT)

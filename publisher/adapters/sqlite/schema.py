@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
-from publisher.core.errors import StoreError
+from publisher.adapters.sql.versions import refuse_newer
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -191,11 +191,7 @@ def migrate(
     """
     target = len(migrations)
     version = user_version(db)
-    if version > target:
-        raise StoreError(
-            f"the database has schema version {version}, newer than this program's "
-            f"{target}; upgrade viber-publisher (or restore a backup made before)"
-        )
+    refuse_newer(version, target)
     while version < target:
         db.execute("BEGIN IMMEDIATE")
         try:

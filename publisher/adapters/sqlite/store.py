@@ -10,8 +10,6 @@ transactions, error translation).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from publisher.adapters.sql.store import SQLStore
@@ -47,15 +45,6 @@ class Store(SQLiteSourceStates, SQLiteSeenItems, SQLiteOutbox, SQLiteHistory, SQ
     def db(self) -> Database:
         """The connection and its lock (for tests and tools, not for callers)."""
         return self._db
-
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """``with store.batch():`` the writes inside are one transaction,
-        committed (not synced, see :mod:`~publisher.adapters.sqlite.db`) at
-        the end; each write is a savepoint, so one that fails changes nothing.
-        The store's lock is held throughout: parse and fetch before it."""
-        with self._db.batch():
-            yield
 
     @property
     def schema_version(self) -> int:
