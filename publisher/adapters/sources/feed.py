@@ -363,12 +363,20 @@ def _body(entry: Any, base: str | None, trim: bool = False) -> tuple[str, str]:
     return value.strip(), ""
 
 
+_DATE_FIELDS = ("published_parsed", "updated_parsed", "created_parsed")
+
+
 def _date(entry: Any) -> datetime | None:
-    for name in ("published_parsed", "updated_parsed", "created_parsed"):
-        with pywarnings.catch_warnings():
-            # feedparser warns when it maps updated_parsed to published_parsed
-            pywarnings.simplefilter("ignore", DeprecationWarning)
-            value = entry.get(name)
+    for name in _DATE_FIELDS:
+        if isinstance(entry, dict):
+            # The stored value itself: feedparser's own ``get`` maps a missing
+            # updated_parsed to published_parsed (tried just before) with a
+            # DeprecationWarning, which cost a catch_warnings per entry.
+            value = dict.get(entry, name)
+        else:
+            with pywarnings.catch_warnings():
+                pywarnings.simplefilter("ignore", DeprecationWarning)
+                value = entry.get(name)
         if isinstance(value, time.struct_time | tuple) and len(value) >= 6:
             try:
                 return datetime.fromtimestamp(calendar.timegm(tuple(value)), UTC)
