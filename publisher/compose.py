@@ -139,12 +139,12 @@ def replicas(config: Config, store: StateStore) -> list[ReplicaInfo]:
     (``status``): none with a SQLite file (one service, shown as it is)."""
     if config.storage.url is None:
         return []
+    from publisher.adapters.postgres import PostgresStore
     from publisher.adapters.postgres.replicas import live_replicas
 
-    db = getattr(store, "db", None)
-    if db is None:
+    if not isinstance(store, PostgresStore):
         return []
-    with db.read() as conn:
+    with store.db.read() as conn:
         return live_replicas(conn, [c.name for c in config.channels])
 
 
