@@ -1,7 +1,9 @@
-"""A host name's addresses are remembered for a while (issue 14): unchanged
-polls of a feed, on a connection the pool keeps, do not look its name up
-(in a thread of its own) every time; after the TTL they do, and the
-private-address rule is applied to remembered addresses as to fresh ones."""
+"""Unchanged polls cost little (issue 14): a 304 is read to its end (it has
+no body), so its connection goes back to the pool instead of being closed;
+a host name's addresses are remembered for a while, so polls on a kept
+connection do not look the name up (in a thread of its own) every time;
+after the TTL they do, and the private-address rule is applied to
+remembered addresses as to fresh ones."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from publisher.adapters.fetch import RESOLVE_TTL_SECONDS, Fetcher
+from publisher.adapters.fetch import Fetcher
 from publisher.core.config import FetchConfig
 from publisher.core.errors import MediaError
 
@@ -45,19 +47,24 @@ class _Feed(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def feed_url() -> Iterator[str]:
-    """A feed on ``localhost`` (a name, so it is looked up; the feed's own
-    host is trusted, so loopback is allowed)."""
+def feed_port() -> Iterator[int]:
     _Feed.connections = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://localhost:{server.server_address[1]}/feed"
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def feed_url(feed_port: int) -> str:
+    """The feed on ``localhost`` (a name, so it is looked up; the feed's own
+    host is trusted, so loopback is allowed)."""
+    return f"http://localhost:{feed_port}/feed"
 
 
 class Counting:
@@ -70,8 +77,15 @@ class Counting:
         return list(self.addresses)
 
 
-def test_the_default_ttl_is_a_minute() -> None:
-    assert RESOLVE_TTL_SECONDS == 60.0
+def test_unchanged_polls_reuse_one_connection(feed_port: int) -> None:
+    url = f"http://127.0.0.1:{feed_port}/feed"
+    with Fetcher(FetchConfig(allow_private=True)) as fetcher:
+        first = fetcher.fetch_feed(url)
+        assert first.body == RSS
+        for _ in range(3):
+            again = fetcher.fetch_feed(url, etag=first.etag)
+            assert again.not_modified and again.body == b""
+    assert len(_Feed.connections) == 1
 
 
 def test_polls_on_a_kept_connection_look_the_name_up_once_within_the_ttl(feed_url: str) -> None:
