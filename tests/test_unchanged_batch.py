@@ -107,3 +107,40 @@ def test_a_kept_back_poll_is_written_only_when_flushed(
     now[0] = T0 + timedelta(hours=2)
     poller.poll(source)
     assert running.parts.store.get_source("s0").last_poll == now[0]
+
+
+def test_poll_all_reads_the_states_once(service: tuple[Service, list[datetime]]) -> None:
+    """``poll_all`` reads every source's state in one query and hands each
+    poll its own, instead of one ``get_source`` per source."""
+    running, now = service
+    assert [o.result for o in running.poll_all()] == ["ok"] * 5
+    store = running.parts.store
+    reads: list[str] = []
+    get_source, sources = store.get_source, store.sources
+
+    def counted_get(name: str) -> Any:
+        reads.append(name)
+        return get_source(name)
+
+    def counted_all() -> Any:
+        reads.append("*")
+        return sources()
+
+    store.get_source = counted_get  # type: ignore[method-assign]
+    store.sources = counted_all  # type: ignore[method-assign]
+    now[0] = T0 + timedelta(hours=1)
+    # the ETags come from the one read: every feed answers 304
+    assert [o.result for o in running.poll_all()] == ["not_modified"] * 5
+    assert reads == ["*"]
+    store.get_source, store.sources = get_source, sources  # type: ignore[method-assign]
+    assert all(s.last_poll == now[0] for s in store.sources())
+
+
+def test_a_source_polled_alone_still_reads_its_state(
+    service: tuple[Service, list[datetime]],
+) -> None:
+    running, now = service
+    source = running.config.sources[0]
+    assert running.poll_source(source).result == "ok"
+    now[0] = T0 + timedelta(hours=1)
+    assert running.poll_source(source).result == "not_modified"
