@@ -760,3 +760,20 @@ def test_default_pixel_limit_refuses_a_64_megapixel_png() -> None:
     with pytest.raises(MediaError, match=r"over \[media\] max_pixels \(40,000,000\)"):
         prepare_picture(png_header_only(7999, 8000))
     assert MediaConfig().max_pixels == images.MAX_PIXELS
+
+
+def test_an_eps_is_refused_and_ghostscript_is_never_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow opens an EPS by its header and decodes it with Ghostscript when
+    Ghostscript is installed: a downloaded file never gets that far."""
+    from PIL import EpsImagePlugin
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ghostscript was run")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", never)
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", "/usr/bin/gs", raising=False)
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n%%EndComments\nshowpage\n"
+    with pytest.raises(MediaError, match="EPS is decoded only by an outside program"):
+        prepare_picture(eps)
+    with pytest.raises(MediaError, match="EPS"):
+        make_thumbnail(eps)

@@ -15,8 +15,9 @@ import warnings
 
 from PIL import Image
 
-#: Formats Pillow opens but decodes only with an outside program.
-_EXTERNAL = frozenset({"EPS", "WMF", "EMF"})
+#: Formats Pillow opens but decodes only with an outside program (EPS with
+#: Ghostscript): never decoded here, whatever is installed.
+EXTERNAL_FORMATS = frozenset({"EPS", "WMF", "EMF"})
 
 
 def picture_type(head: bytes) -> str | None:
@@ -38,6 +39,6 @@ def picture_type(head: bytes) -> str | None:
         return "image/x-unknown"
     except Exception:  # Pillow raises many types on what is not a picture
         return None
-    if not name or name in _EXTERNAL:
+    if not name or name in EXTERNAL_FORMATS:
         return None
     return Image.MIME.get(name) or f"image/x-{name.lower()}"

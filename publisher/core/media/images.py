@@ -39,6 +39,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from publisher.core.errors import MediaError
 from publisher.core.items import MediaInfo
 from publisher.core.limits import PICTURE_MAX_BYTES, THUMBNAIL_MAX_BYTES, THUMBNAIL_SIZE
+from publisher.core.media.identify import EXTERNAL_FORMATS
 
 __all__ = [
     "JPEG_MIME",
@@ -303,6 +304,12 @@ def _open(
         raise MediaError(f"cannot open image: {_one_line(exc)}") from exc
 
     fmt = im.format or "unknown"
+    if fmt in EXTERNAL_FORMATS:
+        im.close()
+        raise MediaError(
+            f"{fmt} is decoded only by an outside program (Ghostscript for EPS), which is "
+            "never run on downloaded files: post it as a JPEG, PNG or WebP"
+        )
     width, height = im.size
     decisions: list[str] = []
     if width <= 0 or height <= 0:
