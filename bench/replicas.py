@@ -923,9 +923,10 @@ def _judge(
 # servers for main(): PostgreSQL (tests/postgres.py) and moto
 
 
-def _load_postgres_helpers() -> Any:
-    path = HERE.parent / "tests" / "postgres.py"
-    spec = importlib.util.spec_from_file_location("bench_postgres", path)
+def _load_test_helpers(name: str) -> Any:
+    """A module of tests/ (its servers: postgres.py, s3server.py)."""
+    path = HERE.parent / "tests" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -938,7 +939,7 @@ def missing() -> str | None:
     for module in ("psycopg", "boto3", "moto"):
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed (pip install -e '.[dev,postgres,s3]'; make does)"
-    pg = _load_postgres_helpers()
+    pg = _load_test_helpers("postgres")
     if pg._bindir() is None:
         return "no PostgreSQL server programs (initdb): run `make postgres`"
     return None
@@ -947,7 +948,7 @@ def missing() -> str | None:
 @contextmanager
 def postgres_database() -> Iterator[tuple[str, str]]:
     """A throwaway PostgreSQL cluster and a database in it: (url, password)."""
-    pg = _load_postgres_helpers()
+    pg = _load_test_helpers("postgres")
     base = Path(tempfile.mkdtemp(prefix="bench-pg-"))
     base.chmod(0o755)
     try:
@@ -963,62 +964,12 @@ def postgres_database() -> Iterator[tuple[str, str]]:
 
 @contextmanager
 def s3_bucket() -> Iterator[S3Place]:
-    """moto's server on a free port, and a bucket whose media anyone may read."""
-    import boto3
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("moto's server did not start") from None
-                time.sleep(0.1)
-        endpoint = f"http://127.0.0.1:{port}"
-        aws = {
-            "AWS_ACCESS_KEY_ID": "bench-access-key",
-            "AWS_SECRET_ACCESS_KEY": "bench-secret-key",
-            "AWS_REGION": "us-east-1",
-        }
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name=aws["AWS_REGION"],
-            aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
-        )
-        client.create_bucket(Bucket="bench")
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": "*",
-                    "Action": ["s3:GetObject", "s3:HeadObject"],
-                    "Resource": "arn:aws:s3:::bench/media/*",
-                }
-            ],
-        }
-        client.put_bucket_policy(Bucket="bench", Policy=json.dumps(policy))
-        yield S3Place("s3://bench/media", f"{endpoint}/bench/media", endpoint, aws)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """moto's server (tests/s3server.py) and a bucket whose media anyone may read."""
+    s3 = _load_test_helpers("s3server")
+    with s3.moto_server() as server:
+        bucket = s3.public_bucket(server, "bench")
+        env = {k: v for k, v in server.env().items() if k != "AWS_ENDPOINT_URL"}
+        yield S3Place(bucket.media_url, bucket.public_media_url, server.endpoint, env)
 
 
 def main(argv: list[str] | None = None) -> int:

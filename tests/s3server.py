@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,11 +109,11 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    why = _missing()
-    if why:
-        pytest.skip(why)
+@contextmanager
+def moto_server() -> Iterator[S3Server]:
+    """moto's server on a free port of 127.0.0.1 until the block ends;
+    RuntimeError (with its output) when it does not start. The tests' fixture
+    and bench/replicas.py both start it this way."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     with tempfile.TemporaryFile() as log:
@@ -123,38 +124,33 @@ def s3_server() -> Iterator[S3Server]:
             stdin=subprocess.DEVNULL,
             env=env,
         )
-        yield from _serving(proc, port, log)
-
-
-def _serving(proc: subprocess.Popen[bytes], port: int, log: Any) -> Iterator[S3Server]:
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"moto's server exited: {log.read().decode(errors='replace')}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("moto's server did not listen within 30 s")
-                time.sleep(0.1)
-        yield S3Server(f"http://127.0.0.1:{port}")
-    finally:
-        proc.terminate()
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    output = log.read().decode(errors="replace")
+                    raise RuntimeError(f"moto's server exited: {output}")
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("moto's server did not listen within 30 s") from None
+                    time.sleep(0.1)
+            yield S3Server(f"http://127.0.0.1:{port}")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-@pytest.fixture
-def s3_bucket(s3_server: S3Server) -> Bucket:
-    """A fresh bucket whose objects under :data:`PREFIX` anyone may read."""
-    client = s3_server.client()
-    name = f"media-{os.getpid()}-{next(_numbers)}"
+def public_bucket(server: S3Server, name: str, prefix: str = PREFIX) -> Bucket:
+    """A new bucket ``name`` whose objects under ``prefix`` anyone may read."""
+    client = server.client()
     client.create_bucket(Bucket=name)
     policy = {
         "Version": "2012-10-17",
@@ -164,9 +160,27 @@ def s3_bucket(s3_server: S3Server) -> Bucket:
                 "Principal": "*",
                 # AWS grants HEAD with s3:GetObject; moto asks for s3:HeadObject too.
                 "Action": ["s3:GetObject", "s3:HeadObject"],
-                "Resource": f"arn:aws:s3:::{name}/{PREFIX}/*",
+                "Resource": f"arn:aws:s3:::{name}/{prefix}/*",
             }
         ],
     }
     client.put_bucket_policy(Bucket=name, Policy=json.dumps(policy))
-    return Bucket(s3_server, name, PREFIX, client)
+    return Bucket(server, name, prefix, client)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    why = _missing()
+    if why:
+        pytest.skip(why)
+    try:
+        with moto_server() as server:
+            yield server
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Bucket:
+    """A fresh bucket whose objects under :data:`PREFIX` anyone may read."""
+    return public_bucket(s3_server, f"media-{os.getpid()}-{next(_numbers)}")
