@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -87,6 +87,38 @@ def wait_for(
 
 # --------------------------------------------------------------------------
 # files a folder source finds
+
+
+def rss(count: int) -> bytes:
+    """An RSS document of ``count`` items: "Post N", its link, guid and a body."""
+    entries = "".join(
+        f"<item><title>Post {n}</title><link>https://example.org/{n}</link>"
+        f"<guid>post-{n}</guid><description>&lt;p&gt;Body {n}&lt;/p&gt;</description></item>"
+        for n in range(count)
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Blog</title>'
+        f"<link>https://example.org/</link>{entries}</channel></rss>"
+    ).encode()
+
+
+@contextmanager
+def feed_server(body: bytes, etag: str | None = None) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 answering every path with ``body``
+    (RSS); with ``etag``, a request that sends it back gets 304. Yields
+    ``<server>/feed``."""
+    from publisher.adapters.httpserver import HTTPServer
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        headers = [("ETag", etag)] if etag is not None else []
+        if etag is not None and environ.get("HTTP_IF_NONE_MATCH") == etag:
+            start_response("304 Not Modified", headers)
+            return [b""]
+        start_response("200 OK", [("Content-Type", "application/rss+xml"), *headers])
+        return [body]
+
+    with HTTPServer(app, host="127.0.0.1", port=0) as server:
+        yield server.url + "/feed"
 
 
 def put(folder: Path, name: str, data: bytes | str) -> Path:

@@ -6,27 +6,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from helpers import feed_server, rss
 
 from publisher.adapters import fetch
-from publisher.adapters.httpserver import HTTPServer
 
 
 @pytest.fixture(scope="module")
 def feed_url() -> Iterator[str]:
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("HTTP_IF_NONE_MATCH") == '"v1"':
-            start_response("304 Not Modified", [("ETag", '"v1"')])
-            return [b""]
-        start_response("200 OK", [("Content-Type", "application/rss+xml"), ("ETag", '"v1"')])
-        return [b'<?xml version="1.0"?><rss version="2.0"><channel><title>B</title></channel>']
-
-    with HTTPServer(app, host="127.0.0.1", port=0) as server:
-        yield server.url + "/feed"
+    with feed_server(rss(0), etag='"v1"') as url:
+        yield url
 
 
 class _CountingCondition:

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import feed_server, rss
 
-from publisher.adapters.httpserver import HTTPServer
 from publisher.adapters.sources import feed as feed_module
 from publisher.adapters.sqlite import Store
 from publisher.config import parse_config
@@ -23,28 +23,10 @@ from publisher.service.runner import Service
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
-def _rss(count: int) -> bytes:
-    entries = "".join(
-        f"<item><title>Post {n}</title><link>https://example.org/{n}</link>"
-        f"<guid>post-{n}</guid><description>&lt;p&gt;Body {n}&lt;/p&gt;</description></item>"
-        for n in range(count)
-    )
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>Blog</title>'
-        f"<link>https://example.org/</link>{entries}</channel></rss>"
-    ).encode()
-
-
 @pytest.fixture
 def feed_url() -> Iterator[str]:
-    body = _rss(30)
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        start_response("200 OK", [("Content-Type", "application/rss+xml")])
-        return [body]
-
-    with HTTPServer(app, host="127.0.0.1", port=0) as server:
-        yield server.url + "/feed"
+    with feed_server(rss(30)) as url:
+        yield url
 
 
 @pytest.fixture

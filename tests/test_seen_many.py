@@ -5,15 +5,14 @@ stores; a poll uses them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers import feed_server, rss
 from postgres import StoreOpener
 
-from publisher.adapters.httpserver import HTTPServer
 from publisher.adapters.sqlite import Store
 from publisher.config import parse_config
 from publisher.service.runner import Service
@@ -90,27 +89,9 @@ def test_mark_seen_many_writes_what_mark_seen_writes(store_opener: StoreOpener) 
 # ---- a poll uses them
 
 
-def _rss(count: int) -> bytes:
-    entries = "".join(
-        f"<item><title>Post {n}</title><link>https://example.org/{n}</link>"
-        f"<guid>post-{n}</guid><description>&lt;p&gt;Body {n}&lt;/p&gt;</description></item>"
-        for n in range(count)
-    )
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>Blog</title>'
-        f"<link>https://example.org/</link>{entries}</channel></rss>"
-    ).encode()
-
-
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    body = _rss(30)
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        start_response("200 OK", [("Content-Type", "application/rss+xml")])
-        return [body]
-
-    with HTTPServer(app, host="127.0.0.1", port=0) as server:
+    with feed_server(rss(30)) as url:
         config = parse_config(
             {
                 "viber": {"api_url": "local"},
@@ -122,7 +103,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
                     {
                         "name": "blog",
                         "type": "rss",
-                        "url": server.url + "/feed",
+                        "url": url,
                         "backfill": 3,
                         "exclude": ["Post 7"],
                     }

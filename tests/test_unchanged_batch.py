@@ -3,15 +3,15 @@ turn of the service, not one per source (issue 14)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import feed_server
 
-from publisher.adapters.httpserver import HTTPServer
 from publisher.config import parse_config
 from publisher.service.runner import Service
 
@@ -25,15 +25,8 @@ BODY = (
 
 @pytest.fixture
 def feed_url() -> Iterator[str]:
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("HTTP_IF_NONE_MATCH") == '"v1"':
-            start_response("304 Not Modified", [("ETag", '"v1"')])
-            return [b""]
-        start_response("200 OK", [("Content-Type", "application/rss+xml"), ("ETag", '"v1"')])
-        return [BODY]
-
-    with HTTPServer(app, host="127.0.0.1", port=0) as server:
-        yield server.url + "/feed"
+    with feed_server(BODY, etag='"v1"') as url:
+        yield url
 
 
 @pytest.fixture
