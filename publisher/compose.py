@@ -113,7 +113,7 @@ def build_sources(configs: Iterable[SourceConfig], fetcher: Fetcher) -> dict[str
     return {s.name: make_source(s, fetcher) for s in configs}
 
 
-def lock_state(config: Config) -> Leases:
+def join_state(config: Config) -> Leases:
     """Join the state as a service, by the store in use. With PostgreSQL,
     as one replica among any number (a session of its own holds its leases:
     :mod:`publisher.adapters.postgres.replicas`); with a SQLite file, alone:

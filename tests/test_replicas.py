@@ -223,16 +223,16 @@ def test_status_shows_the_replicas_and_what_each_holds(
 def test_compose_chooses_the_leases_by_the_store(config: Config, tmp_path: Path) -> None:
     from publisher.adapters.soloreplica import SoloReplica
     from publisher.adapters.sqlite.lock import StateLock
-    from publisher.compose import lock_state
+    from publisher.compose import join_state
 
-    leases = lock_state(config)
+    leases = join_state(config)
     try:
         assert isinstance(leases, Replica) and leases.shared
         assert not (tmp_path / "state" / "publisher.sqlite3.lock").exists()
     finally:
         leases.release()
     helpers.write_config(tmp_path, "local", state="state/publisher.sqlite3")
-    solo = lock_state(load_config(tmp_path / "sources.toml"))
+    solo = join_state(load_config(tmp_path / "sources.toml"))
     assert isinstance(solo, SoloReplica) and isinstance(solo.lock, StateLock)
     assert not solo.shared and solo.take_channel("x") and solo.take_source("y")
     solo.release()

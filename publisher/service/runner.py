@@ -107,7 +107,7 @@ class Service:
             self._clients.setdefault(first, client)
         # Alone on a state file (its lock), or one replica among several on
         # PostgreSQL: joined before anything is opened or written.
-        self.leases: Leases = compose.lock_state(config)
+        self.leases: Leases = compose.join_state(config)
         try:
             self.parts = compose.build(config, tokens=tokens, clock=clock)
         except BaseException:
