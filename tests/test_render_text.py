@@ -156,8 +156,12 @@ def _not_inside_cluster(text: str, k: int, entities: bool = True) -> None:
     assert unicodedata.category(after) not in ("Mn", "Me", "Mc"), "combining mark cut off"
     assert after not in (ZWJ, "\ufe0f") and not 0x1F3FB <= ord(after) <= 0x1F3FF
     assert not 0xE0020 <= ord(after) <= 0xE007F, "tag sequence split"
-    if before == ZWJ and after in EMOJI and k >= 2:
-        assert text[k - 2] not in EMOJI | {"\ufe0f"}, "emoji ZWJ sequence split"
+    if before == ZWJ and after in EMOJI:
+        # GB11: a pictograph, variation selectors, ZWJ: joined to what follows
+        j = k - 2
+        while j >= 0 and text[j] == "\ufe0f":
+            j -= 1
+        assert not (j >= 0 and text[j] in EMOJI), "emoji ZWJ sequence split"
     assert not (before == "\r" and after == "\n")
     run = 0
     while k - run - 1 >= 0 and 0x1F1E6 <= ord(text[k - run - 1]) <= 0x1F1FF:
