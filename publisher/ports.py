@@ -230,6 +230,12 @@ class SeenItems(Protocol):
 
     def touch_seen(self, source: str, keys: Iterable[str], now: datetime) -> int: ...
 
+    def rehash_seen(self, source: str, hashes: Sequence[tuple[str, str]]) -> None:
+        """Store new content hashes, each ``(key, content_hash)``, of items
+        seen before whose stored hash was made another way (see
+        :func:`publisher.core.identity.comparable`)."""
+        ...
+
     def forget_older_than(self, source: str, cutoff: datetime) -> int:
         """Forget keys last seen before ``cutoff`` (the source's ``remember``)."""
         ...

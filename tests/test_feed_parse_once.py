@@ -1,7 +1,9 @@
 """feedparser's pass over each body's URIs runs only where it can resolve
 something (an ``xml:base`` in the document); elsewhere the one pass of
 :func:`publisher.adapters.sources.feed._body` does its trimming, and what a
-feed yields is exactly what it was with feedparser's pass."""
+feed yields reads exactly as it did with feedparser's pass. (Its bodies are
+not byte for byte the same: feedparser's pass writes the HTML out again, and
+its sanitiser, which wrote every body out the same way, is no longer run.)"""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from publisher.adapters.sources import feed
+from publisher.core.render.html import html_to_text
 
 NOW = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
 URL = "https://example.org/blog/feed.xml"
@@ -94,11 +97,23 @@ def _padded_bodies(count: int) -> list[bytes]:
     return bodies
 
 
+#: Documents whose bodies feedparser's pass writes out wrongly: they read
+#: better without it.
+MANGLED_BY_FEEDPARSERS_PASS = {
+    # a stray "<>" becomes "<???>"
+    "bozo_linenoise.xml",
+    # an <iframe ... /> is left open: the paragraph after it is lost
+    "4fsodonline.atom",
+}
+
+
 def _corpus() -> list[bytes]:
     return [
         path.read_bytes()
         for path in sorted(CORPUS.rglob("*"))
-        if path.suffix in (".xml", ".rss", ".atom", ".rdf") and path.stat().st_size < 60_000
+        if path.suffix in (".xml", ".rss", ".atom", ".rdf")
+        and path.stat().st_size < 60_000
+        and path.name not in MANGLED_BY_FEEDPARSERS_PASS
     ]
 
 
@@ -107,7 +122,10 @@ def _yield(body: bytes) -> Any:
         parsed = feed.parse_feed(body, {}, URL, "blog", NOW)
     except feed.SourceError as exc:
         return str(exc)
-    items = [dataclasses.asdict(item) for item in parsed.items]
+    items = [
+        dataclasses.asdict(item) | {"html": html_to_text(item.html), "content_hash": None}
+        for item in parsed.items
+    ]
     return parsed.title, parsed.link, items, parsed.warnings, parsed.version
 
 

@@ -183,6 +183,38 @@ def test_on_update_repost_reposts_an_edited_item_and_ignore_does_not(
     assert sorted(by_source) == ["edits", "edits", "plain"]
 
 
+def test_a_stored_hash_of_the_old_kind_is_replaced_not_taken_for_an_edit(
+    tmp_path: Path, standin: ViberStandIn, feed: FeedSite
+) -> None:
+    """A state from before bodies were hashed as the feed gave them (its
+    hashes were made over the sanitised body, without the ``raw:`` mark):
+    the first poll stores the new hash and reposts nothing; a real edit
+    after that is noticed as before."""
+    entry = feed.add(1, body="The first version.")
+    config = write_config(
+        tmp_path, standin, feed_source("edits", feed.url, backfill=5, on_update="repost")
+    )
+    run_once(config)
+    assert len(standin.posts) == 1
+    with Store.open(tmp_path / "state.sqlite3") as store:
+        fresh = store.seen("edits", "id:urn:item:1")
+        assert fresh is not None and fresh.content_hash.startswith("raw:")
+        with store.db.write() as db:  # as an older version left it
+            db.execute("UPDATE seen SET content_hash = ?", ("0" * 64,))
+
+    feed.add(2)  # the feed changes: it is read again
+    run_once(config)
+    assert posted_titles(standin) == ["Item 1", "Item 2"]  # item 1 not taken for an edit
+    with Store.open(tmp_path / "state.sqlite3") as store:
+        stored = store.seen("edits", "id:urn:item:1")
+        assert stored is not None and stored.content_hash == fresh.content_hash
+
+    entry.body = "The corrected version."
+    run_once(config)
+    assert posted_titles(standin) == ["Item 1", "Item 2", "Item 1"]
+    assert "The corrected version." in posted_texts(standin)[2]
+
+
 def test_remember_forgets_keys_gone_from_the_feed_and_keeps_the_rest(
     tmp_path: Path, standin: ViberStandIn, feed: FeedSite
 ) -> None:

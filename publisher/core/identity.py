@@ -6,7 +6,8 @@
   that is posted (the one list of them: :data:`TRACKING_PARAMS`).
 - :func:`item_key` picks an item's stable identity: its guid/id when it has a
   usable one, else its normalised link, else a hash of its content.
-- :func:`content_hash` tells an edited item from the one seen before.
+- :func:`content_hash` tells an edited item from the one seen before;
+  :func:`comparable` says whether two such hashes were made the same way.
 """
 
 from __future__ import annotations
@@ -101,6 +102,19 @@ def usable_guid(guid: str | None) -> str | None:
     if not text or len(text) > 2048 or text.lower() in {"null", "none", "undefined", "0", "-"}:
         return None
     return text
+
+
+#: The start of an RSS/Atom item's content hash made over its body as the
+#: feed gave it. States written before the mark existed hold hashes made over
+#: the body as feedparser's sanitiser left it: such a hash cannot tell an edit
+#: (see :func:`comparable`), and the poll stores the item's new one instead.
+RAW_BODY = "raw:"
+
+
+def comparable(stored: str, fresh: str) -> bool:
+    """True when two content hashes were made the same way: only then does
+    a difference mean the item was edited."""
+    return stored.startswith(RAW_BODY) == fresh.startswith(RAW_BODY)
 
 
 def content_hash(*parts: str | None) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from publisher.core.config import SourceConfig
+from publisher.core.identity import comparable
 from publisher.core.items import Decision, Item
 
 # --------------------------------------------------------------------------
@@ -150,7 +151,12 @@ def plan_items(
     for item in items:
         previous = known_hash(item.key)
         if previous is not None:
-            edited = bool(item.content_hash and previous and previous != item.content_hash)
+            edited = bool(
+                item.content_hash
+                and previous
+                and comparable(previous, item.content_hash)
+                and previous != item.content_hash
+            )
             if edited and on_update == "repost":
                 planned.append(Planned(item, "update", "edited since it was posted; reposted"))
             else:

@@ -29,6 +29,7 @@ from typing import Any
 from publisher.core import schedule
 from publisher.core.config import Config, SourceConfig
 from publisher.core.errors import FetchError, MediaError, PublisherError, SourceError, StoreError
+from publisher.core.identity import comparable
 from publisher.core.items import Decision, Item, RenderedItem
 from publisher.core.plan import Planned, matches_filters, plan_source
 from publisher.core.records import FINISHED, SourceRead, SourceState
@@ -75,6 +76,9 @@ class PollPlan:
     steps: tuple[Step, ...] = ()
     #: New items left for the next poll (over :data:`MAX_NEW_PER_POLL`).
     waiting: int = 0
+    #: ``(key, content_hash)`` of items seen before whose stored hash was
+    #: made another way (:func:`~publisher.core.identity.comparable`): stored.
+    rehash: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -165,7 +169,15 @@ class Poller:
             planned = select(planned)
         planned, waiting = _cap(planned, MAX_NEW_PER_POLL)
         steps = [self._render(source, p) for p in planned]
-        return PollPlan(name, now, read, tuple(steps), waiting)
+        rehash = tuple(
+            (item.key, item.content_hash)
+            for item in read.items
+            if (seen := known.get(item.key)) is not None
+            and seen.content_hash
+            and item.content_hash
+            and not comparable(seen.content_hash, item.content_hash)
+        )
+        return PollPlan(name, now, read, tuple(steps), waiting, rehash)
 
     def _render(self, source: Source, planned: Planned) -> Step:
         if planned.action not in ("queue", "update"):
@@ -273,6 +285,7 @@ class Poller:
             self.store.mark_seen_many(name, remember, now)
         if read.result == "ok":
             self.store.touch_seen(name, [item.key for item in read.items], now)
+            self.store.rehash_seen(name, plan.rehash)
             forgotten = self.store.forget_older_than(name, now - source.config.remember)
             if forgotten:
                 log.debug("source %s: forgot %d old item key(s)", name, forgotten)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
@@ -219,13 +220,23 @@ class Keyring:
     def __init__(self) -> None:
         self._seen: dict[str, str] = {}
 
-    def claim(self, key: str, content_hash: str, fallback: str) -> str | None:
+    def claim(
+        self, key: str, content_hash: str, fallback: Callable[[], tuple[str, str]]
+    ) -> str | None:
         """The key to use for an item; None when it repeats an earlier item exactly.
 
         A key already given to an item with other content is not reused: the
-        item gets ``fallback`` (its link- or hash-based key) instead.
+        item gets ``fallback()``'s key (link- or hash-based; asked for only
+        then) instead, or that key and the start of its hash.
         """
-        for candidate in (key, fallback, f"{fallback}#{content_hash[:16]}"):
+        previous = self._seen.get(key)
+        if previous is None:
+            self._seen[key] = content_hash
+            return key
+        if previous == content_hash:
+            return None
+        other, digest = fallback()
+        for candidate in (other, f"{other}#{digest[:16]}"):
             previous = self._seen.get(candidate)
             if previous is None:
                 self._seen[candidate] = content_hash
@@ -242,15 +253,25 @@ def claim_key(
     where: str,
     warnings: list[str],
     noun: str = "item",
+    key_body: Callable[[], str] | None = None,
 ) -> None:
     """Append ``item`` to ``items`` under a key no earlier item of the feed has.
 
     An exact repeat is dropped; a repeated id with other content is keyed by
-    its link (or link and hash) instead. Both are warnings.
+    its link (or link and hash) instead. Both are warnings. ``key_body()``:
+    the body such keys are made from, when it is not the item's own (see
+    :func:`publisher.adapters.sources.feed._key_body`).
     """
-    from publisher.core.identity import item_key
+    from publisher.core.identity import content_hash, item_key
 
-    fallback = item_key(None, item.link, item.title, item.html or item.text)
+    def fallback() -> tuple[str, str]:
+        body = key_body() if key_body is not None else item.html or item.text
+        other = item_key(None, item.link, item.title, body)
+        digest = item.content_hash
+        if key_body is not None:
+            digest = content_hash(item.title, body, item.link)
+        return other, digest
+
     key = keys.claim(item.key, item.content_hash, fallback)
     if key is None:
         warnings.append(f"{where}: skipped, it repeats an earlier {noun} exactly")

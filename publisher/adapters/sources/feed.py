@@ -34,9 +34,11 @@ import time
 import warnings as pywarnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import feedparser
+from feedparser.sanitizer import _sanitize_html
 from feedparser.urls import resolve_relative_uris
 
 from publisher.adapters.sources._util import (
@@ -52,7 +54,7 @@ from publisher.adapters.sources._util import (
     parse_length,
 )
 from publisher.core.errors import SourceError
-from publisher.core.identity import content_hash, item_key, usable_guid
+from publisher.core.identity import RAW_BODY, content_hash, item_key, usable_guid
 from publisher.core.items import Item, MediaCandidate
 from publisher.core.redact import redact_urls
 from publisher.core.render.html import MAX_DEPTH, nesting_depth
@@ -185,12 +187,17 @@ def _parse_xml(
     # against; :func:`_body` trims and resolves in the one pass it makes
     # anyway. A fifth of feedparser's work on a blog's feed.
     own_pass = base is not None and not _BASE_ATTRIBUTE.search(body)
+    # Nor is its sanitiser run (a third of its work): every body is made
+    # plain text by :mod:`publisher.core.render.html`, which drops scripts,
+    # styles and the rest itself, and nothing here writes a body out as
+    # HTML. Only item keys made from a body (no id, no link) are made from
+    # the sanitised body, as they were before (see :func:`_key_body`).
     try:
         parsed: Any = feedparser.parse(
             io.BytesIO(body),
             response_headers=response_headers,
             resolve_relative_uris=not own_pass,
-            sanitize_html=True,
+            sanitize_html=False,
         )
     except Exception as exc:  # feedparser bugs on hostile input must not crash a poll
         raise SourceError(
@@ -243,7 +250,15 @@ def _parse_xml(
             continue
         if item is None:
             continue
-        claim_key(keys, item, items, where, warnings, noun="entry")
+        claim_key(
+            keys,
+            item,
+            items,
+            where,
+            warnings,
+            noun="entry",
+            key_body=partial(_key_body, entry, base, own_pass),
+        )
 
     title = html_to_text(str(feed_info.get("title") or ""))
     link = http_url(feed_info.get("link"), base)
@@ -283,7 +298,9 @@ def _entry_to_item(
     guid = entry.get("id")
     if not isinstance(guid, str):
         guid = None
-    key = item_key(usable_guid(guid), link, title, body)
+    usable = usable_guid(guid)
+    key_body = body if usable or link or not html else _key_body(entry, base, trim)
+    key = item_key(usable, link, title, key_body)
     return Item(
         source=source_name,
         key=key,
@@ -295,8 +312,16 @@ def _entry_to_item(
         published=published,
         categories=categories,
         media=media,
-        content_hash=content_hash(title, body, link),
+        content_hash=RAW_BODY + content_hash(title, body, link),
     )
+
+
+def _key_body(entry: Any, base: str | None, trim: bool) -> str:
+    """The body item keys are made from when the entry has neither id nor
+    link: as feedparser's sanitiser leaves it, as every such key was made
+    before the sanitiser was left out (a state keeps them for ``remember``)."""
+    html, text = _body(entry, base, trim, sanitize=True)
+    return html or text
 
 
 def _title(entry: Any) -> str:
@@ -331,10 +356,14 @@ _PADDED_URI = re.compile(
 _BASE_ATTRIBUTE = re.compile(rb"base\s*=", re.IGNORECASE)
 
 
-def _body(entry: Any, base: str | None, trim: bool = False) -> tuple[str, str]:
+def _body(
+    entry: Any, base: str | None, trim: bool = False, sanitize: bool = False
+) -> tuple[str, str]:
     """``(html, text)``: the entry's content, else its summary; relative URLs
     in HTML resolved against the entry's xml:base and the document URL.
-    ``trim``: feedparser did not trim the URLs (see :func:`_parse_xml`)."""
+    ``trim``: feedparser did not trim the URLs (see :func:`_parse_xml`);
+    ``sanitize``: the HTML as feedparser's sanitiser leaves it (see
+    :func:`_key_body`)."""
     candidates: list[tuple[str, str, str]] = []
     for content in entry.get("content") or []:
         value = content.get("value")
@@ -354,6 +383,8 @@ def _body(entry: Any, base: str | None, trim: bool = False) -> tuple[str, str]:
     kind, value, own_base = candidates[0]
     if "html" not in kind:
         return "", value.strip()
+    if sanitize:
+        value = _sanitize_html(value, "utf-8", kind)
     full_base = http_url(own_base, base) if own_base else base
     if trim and _PADDED_URI.search(value):
         # feedparser's own pass, as it would have run (no base: it trims)

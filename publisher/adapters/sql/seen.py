@@ -146,6 +146,19 @@ class SQLSeenItems:
         with self._db.write() as db:
             mark_seen_in(self._dialect, db, source, key, content_hash, now, outcome, detail)
 
+    def rehash_seen(self, source: str, hashes: Sequence[tuple[str, str]]) -> None:
+        """Store new content hashes, each ``(key, content_hash)``, of items
+        seen before whose stored hash was made another way."""
+        if not hashes:
+            return
+        d = self._dialect
+        with self._db.write() as db:
+            d.executemany(
+                db,
+                "UPDATE seen SET content_hash = ? WHERE source = ? AND key = ?",
+                [(digest, source, key) for key, digest in hashes],
+            )
+
     def touch_seen(self, source: str, keys: Iterable[str], now: datetime) -> int:
         """Items still offered by the source: keep remembering them from now.
         How many were last seen before ``now``."""
