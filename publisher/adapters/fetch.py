@@ -1,7 +1,14 @@
 """Fetching: bytes from HTTP(S) or a local file. Fetching is not parsing.
 
-One :class:`Fetcher` holds one ``httpx.Client`` shared by every source and
-thread. It
+One :class:`Fetcher` holds one pool of kept connections (httpcore's, which
+httpx is built on) shared by every source and thread. Each request goes to
+that pool directly: httpx's client layers (cookies, auth and redirect
+plumbing, its request and response models) cost more CPU than the request
+itself on an unchanged (304) poll, and the fetcher does its own redirects,
+timeouts and decoding. Through a proxy (the environment's), or a test
+transport (``httpx.MockTransport``), requests go through an
+``httpx.Client`` instead; both ways give the same answers and the same
+errors, and neither keeps cookies. It
 
 - sends a clear User-Agent, accepts gzip and deflate, and gives a whole
   fetch (connect, headers, body, every redirect hop) ``[fetch] timeout``:
@@ -40,7 +47,9 @@ names the URL and says what to do.
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import functools
 import hashlib
 import ipaddress
 import re
@@ -51,13 +60,14 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 from urllib.request import getproxies, url2pathname
 
 import httpcore
@@ -96,6 +106,8 @@ _PERMANENT = frozenset({301, 308})
 
 #: ``resolve(host, port)`` → the IP addresses the host name stands for.
 Resolver = Callable[[str, int], list[str]]
+#: What ``Fetcher._exchange`` gives: the response to one request, closed on exit.
+_Exchange = AbstractContextManager["_Reply"]
 
 
 @dataclass
@@ -105,6 +117,103 @@ class _Answer:
     headers: dict[str, str]
     final_url: str
     permanent: str | None
+
+
+@dataclass
+class _Reply:
+    """One response's head, and its body still to read, either way it came."""
+
+    status: int
+    #: Names in lower case; a repeated header's values joined by ", " (as httpx does).
+    headers: dict[str, str]
+    #: The URL as sent (normalised), which a relative ``Location`` is resolved against.
+    url: str
+    #: The body as it came over the wire, a chunk at a time.
+    raws: Iterable[bytes]
+    #: Its ``Content-Encoding`` (to undo), or "" when already undone.
+    coding: str
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A URL parsed the way httpx parses it (IDNA, percent-encoding, dot
+    segments), in the pieces httpcore takes, and the headers it implies."""
+
+    url: httpcore.URL
+    text: str
+    host_header: bytes
+    authorization: bytes | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _target(url: str) -> _Target:
+    """``url`` parsed by ``httpx.URL`` once (its parse costs as much as the rest
+    of a 304); raises httpx.InvalidURL. The feeds polled again and again hit
+    the cache."""
+    parsed = httpx.URL(url)
+    authorization = None
+    if parsed.username or parsed.password:  # as httpx: user:password@ is Basic auth
+        userpass = f"{parsed.username}:{parsed.password}".encode()
+        authorization = b"Basic " + base64.b64encode(userpass)
+    return _Target(
+        url=httpcore.URL(
+            scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
+        ),
+        text=str(parsed),
+        host_header=parsed.netloc,
+        authorization=authorization,
+    )
+
+
+def _header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Response headers as httpx's ``headers.items()`` gives them: one text
+    encoding for all (ASCII, else UTF-8, else Latin-1), names in lower case,
+    a repeated header's values joined by ", "."""
+    pairs = list(raw)
+    for encoding in ("ascii", "utf-8", "iso-8859-1"):
+        try:
+            decoded = [(k.decode(encoding).lower(), v.decode(encoding)) for k, v in pairs]
+        except UnicodeDecodeError:
+            continue
+        break
+    headers: dict[str, str] = {}
+    for key, value in decoded:
+        known = headers.get(key)
+        headers[key] = value if known is None else f"{known}, {value}"
+    return headers
+
+
+#: httpcore's errors, raised on the direct path, as the httpx errors httpx's
+#: transport would raise for them (the most specific that fits).
+_HTTPCORE_TO_HTTPX: dict[type[Exception], type[httpx.HTTPError]] = {
+    httpcore.TimeoutException: httpx.TimeoutException,
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.NetworkError: httpx.NetworkError,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.ProxyError: httpx.ProxyError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+    httpcore.ProtocolError: httpx.ProtocolError,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+}
+_HTTPCORE_ERRORS = tuple(_HTTPCORE_TO_HTTPX)
+
+
+def _as_httpx(exc: Exception) -> httpx.HTTPError:
+    """An httpcore error as httpx's transport turns it: the same type and
+    message, caused by the original."""
+    mapped: type[httpx.HTTPError] | None = None
+    for source, target in _HTTPCORE_TO_HTTPX.items():
+        if isinstance(exc, source) and (mapped is None or issubclass(target, mapped)):
+            mapped = target
+    error = (mapped or httpx.HTTPError)(str(exc))
+    error.__cause__ = exc
+    return error
 
 
 def _default_resolve(host: str, port: int) -> list[str]:
@@ -129,9 +238,16 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
+def _split(url: str) -> SplitResult:
+    """``urlsplit``, remembered for as many URLs as a service polls (the
+    standard library's own cache holds 128: fewer than the feeds of one turn)."""
+    return urlsplit(url)
+
+
 def is_local_source(url: str) -> bool:
     """True when a feed ``url`` names a local file (a path or ``file:`` URL)."""
-    scheme = urlsplit(url).scheme.lower()
+    scheme = _split(url).scheme.lower()
     return scheme == "file" or scheme == "" or (len(scheme) == 1 and url[1:2] == ":")
 
 
@@ -160,18 +276,33 @@ class Fetcher:
         # _WatchedStream). Through a proxy (the environment's) httpx builds
         # the connections itself, so there every request opens its own.
         reuse = transport is None and not getproxies()
-        limits = httpx.Limits(
-            max_connections=MAX_CONNECTIONS,
-            max_keepalive_connections=MAX_CONNECTIONS if reuse else 0,
-            keepalive_expiry=KEEPALIVE_SECONDS,
-        )
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(seconds),
-            follow_redirects=False,
-            headers={"User-Agent": self.config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
-            limits=limits,
-            transport=_Transport(limits) if reuse else transport,
-        )
+        self._pool: httpcore.ConnectionPool | None = None
+        self._client: httpx.Client | None = None
+        self._exchange: Callable[[str, list[tuple[bytes, bytes]], float, _Watch], _Exchange]
+        if reuse:
+            self._pool = _watched_pool()
+            #: What every request sends besides its own headers (as httpx.Client would).
+            self._common_headers = [
+                (b"Accept-Encoding", ACCEPT_ENCODING.encode("ascii")),
+                (b"Connection", b"keep-alive"),
+                (b"User-Agent", self.config.user_agent.encode()),
+            ]
+            self._exchange = self._via_pool
+        else:
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(seconds),
+                follow_redirects=False,
+                headers={"User-Agent": self.config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
+                # no cookies kept, as on the direct path: each request stands alone
+                cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+                limits=httpx.Limits(
+                    max_connections=MAX_CONNECTIONS,
+                    max_keepalive_connections=0,
+                    keepalive_expiry=KEEPALIVE_SECONDS,
+                ),
+                transport=transport,
+            )
+            self._exchange = self._via_client
         self._watchdog = _Watchdog()
         self._resolve = resolve or _default_resolve
         # Names are looked up ahead of httpx only where httpx will connect to
@@ -188,7 +319,10 @@ class Fetcher:
     # -- lifecycle
 
     def close(self) -> None:
-        self._client.close()
+        if self._pool is not None:
+            self._pool.close()
+        if self._client is not None:
+            self._client.close()
         self._watchdog.close()
 
     def __enter__(self) -> Fetcher:
@@ -223,7 +357,7 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        trusted = (urlsplit(url).hostname or "").lower()
+        trusted = (_split(url).hostname or "").lower()
 
         def fail(message: str, status: int | None = None, **kw: timedelta | None) -> PublisherError:
             return FetchError(
@@ -322,6 +456,8 @@ class Fetcher:
         trusted_host: str | None,
     ) -> _Answer:
         deadline = time.monotonic() + self.config.timeout.total_seconds()
+        # (UTF-8: an ETag sent back as it came, even one that is not ASCII)
+        sent = [(name.encode("ascii"), value.encode()) for name, value in headers.items()]
         current = url
         permanent: str | None = None
         all_permanent = True
@@ -332,37 +468,32 @@ class Fetcher:
                 with (
                     watch,
                     self._host_slot(host, deadline, current, fail),
-                    self._client.stream(
-                        "GET",
-                        current,
-                        headers=headers,
-                        timeout=httpx.Timeout(max(0.001, deadline - time.monotonic())),
-                        extensions={"trace": watch.trace},
-                    ) as response,
+                    self._exchange(current, sent, deadline, watch) as reply,
                 ):
-                    status = response.status_code
-                    location = response.headers.get("location")
+                    status = reply.status
+                    location = reply.headers.get("location")
                     if status in _REDIRECTS and location:
-                        target = urljoin(str(response.url), location.strip())
+                        target = urljoin(reply.url, location.strip())
                         if status in _PERMANENT and all_permanent:
                             permanent = target
                         else:
                             all_permanent = False
                         current = target
                         continue
-                    answer_headers = {k.lower(): v for k, v in response.headers.items()}
                     if status == 304:
                         # It has no body; reading its end keeps the connection for reuse.
-                        response.read()
-                        return _Answer(304, b"", answer_headers, current, permanent)
+                        for _ in reply.raws:
+                            pass
+                        return _Answer(304, b"", reply.headers, current, permanent)
                     if status >= 400 or status < 200:
-                        raise self._status_error(current, status, answer_headers, fail)
-                    body = self._read_capped(response, current, fail, deadline)
-                    return _Answer(status, body, answer_headers, current, permanent)
+                        raise self._status_error(current, status, reply.headers, fail)
+                    body = self._read_capped(reply, current, fail, deadline)
+                    return _Answer(status, body, reply.headers, current, permanent)
+            except _HTTPCORE_ERRORS as exc:  # the direct path: as httpx would say it
+                error = _as_httpx(exc)
+                raise self._request_error(error, watch, deadline, current, fail) from error
             except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
-                if watch.expired or time.monotonic() >= deadline:
-                    raise self._too_slow(current, fail) from exc
-                raise _translate(exc, current, self.config.timeout, fail) from exc
+                raise self._request_error(exc, watch, deadline, current, fail) from exc
             except OSError as exc:  # the watchdog shut the socket under a TLS read
                 if not watch.expired:
                     raise
@@ -371,6 +502,70 @@ class Fetcher:
             f"{url}: more than {MAX_REDIRECTS} redirects (last {current}); "
             "the server is redirecting in a loop; check the url"
         )
+
+    def _request_error(
+        self, exc: Exception, watch: _Watch, deadline: float, url: str, fail: _Fail
+    ) -> PublisherError:
+        if watch.expired or time.monotonic() >= deadline:
+            return self._too_slow(url, fail)
+        return _translate(exc, url, self.config.timeout, fail)
+
+    @contextmanager
+    def _via_pool(
+        self, url: str, headers: list[tuple[bytes, bytes]], deadline: float, watch: _Watch
+    ) -> Iterator[_Reply]:
+        """One request straight to the pool of kept connections (``reuse``);
+        httpcore's errors propagate (``_get`` turns them as httpx would)."""
+        assert self._pool is not None
+        target = _target(url)
+        sent = [(b"Host", target.host_header), *headers, *self._common_headers]
+        if target.authorization is not None:
+            sent.append((b"Authorization", target.authorization))
+        seconds = max(0.001, deadline - time.monotonic())
+        request = httpcore.Request(
+            b"GET",
+            target.url,
+            headers=sent,
+            extensions={
+                "timeout": {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
+            },
+        )
+        response = self._pool.handle_request(request)
+        try:
+            answer_headers = _header_dict(response.headers)
+            yield _Reply(
+                status=response.status,
+                headers=answer_headers,
+                url=target.text,
+                raws=response.iter_stream(),
+                coding=answer_headers.get("content-encoding", ""),
+            )
+        finally:
+            # Once closed, its connection is back in the pool, no longer this request's.
+            watch.release_sockets()
+            response.close()
+
+    @contextmanager
+    def _via_client(
+        self, url: str, headers: list[tuple[bytes, bytes]], deadline: float, watch: _Watch
+    ) -> Iterator[_Reply]:
+        """One request through ``httpx.Client`` (a test transport, a proxy)."""
+        assert self._client is not None
+        with self._client.stream(
+            "GET",
+            url,
+            headers=headers,
+            timeout=httpx.Timeout(max(0.001, deadline - time.monotonic())),
+            extensions={"trace": watch.trace},
+        ) as response:
+            answer_headers = {k.lower(): v for k, v in response.headers.items()}
+            raws: Iterable[bytes]
+            if response.is_stream_consumed:
+                # made whole in memory (a test transport), and decoded by httpx already
+                raws, coding = [response.content], ""
+            else:
+                raws, coding = response.iter_raw(), answer_headers.get("content-encoding", "")
+            yield _Reply(response.status_code, answer_headers, str(response.url), raws, coding)
 
     def _check_target(
         self, url: str, fail: _Fail, trusted_host: str | None, deadline: float
@@ -385,7 +580,7 @@ class Fetcher:
         look-up's time-out counts there; its other failures are left to httpx.
         """
         try:
-            parts = urlsplit(url)
+            parts = _split(url)
             port = parts.port
         except ValueError as exc:
             raise fail(f"{url}: not a valid URL ({exc}); check it") from exc
@@ -494,31 +689,20 @@ class Fetcher:
         finally:
             slot.release()
 
-    def _read_capped(
-        self, response: httpx.Response, url: str, fail: _Fail, deadline: float
-    ) -> bytes:
+    def _read_capped(self, reply: _Reply, url: str, fail: _Fail, deadline: float) -> bytes:
         cap = self.config.max_bytes
         too_big = (
             f"{url}: the response is larger than {cap:,} bytes ([fetch] max_bytes); "
             "raise [fetch] max_bytes in sources.toml if this is expected"
         )
-        declared = response.headers.get("content-length", "")
-        if (
-            declared.isdigit()
-            and int(declared) > cap
-            and not response.headers.get("content-encoding")
-        ):
+        declared = reply.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap and not reply.headers.get("content-encoding"):
             raise fail(too_big)
-        raws: Iterable[bytes]
-        if response.is_stream_consumed:
-            # made whole in memory (a test transport), and decoded by httpx already
-            decoder, raws = _Decoder("", cap), [response.content]
-        else:
-            try:
-                decoder = _Decoder(response.headers.get("content-encoding", ""), cap)
-            except ValueError as exc:
-                raise fail(f"{url}: {exc}; tell the site's owner") from exc
-            raws = response.iter_raw()
+        try:
+            decoder = _Decoder(reply.coding, cap)
+        except ValueError as exc:
+            raise fail(f"{url}: {exc}; tell the site's owner") from exc
+        raws = reply.raws
         chunks: list[bytes] = []
         size = 0
         try:
@@ -631,8 +815,12 @@ class _Watch:
         if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
             self.claim(info.get("return_value"))
         elif event.endswith(".response_closed.started"):
-            with self._lock:
-                self._done = True
+            self.release_sockets()
+
+    def release_sockets(self) -> None:
+        """Its response is being closed: its connection goes back to the pool."""
+        with self._lock:
+            self._done = True
 
     def claim(self, stream: object) -> None:
         """Note the socket of ``stream`` as this request's (shut it if already late)."""
@@ -675,11 +863,16 @@ class _WatchedStream(httpcore.NetworkStream):
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        #: The request that claimed it last: its next reads and writes need
+        #: not claim it again (the watchdog shuts all of a late request's
+        #: sockets at once).
+        self._claimed_by: _Watch | None = None
 
     def _claim(self) -> None:
         watch: _Watch | None = getattr(_current, "watch", None)
-        if watch is not None:
+        if watch is not None and watch is not self._claimed_by:
             watch.claim(self._stream)
+            self._claimed_by = watch
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self._claim()
@@ -734,21 +927,18 @@ class _WatchedBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-class _Transport(httpx.HTTPTransport):
-    """httpx's transport over a pool whose connections are watched (see
-    :class:`_WatchedStream`)."""
-
-    def __init__(self, limits: httpx.Limits) -> None:
-        # One TLS context (loading the CA certificates is most of a fetcher's start).
-        context = httpx.create_ssl_context()
-        super().__init__(limits=limits, verify=context)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_WatchedBackend(),
-        )
+def _watched_pool() -> httpcore.ConnectionPool:
+    """The pool of kept connections, each watched (see :class:`_WatchedStream`):
+    at most :data:`MAX_CONNECTIONS`, an idle one closed after
+    :data:`KEEPALIVE_SECONDS`."""
+    # One TLS context (loading the CA certificates is most of a fetcher's start).
+    return httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=MAX_CONNECTIONS,
+        max_keepalive_connections=MAX_CONNECTIONS,
+        keepalive_expiry=KEEPALIVE_SECONDS,
+        network_backend=_WatchedBackend(),
+    )
 
 
 def _shut(sock: socket.socket) -> None:
