@@ -28,15 +28,30 @@ import html as htmllib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
-
-from bs4 import BeautifulSoup
-from bs4.element import NavigableString, PreformattedString, Tag
 
 from publisher.core.render import markup
 from publisher.core.render.links import clean_url, clean_urls_in_text, web_url
 from publisher.core.render.style import TextStyle
 from publisher.core.render.text import clean_plain_text, normalize_blank_lines
+
+# BeautifulSoup (with soupsieve, a tenth of a second) is imported by the first
+# parse, not with this module: a poll that finds nothing new renders nothing.
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup
+    from bs4.element import NavigableString, PreformattedString, Tag
+
+
+def _parse(markup_text: str) -> BeautifulSoup:
+    """``markup_text`` parsed by ``html.parser``; the first call imports bs4
+    (and binds this module's names for its classes, which the walk uses)."""
+    global BeautifulSoup, NavigableString, PreformattedString, Tag
+    from bs4 import BeautifulSoup
+    from bs4.element import NavigableString, PreformattedString, Tag
+
+    return BeautifulSoup(markup_text, "html.parser")
+
 
 __all__ = [
     "Body",
@@ -121,7 +136,7 @@ def nesting_depth(text: str) -> int:
             deepest = max(deepest, depth)
     if deepest <= MAX_DEPTH:
         return deepest
-    return _parsed_depth(BeautifulSoup(text, "html.parser"))
+    return _parsed_depth(_parse(text))
 
 
 def _parsed_depth(root: Tag) -> int:
@@ -537,7 +552,7 @@ def html_to_body(
             return plain_to_body(_decode_entities(markup_text), style)
         markup_text = unescaped
         notes.append("plain text holding escaped HTML read as HTML")
-    soup = BeautifulSoup(markup_text, "html.parser")
+    soup = _parse(markup_text)
     if _parsed_depth(soup) > MAX_DEPTH:
         notes.append(f"HTML nested more than {MAX_DEPTH} levels deep: its text kept flat")
         return _finish(markup.strip_sentinels(_flat(soup)), style, notes=tuple(notes))
@@ -567,7 +582,7 @@ def html_to_text(markup_text: str) -> str:
         if unescaped is None:
             return clean_plain_text(_decode_entities(markup_text))
         markup_text = unescaped
-    soup = BeautifulSoup(markup_text, "html.parser")
+    soup = _parse(markup_text)
     if _parsed_depth(soup) > MAX_DEPTH:
         return _flat(soup)
     keep_newlines = "\n" in markup_text and soup.find(list(_BLOCKISH)) is None
@@ -668,7 +683,7 @@ def image_urls(markup: str, base_url: str | None = None) -> list[str]:
     ``data:`` URIs, emoji and avatar images are skipped."""
     if not markup or "<" not in markup:
         return []
-    soup = BeautifulSoup(markup, "html.parser")
+    soup = _parse(markup)
     found: list[str] = []
     for img in soup.find_all("img"):
         if not isinstance(img, Tag) or _is_decoration(img):
