@@ -281,7 +281,7 @@ def test_a_picture_routed_to_two_channels_with_two_templates_is_encoded_once(
         source="a",
         key="k",
         title="A photo",
-        media=(MediaCandidate(path=photo, kind="image", origin="folder"),),
+        attached=(MediaCandidate(path=photo, kind="image", origin="folder"),),
     )
     public = "https://p.example.org"
     config = Config(server=ServerConfig(public_url=public))

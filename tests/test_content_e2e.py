@@ -154,7 +154,7 @@ def test_long_html_article_becomes_posts_within_every_cap(
         title="A long read",
         html=paragraphs,
         link=link,
-        media=(MediaCandidate(url=image_url, kind="image", origin="enclosure"),),
+        attached=(MediaCandidate(url=image_url, kind="image", origin="enclosure"),),
     )
     config = Config(fetch=FetchConfig(allow_private=True), server=ServerConfig())
     media = MediaStore(tmp_path / "media")

@@ -59,7 +59,7 @@ def make(tmp_path: Path, *, public_url: str | None = PUBLIC) -> tuple[Transforme
 
 def item(link: str, *media: MediaCandidate, **fields: object) -> Item:
     base = Item(source="news", key="k1", title="A title", text="Some words.", link=link)
-    return replace(base, media=media, **fields)  # type: ignore[arg-type]
+    return replace(base, attached=media, **fields)  # type: ignore[arg-type]
 
 
 def types(rendered: RenderedItem) -> list[str]:

@@ -123,7 +123,8 @@ def _yield(body: bytes) -> Any:
     except feed.SourceError as exc:
         return str(exc)
     items = [
-        dataclasses.asdict(item) | {"html": html_to_text(item.html), "content_hash": None}
+        dataclasses.asdict(item)
+        | {"html": html_to_text(item.html), "content_hash": None, "media": item.media}
         for item in parsed.items
     ]
     return parsed.title, parsed.link, items, parsed.warnings, parsed.version

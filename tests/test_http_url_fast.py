@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from publisher.adapters.sources._util import _PLAIN_HTTP_URL, http_url
+from publisher.core.sourceurls import _PLAIN_HTTP_URL, http_url
 
 BASES = [None, "https://example.org/blog/feed.xml", "http://127.0.0.1:8080/f", "ftp://x.example/"]
 

@@ -289,6 +289,22 @@ height="1"&gt;&lt;img src="http://feeds.feedburner.com/~r/x/~4/abc"&gt;
     ]
 
 
+def test_body_pictures_are_found_when_asked_for_after_what_the_entry_names() -> None:
+    """Reading a feed does not look for pictures in the bodies (most items
+    are only remembered); an item that is rendered finds them then, after
+    its enclosures, without repeating one."""
+    doc = b"""<rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>x</title>
+<enclosure url="https://ex.org/a.jpg" type="image/jpeg" length="10"/>
+<description>&lt;img src="a.jpg"&gt;&lt;img src="b.jpg"&gt;</description></item></channel></rss>"""
+    item = parse_feed(doc, {}, "https://ex.org/feed", "s", now=NOW).items[0]
+    assert [m.url for m in item.attached] == ["https://ex.org/a.jpg"]
+    assert "media" not in vars(item)  # not looked for yet
+    assert [(m.origin, m.url) for m in item.media] == [
+        ("enclosure", "https://ex.org/a.jpg"),
+        ("body", "https://ex.org/b.jpg"),
+    ]
+
+
 def test_body_images_in_real_feed() -> None:
     items = parse("netnewswire/dcrainmaker.xml").items
     assert all(any(m.origin == "body" for m in item.media) for item in items)

@@ -70,7 +70,7 @@ def make(
 
 def item(*media: MediaCandidate, **fields: object) -> Item:
     base = Item(source="news", key="k1", title="A title", text="Some words.", link=LINK)
-    return replace(base, media=media, **fields)  # type: ignore[arg-type]
+    return replace(base, attached=media, **fields)  # type: ignore[arg-type]
 
 
 def image(url: str) -> MediaCandidate:
@@ -284,7 +284,7 @@ def test_images_false_posts_text_only_without_fetching(tmp_path: Path) -> None:
 
 def folder_item(path: Path, text: str = "") -> Item:
     media = MediaCandidate(path=path, kind="unknown", origin="folder")
-    return Item(source="inbox", key=path.name, text=text, media=(media,))
+    return Item(source="inbox", key=path.name, text=text, attached=(media,))
 
 
 def test_local_file_kind_is_sniffed(tmp_path: Path, png_bytes: bytes) -> None:
@@ -336,7 +336,7 @@ def folder_picture(tmp_path: Path, name: str, data: bytes, caption: str = "") ->
     path = tmp_path / name
     path.write_bytes(data)
     media = MediaCandidate(path=path, kind="image", mime="image/jpeg", origin="folder")
-    return Item(source="inbox", key=name, text=caption, media=(media,), files=(path,))
+    return Item(source="inbox", key=name, text=caption, attached=(media,), files=(path,))
 
 
 FOLDER = SourceConfig(name="inbox", type="folder", path=DATA)

@@ -269,7 +269,7 @@ def _item(
         html=markdown,
         link=url,
         published=now,
-        media=media,
+        attached=media,
         content_hash=digest,
     )
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+
+from publisher.core.bodypictures import body_picture_urls
 
 MediaKind = Literal["image", "video", "file", "unknown"]
 
@@ -54,13 +57,33 @@ class Item:
     #: Published (or updated) time, timezone-aware UTC.
     published: datetime | None = None
     categories: tuple[str, ...] = ()
-    media: tuple[MediaCandidate, ...] = ()
+    #: The media the source names: enclosures, ``media:content``, attachments,
+    #: a folder's files (see :attr:`media` for all the item offers).
+    attached: tuple[MediaCandidate, ...] = ()
+    #: Set when the pictures in :attr:`html` are still to be found (feeds):
+    #: the URL their relative addresses are resolved against, "" for none.
+    body_base: str | None = None
     #: Not to be posted before this time (scheduled folder items).
     send_at: datetime | None = None
     #: Hash of the content, to notice edits of an item with the same key.
     content_hash: str = ""
     #: Folder items: the files this item consists of (moved after posting).
     files: tuple[Path, ...] = ()
+
+    @cached_property
+    def media(self) -> tuple[MediaCandidate, ...]:
+        """Every media candidate: :attr:`attached`, then the real pictures in
+        the body, found when first asked for (a poll renders only its new
+        items; finding pictures was a third of reading a feed's entries)."""
+        if self.body_base is None or not self.html:
+            return self.attached
+        have = {candidate.url for candidate in self.attached}
+        found = [
+            MediaCandidate(url=url, kind="image", origin="body")
+            for url in body_picture_urls(self.html, self.body_base or None)
+            if url not in have
+        ]
+        return self.attached + tuple(found) if found else self.attached
 
 
 @dataclass(frozen=True)

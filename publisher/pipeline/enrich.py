@@ -151,7 +151,9 @@ def enrich_text(item: Item, source: SourceConfig, pages: Pages) -> tuple[Item, l
         f"article text: the main text of {page.final_url} ({len(article)} characters) "
         f"instead of the feed's summary ({len(summary)})",
     )
-    return replace(item, html=page.text_html, text=""), [decision]
+    # the feed body's pictures stay the item's, not the article text's
+    enriched = replace(item, html=page.text_html, text="", attached=item.media, body_base=None)
+    return enriched, [decision]
 
 
 def page_pictures(

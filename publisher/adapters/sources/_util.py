@@ -7,13 +7,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from html.parser import HTMLParser
 from pathlib import PurePosixPath
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
-from publisher.core.items import Item, MediaCandidate, MediaKind
+from publisher.core.items import Item, MediaKind
 from publisher.core.render.html import MAX_DEPTH
 
 #: Why an item whose HTML nests absurdly deep is skipped.
@@ -32,13 +31,6 @@ FILE_EXTENSIONS = frozenset(
     {".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".wav", ".flac", ".pdf", ".zip", ".epub"}
 )
 _FILE_MIMES = ("audio/", "application/pdf", "application/zip", "application/epub")
-
-_TRACKERS = re.compile(
-    r"(feeds\.feedburner\.com/~r|/~ff/|feedsportal|doubleclick|pixel|beacon|tracking|tracker"
-    r"|spacer\.gif|blank\.gif|/1x1|stats\.wordpress\.com|/b\.gif|gravatar\.com/avatar"
-    r"|s\.w\.org/images/core/emoji)",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -67,38 +59,6 @@ def html_to_text(markup: str) -> str:
     if "<" not in markup and "&" not in markup:
         return _SPACE.sub(" ", markup).strip()
     return _SPACE.sub(" ", soup(markup).get_text(" ")).strip()
-
-
-#: An absolute http(s) URL that ``urljoin`` and ``urlsplit`` give back as it
-#: is: lowercase scheme, an ASCII host (no user, no brackets), printable
-#: ASCII only (no white space of any kind), no ``;`` in the path, a query and
-#: a fragment that are not empty. Most links are such URLs; they skip both
-#: (issue 14).
-_PLAIN_HTTP_URL = re.compile(
-    r"https?://[A-Za-z0-9.-]+(?::[0-9]*)?"
-    r"(?:/[!\x22$-:<->@-Z\\^-~]*)?"  # the path: no # ; ? [ ]
-    r"(?:\?[!\x22$-~]+)?"  # the query: no #
-    r"(?:#[!-~]+)?"
-)
-
-
-def http_url(value: object, base: str | None) -> str | None:
-    """``value`` resolved against ``base`` if it is then an http(s) URL; else None."""
-    if not isinstance(value, str):
-        return None
-    if _PLAIN_HTTP_URL.fullmatch(value):
-        return value
-    text = value.strip()
-    if not text or text.lower().startswith(("data:", "javascript:", "mailto:")):
-        return None
-    try:
-        resolved = urljoin(base, text) if base else text
-        parts = urlsplit(resolved)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    return resolved
 
 
 def guess_kind(mime: str | None, url: str | None, medium: str | None = None) -> MediaKind:
@@ -141,65 +101,6 @@ def parse_length(value: object) -> int | None:
         number = int(value.strip())
         return number if number > 0 else None
     return None
-
-
-def _dimension_is_tiny(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    text = value.strip().lower().removesuffix("px")
-    return text.isdigit() and int(text) <= 2
-
-
-#: Pictures taken from one HTML body, at most (``pictures`` is at most 10).
-MAX_BODY_IMAGES = 10
-
-
-class _ImageTags(HTMLParser):
-    """The attributes of each ``<img>`` of an HTML fragment, in order.
-
-    The tokenizer BeautifulSoup's ``html.parser`` builder uses, without the
-    tree: the same tags are found (nothing inside a comment, ``<script>`` or
-    ``<style>``, nor in an attribute's value), with the same attributes (a
-    repeated one keeps its last value, one without a value is ``""``), at an
-    eighth of the cost.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=False)
-        self.images: list[dict[str, str]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "img":
-            self.images.append({key: value or "" for key, value in attrs})
-
-
-def body_images(
-    markup: str, base: str | None, limit: int = MAX_BODY_IMAGES
-) -> list[MediaCandidate]:
-    """The real pictures in an HTML body, in order (for ``pictures = N``): not
-    a data: URI, not a 1x1 or tracking pixel, not an SVG icon."""
-    found: list[MediaCandidate] = []
-    if "<img" not in markup.lower():
-        return found
-    tags = _ImageTags()
-    tags.feed(markup)
-    tags.close()
-    for img in tags.images:
-        if len(found) >= limit:
-            break
-        src = img.get("src") or img.get("data-src")
-        if not src:
-            continue
-        if _dimension_is_tiny(img.get("width")) or _dimension_is_tiny(img.get("height")):
-            continue
-        url = http_url(src, base)
-        if url is None or _TRACKERS.search(url):
-            continue
-        if urlsplit(url).path.lower().endswith(".svg"):
-            continue
-        if all(c.url != url for c in found):
-            found.append(MediaCandidate(url=url, kind="image", origin="body"))
-    return found
 
 
 def clamp_future(

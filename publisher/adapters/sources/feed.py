@@ -45,12 +45,10 @@ from publisher.adapters.sources._util import (
     TOO_DEEP,
     Keyring,
     ParsedFeed,
-    body_images,
     claim_key,
     clamp_future,
     guess_kind,
     html_to_text,
-    http_url,
     parse_length,
 )
 from publisher.core.errors import SourceError
@@ -58,6 +56,7 @@ from publisher.core.identity import RAW_BODY, content_hash, item_key, usable_gui
 from publisher.core.items import Item, MediaCandidate
 from publisher.core.redact import redact_urls
 from publisher.core.render.html import MAX_DEPTH, nesting_depth
+from publisher.core.sourceurls import http_url
 
 __all__ = ["ParsedFeed", "looks_like_html", "looks_like_json", "parse_feed"]
 
@@ -286,7 +285,7 @@ def _entry_to_item(
         warnings.append(f"{where}: skipped, {TOO_DEEP}")
         return None
     link = http_url(entry.get("link"), base)
-    media = _media(entry, base, html)
+    media = _media(entry, base)
     if not (title or html.strip() or text.strip() or link or media):
         warnings.append(f"{where}: skipped, it has no title, text, link or media")
         return None
@@ -311,7 +310,8 @@ def _entry_to_item(
         author=author,
         published=published,
         categories=categories,
-        media=media,
+        attached=media,
+        body_base=base or "",
         content_hash=RAW_BODY + content_hash(title, body, link),
     )
 
@@ -427,7 +427,9 @@ def _categories(entry: Any) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _media(entry: Any, base: str | None, html: str) -> tuple[MediaCandidate, ...]:
+def _media(entry: Any, base: str | None) -> tuple[MediaCandidate, ...]:
+    """The media the entry names (its body's pictures are found only when it
+    is rendered: see :attr:`publisher.core.items.Item.media`)."""
     found: list[MediaCandidate] = []
     seen: set[str] = set()
 
@@ -469,7 +471,4 @@ def _media(entry: Any, base: str | None, html: str) -> tuple[MediaCandidate, ...
         if url is None:
             continue
         add(MediaCandidate(url=url, kind="image", origin="media:thumbnail"))
-    if html:
-        for image in body_images(html, base):
-            add(image)
     return tuple(found)

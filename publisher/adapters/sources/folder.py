@@ -474,7 +474,7 @@ def _make_item(
         text=caption,
         html=markdown,
         published=published,
-        media=(media,),
+        attached=(media,),
         send_at=send_at,
         content_hash=content_hash(main.name, str(main.size), str(main.mtime), caption),
         files=files,

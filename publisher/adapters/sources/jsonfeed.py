@@ -28,18 +28,17 @@ from publisher.adapters.sources._util import (
     TOO_DEEP,
     Keyring,
     ParsedFeed,
-    body_images,
     claim_key,
     clamp_future,
     guess_kind,
     html_to_text,
-    http_url,
     parse_length,
 )
 from publisher.core.errors import SourceError
 from publisher.core.identity import content_hash, item_key, usable_guid
 from publisher.core.items import Item, MediaCandidate
 from publisher.core.render.html import MAX_DEPTH, nesting_depth
+from publisher.core.sourceurls import http_url
 
 #: Integers longer than this are kept as :data:`_ABSURD`, never converted.
 MAX_DIGITS = 100
@@ -306,9 +305,6 @@ def _item(
         url = http_url(raw.get(name), base)
         if url is not None:
             add(MediaCandidate(url=url, kind="image", origin=name))
-    if html:
-        for image in body_images(html, base):
-            add(image)
 
     if not (title or html or text or link or media):
         warnings.append(f"{where}: skipped, it has no title, text, link or media")
@@ -335,7 +331,8 @@ def _item(
         author=_author(raw, where, warnings) or feed_author,
         published=published,
         categories=categories,
-        media=tuple(media),
+        attached=tuple(media),
+        body_base=base or "",
         content_hash=content_hash(title, body, link),
     )
 
@@ -391,7 +388,6 @@ def _parse_rss_in_json(
                         origin="enclosure",
                     )
                 )
-        media.extend(body_images(html, base) if html else [])
         if not (title or html or link or media):
             warnings.append(f"{where}: skipped, it has no title, text, link or media")
             continue
@@ -423,7 +419,8 @@ def _parse_rss_in_json(
             author=_text(raw.get("author")) or None,
             published=published,
             categories=tuple(c for c in categories if c),
-            media=tuple(media),
+            attached=tuple(media),
+            body_base=base or "",
             content_hash=content_hash(title, html, link),
         )
         claim_key(keys, item, items, where, warnings)
