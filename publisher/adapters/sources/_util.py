@@ -8,12 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
-
-from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
 from publisher.core.items import Item, MediaKind
 from publisher.core.render.html import MAX_DEPTH
+
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup
 
 #: Why an item whose HTML nests absurdly deep is skipped.
 TOO_DEEP = (
@@ -46,6 +48,9 @@ class ParsedFeed:
 
 
 def soup(markup: str) -> BeautifulSoup:
+    # imported here: most polls find nothing new, and read no HTML
+    from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
         return BeautifulSoup(markup, "html.parser")

@@ -17,11 +17,13 @@ picture the page names for sharing, and its main text. Pure: HTML in, facts out.
 from __future__ import annotations
 
 import re
-
-from bs4 import BeautifulSoup, SoupStrainer
-from bs4.element import Tag
+from typing import TYPE_CHECKING
 
 from publisher.core.render.html import html_to_text, image_urls
+
+# bs4 is imported where a page is read (most runs read none; see render.html)
+if TYPE_CHECKING:
+    from bs4.element import Tag
 
 #: A feed body at most this long (in characters of plain text) is a summary.
 SUMMARY_MAX = 1000
@@ -49,6 +51,9 @@ def page_images(html: str, page_url: str) -> list[str]:
     """The pictures the page names for sharing, best first (see the module doc)."""
     if not html or "<" not in html:
         return []
+    from bs4 import BeautifulSoup, SoupStrainer
+    from bs4.element import Tag
+
     soup = BeautifulSoup(
         html[:HEAD_BYTES], "html.parser", parse_only=SoupStrainer(["meta", "link"])
     )
@@ -95,6 +100,9 @@ def main_text_html(html: str, page_url: str, title: str = "") -> str | None:
     )
     if not extracted or not extracted.strip():
         return None
+    from bs4 import BeautifulSoup
+    from bs4.element import Tag
+
     soup = BeautifulSoup(extracted, "html.parser")
     body = soup.body or soup
     first = next((c for c in body.children if isinstance(c, Tag)), None)
