@@ -171,13 +171,12 @@ def test_long_html_article_becomes_posts_within_every_cap(
                 client.post(message.payload)
         fetcher.close()
     payloads = [p.payload for p in standin.posts]
-    assert [p["type"] for p in payloads] == ["picture", "text", "picture"]
-    split_caption, follow_up, truncated = (
-        payloads[0]["text"],
-        payloads[1]["text"],
-        payloads[2]["text"],
-    )
+    # split: the picture, then the whole text in text posts; truncate: one picture
+    assert [p["type"] for p in payloads] == ["picture", "text", "text", "picture"]
+    split_caption, *follow_up, truncated = (p["text"] for p in payloads)
     assert utf16_len(split_caption) <= CAPTION_MAX and link in split_caption
-    assert utf16_len(follow_up) <= TEXT_MAX and follow_up.endswith(link)
-    assert "Paragraph 0: bold words & more words" in follow_up
+    assert all(utf16_len(text) <= TEXT_MAX for text in follow_up)
+    assert follow_up[0].startswith("(1/2) ") and follow_up[-1].endswith(link)
+    assert "Paragraph 0: bold words & more words" in follow_up[0]
+    assert "Paragraph 139: bold words & more words" in follow_up[-1]
     assert utf16_len(truncated) <= CAPTION_MAX and truncated.endswith(link)

@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from publisher.core.identity import strip_tracking
 from publisher.core.items import Item
-from publisher.core.render.post import format_published, render_caption, render_text
+from publisher.core.render.post import (
+    format_published,
+    render_caption,
+    render_posts,
+    render_text,
+)
 from publisher.core.render.text import utf16_len
 
 LINK = "https://example.org/news/2024/05/01/cafe-opens?utm=feed&id=42"
@@ -168,7 +173,7 @@ def test_astral_text_counts_utf16() -> None:
 def test_caption_short_text_is_the_caption() -> None:
     result = render_caption(make(title="T", text="Short body", link=LINK))
     assert result.caption == f"T\n\nShort body\n\n{LINK}"
-    assert result.follow_up is None
+    assert result.follow_up == ()
     assert result.decisions == ()
 
 
@@ -176,11 +181,14 @@ def test_caption_split_with_title() -> None:
     item = make(title="Café opens today", html=long_article(), link=LINK)
     result = render_caption(item, None, "split")
     assert result.caption == f"Café opens today\n\n{LINK}"
-    assert result.follow_up is not None
-    assert result.follow_up == render_text(item).text
-    assert utf16_len(result.follow_up) <= 7000
-    assert result.follow_up.endswith(LINK)
-    assert [d.code for d in result.decisions] == ["split", "truncated"]
+    # the whole text follows, split as a text post's is: nothing is cut
+    assert result.follow_up == render_posts(item).texts
+    first, second = result.follow_up
+    assert first.startswith("(1/2) Café opens today") and second.startswith("(2/2) ")
+    assert all(utf16_len(text) <= 7000 for text in result.follow_up)
+    assert second.endswith(LINK) and "Paragraph 40:" in second
+    assert [d.code for d in result.decisions] == ["split", "split"]
+    assert "follows as 2 text posts" in result.decisions[0].detail
 
 
 def test_caption_split_without_title_starts_the_text() -> None:
@@ -189,14 +197,14 @@ def test_caption_split_without_title_starts_the_text() -> None:
     assert utf16_len(result.caption) <= 768
     assert result.caption.startswith("Café opens\n\nParagraph 1")
     assert result.caption.endswith(f"…\n\n{LINK}")
-    assert result.follow_up == render_text(item).text
+    assert result.follow_up == (render_text(item).text,)
     assert result.decisions[0].code == "split"
 
 
 def test_caption_truncate_single_caption() -> None:
     item = make(title="Café opens today", html=long_article(5), link=LINK)
     result = render_caption(item, None, "truncate")
-    assert result.follow_up is None
+    assert result.follow_up == ()
     assert utf16_len(result.caption) <= 768
     assert result.caption.startswith("Café opens today\n\n")
     assert result.caption.endswith(f"…\n\n{LINK}")
@@ -260,8 +268,8 @@ def test_render_caption_properties(title: str, body: str, link: str | None, over
     posted = strip_tracking(link) if link else None
     if posted:
         assert posted in result.caption
-    if result.follow_up is not None:
+    if result.follow_up:
         assert overflow == "split"
-        assert utf16_len(result.follow_up) <= 1000
+        assert all(utf16_len(text) <= 1000 for text in result.follow_up)
         if posted:
-            assert posted in result.follow_up
+            assert posted in result.follow_up[-1]

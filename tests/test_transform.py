@@ -250,11 +250,14 @@ def test_long_caption_split(tmp_path: Path) -> None:
     url = "http://m.example/p.jpg"
     transformer, _ = make(tmp_path, {url: jpeg()})
     rendered = transformer.render(long_item(url), SOURCE)
-    assert types(rendered) == ["picture", "text"]
-    picture, text = (m.payload for m in rendered.messages)
+    # the whole text follows the picture, split as a text post's is
+    assert types(rendered) == ["picture", "text", "text"]
+    picture, first, second = (m.payload for m in rendered.messages)
     assert utf16_len(picture["text"]) <= CAPTION_MAX and LINK in picture["text"]
-    assert utf16_len(text["text"]) <= TEXT_MAX and text["text"].endswith(LINK)
-    assert "Sentence number 150" in text["text"]
+    assert first["text"].startswith("(1/2) ") and second["text"].startswith("(2/2) ")
+    assert all(utf16_len(m["text"]) <= TEXT_MAX for m in (first, second))
+    assert second["text"].endswith(LINK)
+    assert "Sentence number 150" in first["text"] + second["text"]
     assert "split" in codes(rendered)
     assert picture["media"].startswith(PUBLIC + "/media/") and picture["media"].endswith(".jpg")
     assert_valid(rendered)

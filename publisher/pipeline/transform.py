@@ -546,8 +546,7 @@ class Transformer:
                     "item's order, posted back to back; the first carries the caption",
                 )
             )
-        if caption.follow_up:
-            messages.append(RenderedMessage({"type": "text", "text": caption.follow_up}))
+        messages.extend(RenderedMessage({"type": "text", "text": t}) for t in caption.follow_up)
         return RenderedItem(item, tuple(messages), tuple(decisions))
 
     def _video(

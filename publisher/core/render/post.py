@@ -102,8 +102,9 @@ class RenderedPosts:
 class CaptionResult:
     #: The picture's ``text`` (may be "").
     caption: str
-    #: A text post to send after the picture, when the caption could not hold it all.
-    follow_up: str | None
+    #: Text posts to send after the picture, when the caption could not hold
+    #: it all: the whole text, split as a text post's is (``(1/2)``...).
+    follow_up: tuple[str, ...]
     decisions: tuple[Decision, ...] = ()
 
 
@@ -471,30 +472,36 @@ def render_caption(
     When the whole text fits in ``caption_limit`` it is the caption. Otherwise,
     with ``overflow="split"``, the caption is short (the title and the link,
     or without a title the start of the text) and ``follow_up`` carries the
-    whole text (itself capped at ``text_limit``); with ``"truncate"`` the
-    caption is the text cut to ``caption_limit``, link kept, and nothing follows.
+    whole text: one text post, or several of at most ``text_limit`` marked
+    ``(1/3)`` as :func:`render_posts` splits; with ``"truncate"`` the caption
+    is the text cut to ``caption_limit``, link kept, and nothing follows.
     """
     if overflow not in ("split", "truncate"):
         raise ValueError(f'overflow must be "split" or "truncate", not {overflow!r}')
-    parts, notes = _parts(item, style or TextStyle())
+    style = style or TextStyle()
+    parts, notes = _parts(item, style)
     full = _render(parts, template, text_limit)
     if utf16_len(full.text) <= caption_limit:
-        return CaptionResult(full.text, None, (*notes, *full.decisions))
+        return CaptionResult(full.text, (), (*notes, *full.decisions))
     if overflow == "truncate":
         short = _render(parts, template, caption_limit)
-        return CaptionResult(short.text, None, (*notes, *short.decisions))
+        return CaptionResult(short.text, (), (*notes, *short.decisions))
     if parts.title:
         short = _render(replace(parts, body="", hide_title=False), None, caption_limit)
         shown = "the title and the link"
     else:
         short = _render(parts, template, caption_limit)
         shown = "the start of the text"
+    posts = render_posts(item, template, style, "split", limit=text_limit)
+    length = utf16_len(full.text) if len(posts.texts) == 1 else sum(map(utf16_len, posts.texts))
+    follows = "as a text post" if len(posts.texts) == 1 else f"as {len(posts.texts)} text posts"
     split = Decision(
         "split",
-        f"text of {utf16_len(full.text)} characters is over the {caption_limit}-character "
-        f"caption limit: the picture carries {shown}, the whole text follows as a text post",
+        f"text of {length} characters is over the {caption_limit}-character "
+        f"caption limit: the picture carries {shown}, the whole text follows {follows}",
     )
     caption_notes = tuple(
         Decision(d.code, f"caption: {d.detail}") for d in short.decisions if d.code != "fallback"
     )
-    return CaptionResult(short.text, full.text, (*notes, split, *full.decisions, *caption_notes))
+    text_notes = tuple(d for d in posts.decisions if d not in notes)
+    return CaptionResult(short.text, posts.texts, (*notes, split, *text_notes, *caption_notes))
