@@ -196,6 +196,11 @@ class SourceStates(Protocol):
         columns passed as :data:`KEEP` stay as they are, None clears."""
         ...
 
+    def record_polls(self, polls: Sequence[tuple[str, datetime, Mapping[str, Any]]]) -> None:
+        """:meth:`record_poll` with ``ok=True`` for several sources in one
+        write, each ``(name, now, the other arguments)``; nothing read back."""
+        ...
+
     def set_paused(self, name: str, paused: bool, now: datetime, reason: str = "") -> None: ...
 
 

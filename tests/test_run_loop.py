@@ -128,14 +128,20 @@ def test_poll_all_records_only_the_failures_and_the_slow_feed_blocks_nobody(
     )
     service = Service(config, token=STANDIN_TOKEN, serve=False)
     recorded: list[tuple[str, bool, bool]] = []
-    real_record = service.store.record_poll
+    real_record, real_record_many = service.store.record_poll, service.store.record_polls
 
     def record_poll(name: str, *args: Any, **kwargs: Any) -> Any:
         state = real_record(name, *args, **kwargs)
         recorded.append((name, bool(kwargs.get("ok")), server.slow_finished.is_set()))
         return state
 
+    def record_polls(polls: Any) -> None:  # the unchanged ones, written together
+        real_record_many(polls)
+        done = server.slow_finished.is_set()
+        recorded.extend((name, True, done) for name, _, _ in polls)
+
     service.store.record_poll = record_poll  # type: ignore[method-assign]
+    service.store.record_polls = record_polls  # type: ignore[method-assign]
     try:
         first = {o.source: o for o in service.poll_all()}
         assert first["etag"].ok and first["etag"].queued == 1

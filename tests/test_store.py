@@ -230,6 +230,23 @@ def test_mark_seen_and_content_change(store: Store) -> None:
     assert store.seen("news", "k1") is None
 
 
+def test_rehash_seen_replaces_only_the_hashes_of_the_items_named(store: Store) -> None:
+    store.mark_seen("blog", "a", "old-a", at(0), "filtered")
+    store.mark_seen("blog", "b", "old-b", at(0), "filtered")
+    store.mark_seen("news", "a", "old-a", at(0), "filtered")
+    store.rehash_seen("blog", [("a", "raw:new-a"), ("gone", "raw:x")])
+    store.rehash_seen("blog", [])
+    a, b, other = store.seen("blog", "a"), store.seen("blog", "b"), store.seen("news", "a")
+    assert a is not None and (a.content_hash, a.last_seen, a.outcome) == (
+        "raw:new-a",
+        at(0),
+        "filtered",
+    )
+    assert b is not None and b.content_hash == "old-b"
+    assert other is not None and other.content_hash == "old-a"
+    assert store.seen("blog", "gone") is None
+
+
 def test_forget_older_than_uses_last_seen(store: Store) -> None:
     store.mark_seen("blog", "old", "h", at(0), "filtered")
     store.mark_seen("blog", "kept", "h", at(0), "filtered")
@@ -549,6 +566,25 @@ def test_record_poll(store: Store) -> None:
     assert store.get_source("blog").paused
     assert [s.name for s in store.sources()] == ["blog"]
     assert KEEP is store_module.KEEP
+
+
+def test_record_polls_writes_many_unchanged_polls_at_once(store: Store) -> None:
+    store.record_poll("a", at(0), ok=False, error="timeout")
+    store.record_poll("b", at(0), ok=True, etag='"old"', url="https://b.example/feed")
+    store.record_polls(
+        [
+            ("a", at(1), {"etag": '"1"', "next_poll": at(11), "first_poll_done": True}),
+            ("b", at(2), {"etag": '"2"', "body_hash": "h", "snapshot": None}),
+            ("c", at(3), {"last_modified": "Wed, 01 May 2024 12:00:00 GMT"}),
+        ]
+    )
+    a, b, c = (store.get_source(name) for name in "abc")
+    assert a.etag == '"1"' and a.next_poll == at(11) and a.last_poll == at(1)
+    assert a.consecutive_failures == 0 and a.last_error is None and a.last_success == at(1)
+    assert b.etag == '"2"' and b.body_hash == "h" and b.last_success == at(2)
+    assert b.url == "https://b.example/feed", "what is not given stays"
+    assert c.first_poll_done and c.last_modified == "Wed, 01 May 2024 12:00:00 GMT"
+    store.record_polls([])  # nothing to write
 
 
 def test_channel_state(store: Store) -> None:

@@ -4,7 +4,6 @@ turn of the service, not one per source (issue 14)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,19 +47,24 @@ def service(tmp_path: Path, feed_url: str) -> Iterator[tuple[Service, list[datet
         running.close()
 
 
-def _count_batches(service: Service) -> list[int]:
+def _count_writes(service: Service) -> list[list[str]]:
+    """The sources of each write of polls (``record_polls``: one statement
+    for them all) and of each poll written alone (``record_poll``)."""
     store = service.parts.store
-    original = store.batch
-    entered = [0]
+    record_polls, record_poll = store.record_polls, store.record_poll
+    writes: list[list[str]] = []
 
-    @contextmanager
-    def counted() -> Iterator[None]:
-        entered[0] += 1
-        with original():
-            yield
+    def counted_many(polls: Any) -> None:
+        writes.append([name for name, _, _ in polls])
+        record_polls(polls)
 
-    store.batch = counted  # type: ignore[method-assign]
-    return entered
+    def counted_one(name: str, *args: Any, **kwargs: Any) -> Any:
+        writes.append([name])
+        return record_poll(name, *args, **kwargs)
+
+    store.record_polls = counted_many  # type: ignore[method-assign]
+    store.record_poll = counted_one  # type: ignore[method-assign]
+    return writes
 
 
 def test_unchanged_polls_are_one_transaction(
@@ -72,10 +76,10 @@ def test_unchanged_polls_are_one_transaction(
     monkeypatch.setattr("publisher.service.runner.FLUSH_EVERY", 60.0)
     assert all(o.result == "ok" for o in running.poll_all())
     now[0] = T0 + timedelta(hours=1)
-    entered = _count_batches(running)
+    writes = _count_writes(running)
     outcomes = running.poll_all()
     assert [o.result for o in outcomes] == ["not_modified"] * 5
-    assert entered[0] == 1
+    assert [sorted(names) for names in writes] == [[f"s{n}" for n in range(5)]]
     for n in range(5):
         state = running.parts.store.get_source(f"s{n}")
         assert state.last_poll == now[0]

@@ -244,9 +244,7 @@ class Poller:
         if not pending:
             return []
         try:
-            with self.store.batch():
-                for name, now, fields in pending:
-                    self.store.record_poll(name, now, ok=True, **fields)
+            self.store.record_polls(pending)
         except StoreError as exc:
             log.error("%d unchanged poll(s) could not be recorded: %s", len(pending), exc)
             return [name for name, _, _ in pending]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -57,27 +58,20 @@ class SQLSourceStates:
         (unless given) marks the first poll done; a failure counts one more.
         Columns passed as :data:`KEEP` (the default) stay as they are; None clears."""
         d = self._dialect
-        sets: dict[str, Any] = {"last_poll": d.ts(now)}
-        if ok:
-            sets |= {"last_success": d.ts(now), "last_error": None}
-            if first_poll_done is KEEP:
-                first_poll_done = True
-        else:
-            sets["last_error"] = error or "unknown error"
-        given = {"etag": etag, "last_modified": last_modified, "body_hash": body_hash, "url": url}
-        sets |= {column: given[column] for column in _SOURCE_COLUMNS if given[column] is not KEEP}
-        if next_poll is not KEEP:
-            sets["next_poll"] = d.opt_ts(next_poll)
-        if snapshot is not KEEP:
-            sets["snapshot"] = None if snapshot is None else d.json(snapshot)
-        if first_poll_done is not KEEP:
-            sets["first_poll_done"] = bool(first_poll_done)
-        # Column names from the code above, never from input.
-        assignments = ", ".join(f"{column} = ?" for column in sets)
-        failures = "0" if ok else "consecutive_failures + 1"
-        update = (
-            f"UPDATE sources SET {assignments}, consecutive_failures = {failures} WHERE name = ?"
+        sets = _poll_columns(
+            d,
+            now,
+            ok=ok,
+            error=error,
+            etag=etag,
+            last_modified=last_modified,
+            body_hash=body_hash,
+            url=url,
+            next_poll=next_poll,
+            snapshot=snapshot,
+            first_poll_done=first_poll_done,
         )
+        update = _update(sets, ok)
         with self._db.write() as db:
             ensure_source(d, db, name)
             if d.returning:
@@ -87,6 +81,26 @@ class SQLSourceStates:
                 row = d.execute(db, "SELECT * FROM sources WHERE name = ?", (name,)).fetchone()
         return rows.source_state(d, row)
 
+    def record_polls(self, polls: Sequence[tuple[str, datetime, Mapping[str, Any]]]) -> None:
+        """:meth:`record_poll` with ``ok=True`` for several sources in one
+        write, each ``(name, now, the other arguments)``; the states are not
+        read back (a turn's unchanged polls: one statement for them all)."""
+        if not polls:
+            return
+        d = self._dialect
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        for name, now, fields in polls:
+            sets = _poll_columns(d, now, ok=True, **fields)
+            grouped.setdefault(_update(sets, True), []).append((*sets.values(), name))
+        with self._db.write() as db:
+            d.executemany(
+                db,
+                "INSERT INTO sources (name) VALUES (?) ON CONFLICT DO NOTHING",
+                [(name,) for name, _, _ in polls],
+            )
+            for update, values in grouped.items():
+                d.executemany(db, update, values)
+
     def set_paused(self, name: str, paused: bool, now: datetime, reason: str = "") -> None:
         """Pause or resume a source (with an event naming why)."""
         d = self._dialect
@@ -94,3 +108,43 @@ class SQLSourceStates:
             ensure_source(d, db, name)
             d.execute(db, "UPDATE sources SET paused = ? WHERE name = ?", (bool(paused), name))
             write_event(d, db, now, name, None, "paused" if paused else "resumed", reason)
+
+
+def _poll_columns(
+    d: Dialect,
+    now: datetime,
+    *,
+    ok: bool,
+    error: str | None = None,
+    etag: str | Keep | None = KEEP,
+    last_modified: str | Keep | None = KEEP,
+    body_hash: str | Keep | None = KEEP,
+    url: str | Keep | None = KEEP,
+    next_poll: datetime | Keep | None = KEEP,
+    snapshot: Any = KEEP,
+    first_poll_done: bool | Keep = KEEP,
+) -> dict[str, Any]:
+    """The columns a poll sets, and their values (see ``record_poll``)."""
+    sets: dict[str, Any] = {"last_poll": d.ts(now)}
+    if ok:
+        sets |= {"last_success": d.ts(now), "last_error": None}
+        if first_poll_done is KEEP:
+            first_poll_done = True
+    else:
+        sets["last_error"] = error or "unknown error"
+    given = {"etag": etag, "last_modified": last_modified, "body_hash": body_hash, "url": url}
+    sets |= {column: given[column] for column in _SOURCE_COLUMNS if given[column] is not KEEP}
+    if next_poll is not KEEP:
+        sets["next_poll"] = d.opt_ts(next_poll)
+    if snapshot is not KEEP:
+        sets["snapshot"] = None if snapshot is None else d.json(snapshot)
+    if first_poll_done is not KEEP:
+        sets["first_poll_done"] = bool(first_poll_done)
+    return sets
+
+
+def _update(sets: Mapping[str, Any], ok: bool) -> str:
+    """The UPDATE of a poll's ``sets`` (column names from the code, never from input)."""
+    assignments = ", ".join(f"{column} = ?" for column in sets)
+    failures = "0" if ok else "consecutive_failures + 1"
+    return f"UPDATE sources SET {assignments}, consecutive_failures = {failures} WHERE name = ?"
