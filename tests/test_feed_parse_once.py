@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import pytest
 
 from publisher.adapters.sources import feed
@@ -38,13 +39,13 @@ def _rss(description: str) -> bytes:
 @pytest.fixture
 def resolver_flags(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     flags: list[bool] = []
-    parse = feed.feedparser.parse
+    parse = feedparser.parse
 
     def recording(*args: Any, **kwargs: Any) -> Any:
         flags.append(kwargs["resolve_relative_uris"])
         return parse(*args, **kwargs)
 
-    monkeypatch.setattr(feed.feedparser, "parse", recording)
+    monkeypatch.setattr(feedparser, "parse", recording)
     return flags
 
 

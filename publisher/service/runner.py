@@ -326,8 +326,9 @@ class Service:
         )
         for name, deliverer in self.deliverers.items():
             metrics.set_posting_stopped(deliverer.stopped_reason is not None, channel=name)
+        paused = {state.name for state in store.sources() if state.paused}  # one read
         for source in self.config.sources:
-            metrics.set_source_paused(source.name, store.get_source(source.name).paused)
+            metrics.set_source_paused(source.name, source.name in paused)
 
     def _media_size(self) -> tuple[int, int]:
         """The media folder's files and bytes (``/metrics`` reads it)."""

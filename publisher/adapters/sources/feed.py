@@ -37,10 +37,6 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-import feedparser
-from feedparser.sanitizer import _sanitize_html
-from feedparser.urls import resolve_relative_uris
-
 from publisher.adapters.sources._util import (
     TOO_DEEP,
     Keyring,
@@ -191,6 +187,8 @@ def _parse_xml(
     # styles and the rest itself, and nothing here writes a body out as
     # HTML. Only item keys made from a body (no id, no link) are made from
     # the sanitised body, as they were before (see :func:`_key_body`).
+    import feedparser  # here: a run whose feeds did not change never loads it
+
     try:
         parsed: Any = feedparser.parse(
             io.BytesIO(body),
@@ -383,7 +381,11 @@ def _body(
     kind, value, own_base = candidates[0]
     if "html" not in kind:
         return "", value.strip()
+    from feedparser.urls import resolve_relative_uris
+
     if sanitize:
+        from feedparser.sanitizer import _sanitize_html
+
         value = _sanitize_html(value, "utf-8", kind)
     full_base = http_url(own_base, base) if own_base else base
     if trim and _PADDED_URI.search(value):
