@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -135,3 +136,30 @@ def test_remembered_addresses_still_meet_the_private_address_rule() -> None:
             with pytest.raises(MediaError, match=r"internal\.example resolves to .*192\.168"):
                 fetcher.fetch_media("http://internal.example/a.jpg")
     assert resolve.calls == ["internal.example"]
+
+
+def test_the_connection_goes_to_the_address_the_check_looked_up(feed_port: int) -> None:
+    """A host name is looked up once, for the private-address rule, and the
+    connection goes to that answer: a DNS server answering otherwise the
+    second time (DNS rebinding) has no second time. Here the name exists
+    nowhere but in the look-up the fetcher made."""
+    resolve = Counting(["127.0.0.1"])
+    url = f"http://feeds.invalid:{feed_port}/feed"
+    with Fetcher(FetchConfig(allow_private=True), resolve=resolve) as fetcher:
+        assert fetcher.fetch_feed(url).body == RSS
+    assert resolve.calls == ["feeds.invalid"]
+    assert len(_Feed.connections) == 1
+
+
+def test_a_checked_public_answer_is_where_the_connection_goes_not_a_second_lookup(
+    feed_port: int,
+) -> None:
+    """``localhost`` checked as a public address (the look-up says so) is
+    connected to at that address, never at 127.0.0.1, where the system's own
+    look-up would send it. The suite's guard (conftest) stops any connection
+    off loopback, and says where it was going."""
+    resolve = Counting(["93.184.216.34"])
+    with Fetcher(FetchConfig(timeout=timedelta(seconds=2)), resolve=resolve) as fetcher:
+        with pytest.raises(AssertionError, match=r"non-loopback address: 93\.184\.216\.34"):
+            fetcher.fetch_media(f"http://localhost:{feed_port}/feed")
+    assert _Feed.connections == []

@@ -32,9 +32,11 @@ whose host is, or resolves (every address ``getaddrinfo`` returns) to, a
 loopback, private, link-local or otherwise non-public address is refused.
 For feeds the host the operator configured is trusted (they wrote it into
 ``sources.toml``), but a redirect to any *other* such host is refused.
-Residual risk: the name is resolved again by the HTTP client when it
-connects, so a DNS server that answers differently the second time (DNS
-rebinding) is not caught.
+The connection goes to the addresses the rule looked at (see
+:meth:`_WatchedBackend.connect_tcp`): a name is not looked up a second time,
+so a DNS server that answers otherwise the second time (DNS rebinding) gets
+no second time. Through a proxy from the environment, the proxy looks the
+name up.
 
 Feeds may also be local files: a path (``feeds/news.xml``) or a ``file:``
 URL. Media must be http(s).
@@ -462,8 +464,8 @@ class Fetcher:
         permanent: str | None = None
         all_permanent = True
         for _hop in range(MAX_REDIRECTS + 1):
-            host = self._check_target(current, fail, trusted_host, deadline)
-            watch = self._watchdog.watch(deadline)
+            host, addresses = self._check_target(current, fail, trusted_host, deadline)
+            watch = self._watchdog.watch(deadline, addresses)
             try:
                 with (
                     watch,
@@ -569,8 +571,11 @@ class Fetcher:
 
     def _check_target(
         self, url: str, fail: _Fail, trusted_host: str | None, deadline: float
-    ) -> str:
-        """Check scheme and the private-address rule; return ``host:port``.
+    ) -> tuple[str, list[str] | None]:
+        """Check scheme and the private-address rule; return ``host:port`` and
+        the addresses the request connects to: those looked up here, so the
+        connection goes where the rule looked (None: an address in the URL,
+        or a name left to the connection to look up).
 
         A host name is looked up before ``deadline`` or the fetch times out;
         where the rule does not apply (a trusted host, ``allow_private``) it is
@@ -595,12 +600,12 @@ class Fetcher:
         if self.config.allow_private or (trusted_host and host == trusted_host):
             if self._look_up_ahead and not _is_ip_literal(host):
                 try:
-                    self._resolve_in_time(host, port, deadline)
+                    return key, self._resolve_in_time(host, port, deadline)
                 except TimeoutError:
                     raise self._too_slow(url, fail) from None
                 except (OSError, UnicodeError):
                     pass  # httpx looks it up again and says what is wrong
-            return key
+            return key, None
         refusal = "such URLs are refused unless [fetch] allow_private = true in sources.toml"
         try:
             ipaddress.ip_address(host.strip("[]"))
@@ -609,7 +614,7 @@ class Fetcher:
         else:
             if _non_public(host.strip("[]")):
                 raise fail(f"{url}: {host} is a private or local address; {refusal}")
-            return key
+            return key, None
         try:
             addresses = self._resolve_in_time(host, port, deadline)
         except TimeoutError:
@@ -625,7 +630,7 @@ class Fetcher:
                 raise fail(
                     f"{url}: {host} resolves to the private or local address {address}; {refusal}"
                 )
-        return key
+        return key, addresses if self._look_up_ahead else None
 
     def _resolve_in_time(self, host: str, port: int, deadline: float) -> list[str]:
         """``resolve(host, port)``, waited for until ``deadline`` at most.
@@ -801,8 +806,12 @@ _current = threading.local()
 class _Watch:
     """One request's deadline and the sockets it uses (see :class:`_Watchdog`)."""
 
-    def __init__(self, owner: _Watchdog, deadline: float) -> None:
+    def __init__(
+        self, owner: _Watchdog, deadline: float, addresses: list[str] | None = None
+    ) -> None:
         self.deadline = deadline
+        #: Where a connection it opens goes (see :meth:`Fetcher._check_target`).
+        self.addresses = addresses
         self.expired = False
         self._owner = owner
         self._sockets: list[socket.socket] = []
@@ -912,8 +921,28 @@ class _WatchedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _WatchedStream(stream)
+        """A connection for the request made on this thread: to the addresses
+        its host name was checked at, in order (a name is not looked up a
+        second time, which a DNS server answering otherwise could turn to a
+        private address); TLS still names and verifies ``host``."""
+        watch: _Watch | None = getattr(_current, "watch", None)
+        addresses = watch.addresses if watch is not None else None
+        if not addresses:
+            stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+            return _WatchedStream(stream)
+        end = None if timeout is None else time.monotonic() + timeout
+        for n, address in enumerate(addresses, start=1):
+            left = None if end is None else max(0.001, end - time.monotonic())
+            try:
+                stream = self._backend.connect_tcp(
+                    address, port, left, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                if n == len(addresses):
+                    raise
+                continue
+            return _WatchedStream(stream)
+        raise httpcore.ConnectError(f"{host} has no address")  # not reached: addresses
 
     def connect_unix_socket(
         self,
@@ -974,8 +1003,8 @@ class _Watchdog:
         #: deadline: requests with the same timeout never wake it).
         self._wake_at = float("inf")
 
-    def watch(self, deadline: float) -> _Watch:
-        watch = _Watch(self, deadline)
+    def watch(self, deadline: float, addresses: list[str] | None = None) -> _Watch:
+        watch = _Watch(self, deadline, addresses)
         with self._cond:
             self._watches.add(watch)
             if self._thread is None and not self._closed:
