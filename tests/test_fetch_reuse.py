@@ -159,7 +159,7 @@ def test_a_checked_public_answer_is_where_the_connection_goes_not_a_second_looku
     look-up would send it. The suite's guard (conftest) stops any connection
     off loopback, and says where it was going."""
     resolve = Counting(["93.184.216.34"])
-    with Fetcher(FetchConfig(timeout=timedelta(seconds=2)), resolve=resolve) as fetcher:
-        with pytest.raises(AssertionError, match=r"non-loopback address: 93\.184\.216\.34"):
-            fetcher.fetch_media(f"http://localhost:{feed_port}/feed")
+    refused = pytest.raises(AssertionError, match=r"non-loopback address: 93\.184\.216\.34")
+    with Fetcher(FetchConfig(timeout=timedelta(seconds=2)), resolve=resolve) as fetcher, refused:
+        fetcher.fetch_media(f"http://localhost:{feed_port}/feed")
     assert _Feed.connections == []
