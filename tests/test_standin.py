@@ -185,7 +185,9 @@ def test_text_post_is_recorded(standin: ViberStandIn) -> None:
     [
         ({"type": "text", "text": "a" * 7000}, 0, "ok"),
         ({"type": "text", "text": "a" * 7001}, 3, "text.text"),
-        ({"type": "text"}, 3, "text.text: missing"),
+        ({"type": "text"}, 4, "missingData: text.text: missing"),
+        ({}, 4, "missingData: type: missing"),
+        ({"type": "location", "location": {"lat": 1}}, 4, "missingData: location.location.lon"),
         ({"type": "poll"}, 3, "type"),
         ({"type": "url", "media": "https://e.org/x", "text": "t" * 121}, 3, "url.text"),
         ({"type": "contact", "contact": {"name": "n" * 29, "phone_number": "1"}}, 3, "name"),

@@ -147,6 +147,10 @@ class MessageError(PublisherError, ValueError):
     """A message breaks one of the Post API's documented limits."""
 
 
+class MissingField(MessageError):
+    """A field the message requires is missing (Viber's status 4, ``missingData``)."""
+
+
 class SourceError(PublisherError):
     """A source could not be fetched or parsed."""
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from publisher.core.errors import MessageError
+from publisher.core.errors import MessageError, MissingField
 from publisher.core.limits import (
     CAPTION_MAX,
     CONTACT_NAME_MAX,
@@ -382,7 +382,7 @@ def message_from_payload(payload: Mapping[str, Any]) -> Message:
         raise MessageError(f"payload: must be a JSON object, got {type(payload).__name__}")
     kind = payload.get("type")
     if kind is None:
-        raise MessageError(f"type: missing; use one of {', '.join(MESSAGE_TYPES)}")
+        raise MissingField(f"type: missing; use one of {', '.join(MESSAGE_TYPES)}")
     if not isinstance(kind, str) or kind not in _FIELDS:
         raise MessageError(f"type: {kind!r} is not one of {', '.join(MESSAGE_TYPES)}")
     fields = _FIELDS[kind]
@@ -393,7 +393,7 @@ def message_from_payload(payload: Mapping[str, Any]) -> Message:
             )
     for key, required in fields.items():
         if required and key not in payload:
-            raise MessageError(f"{kind}.{key}: missing; a {kind} message requires it")
+            raise MissingField(f"{kind}.{key}: missing; a {kind} message requires it")
     args: dict[str, Any] = {k: payload[k] for k in fields if k in payload}
     if kind in _NESTED:
         inner = args.pop(kind)
@@ -404,7 +404,7 @@ def message_from_payload(payload: Mapping[str, Any]) -> Message:
                 raise MessageError(f"{kind}.{kind}.{key}: unknown field")
         for key in _NESTED[kind]:
             if key not in inner:
-                raise MessageError(f"{kind}.{kind}.{key}: missing; a {kind} message requires it")
+                raise MissingField(f"{kind}.{kind}.{key}: missing; a {kind} message requires it")
             args[key] = inner[key]
     if kind == "url" and args.get("text") is None:
         args.pop("text", None)

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 from publisher.adapters.httpserver import HTTPServer
 from publisher.adapters.standin.media import MediaFetcher, MediaRefused
 from publisher.adapters.viber.signature import sign
-from publisher.core.errors import MessageError
+from publisher.core.errors import MessageError, MissingField
 from publisher.core.messages import check_request_size, validate_payload
 
 log = logging.getLogger("publisher.adapters.standin")
@@ -507,6 +507,8 @@ class ViberStandIn:
             )
         try:
             validate_payload(payload, wire_size=body_size)
+        except MissingField as exc:
+            return _Outcome(_answer(4, f"missingData: {exc}"))
         except MessageError as exc:
             return _Outcome(_answer(3, f"badData: {exc}"))
         if self.check_media:
