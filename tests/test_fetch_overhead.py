@@ -14,6 +14,8 @@ import pytest
 from helpers import feed_server, rss
 
 from publisher.adapters import fetch
+from publisher.adapters.tls import tls_context
+from publisher.adapters.viber.client import ChannelClient
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,8 @@ def test_an_earlier_deadline_still_wakes_the_watchdog() -> None:
         watchdog.close()
 
 
-def test_a_fetcher_loads_the_ca_certificates_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_ca_certificates_are_loaded_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fetcher and every channel's client share one TLS context."""
     calls: list[object] = []
     real = httpx.create_ssl_context
 
@@ -76,6 +79,7 @@ def test_a_fetcher_loads_the_ca_certificates_once(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(httpx, "create_ssl_context", counting)
     monkeypatch.setattr("httpx._transports.default.create_ssl_context", counting)
-    with fetch.Fetcher():
+    tls_context.cache_clear()
+    with fetch.Fetcher(), fetch.Fetcher(), ChannelClient("t" * 40), ChannelClient("u" * 40):
         pass
     assert sum(1 for verify in calls if verify is True) == 1

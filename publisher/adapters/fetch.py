@@ -75,6 +75,7 @@ from urllib.request import getproxies, url2pathname
 import httpcore
 import httpx
 
+from publisher.adapters.tls import tls_context
 from publisher.core.config import FetchConfig, format_duration, is_private_address
 from publisher.core.errors import FetchError, MediaError, PublisherError
 from publisher.core.records import FeedResponse, MediaResponse, PageResponse
@@ -962,7 +963,7 @@ def _watched_pool() -> httpcore.ConnectionPool:
     :data:`KEEPALIVE_SECONDS`."""
     # One TLS context (loading the CA certificates is most of a fetcher's start).
     return httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
+        ssl_context=tls_context(),
         max_connections=MAX_CONNECTIONS,
         max_keepalive_connections=MAX_CONNECTIONS,
         keepalive_expiry=KEEPALIVE_SECONDS,

@@ -30,6 +30,12 @@ from publisher.core.config import ChannelConfig, Config
 from publisher.core.errors import ConfigError, PublisherError
 from publisher.logs import setup_logging
 
+# httpx imports its own command-line client (rich, pygments: 40 ms of every
+# start) whenever those are installed, as they are here, and nothing here runs
+# it; its import failing is a case httpx provides for (the `httpx` command
+# then says what is missing). Only in this command's process.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2

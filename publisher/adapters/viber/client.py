@@ -24,10 +24,8 @@ a string of digits is accepted too).
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import ssl
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -35,6 +33,7 @@ from typing import Any
 import httpx
 
 from publisher import __version__
+from publisher.adapters.tls import tls_context
 from publisher.adapters.viber import signature
 from publisher.config import resolve_token
 from publisher.core.config import DEFAULT_API_URL, ViberConfig
@@ -282,12 +281,6 @@ def _viber_json(http_status: int, body: bytes) -> tuple[dict[str, Any], int]:
 # the client
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One verifying context per process (building one takes ~0.1 s)."""
-    return httpx.create_ssl_context()
-
-
 class ChannelClient:
     """A client of one channel's Post API (``api_url`` without a trailing ``/``)."""
 
@@ -313,7 +306,7 @@ class ChannelClient:
         self._sender: str | None = None
         self._http = httpx.Client(
             transport=transport,
-            verify=_ssl_context(),
+            verify=tls_context(),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             headers={
                 AUTH_HEADER: self._token,
