@@ -12,7 +12,7 @@ import pytest
 from helpers import feed_server
 
 from publisher.config import parse_config
-from publisher.service.runner import Service
+from publisher.service.runner import POLL_WORKERS, Service, poll_workers
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 BODY = (
@@ -141,3 +141,27 @@ def test_a_source_polled_alone_still_reads_its_state(
     assert running.poll_source(source).result == "ok"
     now[0] = T0 + timedelta(hours=1)
     assert running.poll_source(source).result == "not_modified"
+
+
+def _sources(*urls: str, **fetch: Any) -> Any:
+    return parse_config(
+        {
+            "viber": {"api_url": "local"},
+            "fetch": fetch,
+            "sources": [{"name": f"s{n}", "type": "rss", "url": url} for n, url in enumerate(urls)],
+        }
+    )
+
+
+def test_poll_threads_are_as_many_as_the_hosts_can_keep_busy() -> None:
+    """At most ``max_per_host`` polls of one host run at once: more threads
+    than the hosts can keep busy would only wait their turn (issue 14)."""
+    one_host = [f"https://blog.example/feed/{n}" for n in range(50)]
+    assert poll_workers(_sources(*one_host)) == 2
+    assert poll_workers(_sources(*one_host, max_per_host=3)) == 3
+    many = [f"https://{n}.example/feed" for n in range(50)]
+    assert poll_workers(_sources(*many)) == POLL_WORKERS
+    assert poll_workers(_sources("https://a.example/f")) == 1
+    # user:password@ and the port: the host is what the fetcher counts
+    two = ["https://u:p@a.example/1", "https://A.example/2", "https://a.example:8443/3"]
+    assert poll_workers(_sources(*two, max_per_host=1)) == 2

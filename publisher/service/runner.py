@@ -34,10 +34,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import schedule
 
 from publisher import compose
+from publisher.adapters.fetch import is_local_source
 from publisher.adapters.mediasize import folder_size
 from publisher.core import schedule as timing
 from publisher.core.config import Config, SourceConfig
@@ -81,6 +83,25 @@ FLUSH_EVERY = 0.5
 LEASE_RETRY = timedelta(seconds=5)
 
 utcnow = compose.utcnow
+
+
+def poll_workers(config: Config) -> int:
+    """Threads for polls: :data:`POLL_WORKERS`, or fewer when the sources'
+    hosts cannot keep more busy (``[fetch] max_per_host`` requests to one host
+    at a time; a folder is one): a thread that could only wait for a host's
+    turn costs CPU in every hand-over, and gains nothing."""
+    per_host: dict[str, int] = {}
+    folders = 0
+    for source in config.sources:
+        if not source.enabled:
+            continue
+        if source.url is None or is_local_source(source.url):
+            folders += 1
+            continue
+        host = urlsplit(source.url).netloc.rpartition("@")[2].lower()
+        per_host[host] = per_host.get(host, 0) + 1
+    busy = folders + sum(min(n, config.fetch.max_per_host) for n in per_host.values())
+    return max(1, min(POLL_WORKERS, busy))
 
 
 class Service:
@@ -141,7 +162,8 @@ class Service:
         self._enabled_for: Config | None = None
         #: The last line of the log says the service has stopped, once.
         self._stop_logged = False
-        self._pool = ThreadPoolExecutor(max_workers=POLL_WORKERS, thread_name_prefix="poll")
+        self._pool_size = poll_workers(config)
+        self._pool = ThreadPoolExecutor(max_workers=self._pool_size, thread_name_prefix="poll")
         self._housekeeping = schedule.Scheduler()
         self._deliver_threads: list[threading.Thread] = []
         self.started_at: datetime | None = None
@@ -399,6 +421,12 @@ class Service:
         merged: dict[str, Source] = {
             name: source if source is not None else fresh[name] for name, source in sources.items()
         }
+        workers = poll_workers(effective)
+        if workers != self._pool_size:
+            # the polls already given to the old pool finish there
+            old_pool, self._pool_size = self._pool, workers
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll")
+            old_pool.shutdown(wait=False)
         with self._lock:
             parts.config = effective
             parts.sources = merged
