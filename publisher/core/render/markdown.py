@@ -11,14 +11,19 @@ lists, links and code become Viber's markup or plain text per the source's
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 __all__ = ["markdown_to_html"]
 
 
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
+    # imported with the first note read: a run without Markdown never loads it
+    from markdown_it import MarkdownIt
+
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(
         ["strikethrough", "table"]
     )
