@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import feedparser.urls
 import pytest
 
 from publisher.adapters.sources import feed
@@ -24,13 +25,14 @@ def _rss(description: str) -> bytes:
 @pytest.fixture
 def passes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    resolve = feed.resolve_relative_uris
+    resolve = feedparser.urls.resolve_relative_uris
 
     def counting(html: str, *args: Any) -> Any:
         calls.append(html)
         return resolve(html, *args)
 
-    monkeypatch.setattr(feed, "resolve_relative_uris", counting)
+    # feed.py imports it where it resolves: the module's own name is what it calls
+    monkeypatch.setattr(feedparser.urls, "resolve_relative_uris", counting)
     return calls
 
 

@@ -60,6 +60,7 @@ ROWS: list[tuple[BaseException, Action, bool, bool, bool, bool]] = [
     (errors.SenderError("no superadmin"), STOP, False, False, False, False),
     # before sending
     (errors.MessageError("text: over 7000 characters"), FAIL, True, False, False, False),
+    (errors.MissingField("text.text: missing"), FAIL, True, False, False, False),
     (errors.ConfigError("token_env: not set"), STOP, False, False, True, False),
     # not answers: bugs while sending (the post may be out), re-raised
     (errors.PublisherError("?"), HOLD, True, True, False, True),

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import pytest
 from helpers import feed_server, rss
 
-from publisher.adapters.sources import feed as feed_module
 from publisher.adapters.sqlite import Store
 from publisher.config import parse_config
 from publisher.core.items import Item, RenderedItem, RenderedMessage
@@ -71,7 +71,7 @@ def test_the_store_lock_is_free_while_the_feed_is_parsed(
 ) -> None:
     lock = service.parts.store.db.lock  # type: ignore[attr-defined]
     free: list[bool] = []
-    parse = feed_module.feedparser.parse
+    parse = feedparser.parse
 
     def checking_parse(*args: Any, **kwargs: Any) -> Any:
         taken: list[bool] = []
@@ -88,7 +88,7 @@ def test_the_store_lock_is_free_while_the_feed_is_parsed(
         free.extend(taken)
         return parse(*args, **kwargs)
 
-    monkeypatch.setattr(feed_module.feedparser, "parse", checking_parse)
+    monkeypatch.setattr(feedparser, "parse", checking_parse)
     assert service.poll_source(service.config.source("blog")).ok
     assert free == [True]
 

@@ -58,19 +58,16 @@ class SQLSourceStates:
         (unless given) marks the first poll done; a failure counts one more.
         Columns passed as :data:`KEEP` (the default) stay as they are; None clears."""
         d = self._dialect
-        sets = _poll_columns(
-            d,
-            now,
-            ok=ok,
-            error=error,
-            etag=etag,
-            last_modified=last_modified,
-            body_hash=body_hash,
-            url=url,
-            next_poll=next_poll,
-            snapshot=snapshot,
-            first_poll_done=first_poll_done,
-        )
+        given = {
+            "etag": etag,
+            "last_modified": last_modified,
+            "body_hash": body_hash,
+            "url": url,
+            "next_poll": next_poll,
+            "snapshot": snapshot,
+            "first_poll_done": first_poll_done,
+        }
+        sets = _poll_columns(d, now, ok, error, {k: v for k, v in given.items() if v is not KEEP})
         update = _update(sets, ok)
         with self._db.write() as db:
             ensure_source(d, db, name)
@@ -90,7 +87,7 @@ class SQLSourceStates:
         d = self._dialect
         grouped: dict[str, list[tuple[Any, ...]]] = {}
         for name, now, fields in polls:
-            sets = _poll_columns(d, now, ok=True, **fields)
+            sets = _poll_columns(d, now, True, None, fields)
             grouped.setdefault(_update(sets, True), []).append((*sets.values(), name))
         with self._db.write() as db:
             d.executemany(
@@ -111,35 +108,23 @@ class SQLSourceStates:
 
 
 def _poll_columns(
-    d: Dialect,
-    now: datetime,
-    *,
-    ok: bool,
-    error: str | None = None,
-    etag: str | Keep | None = KEEP,
-    last_modified: str | Keep | None = KEEP,
-    body_hash: str | Keep | None = KEEP,
-    url: str | Keep | None = KEEP,
-    next_poll: datetime | Keep | None = KEEP,
-    snapshot: Any = KEEP,
-    first_poll_done: bool | Keep = KEEP,
+    d: Dialect, now: datetime, ok: bool, error: str | None, given: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The columns a poll sets, and their values (see ``record_poll``)."""
+    """The columns a poll sets, and their values: ``given`` holds the
+    arguments of ``record_poll`` that are not :data:`KEEP`."""
     sets: dict[str, Any] = {"last_poll": d.ts(now)}
     if ok:
         sets |= {"last_success": d.ts(now), "last_error": None}
-        if first_poll_done is KEEP:
-            first_poll_done = True
     else:
         sets["last_error"] = error or "unknown error"
-    given = {"etag": etag, "last_modified": last_modified, "body_hash": body_hash, "url": url}
-    sets |= {column: given[column] for column in _SOURCE_COLUMNS if given[column] is not KEEP}
-    if next_poll is not KEEP:
-        sets["next_poll"] = d.opt_ts(next_poll)
-    if snapshot is not KEEP:
+    sets |= {column: given[column] for column in _SOURCE_COLUMNS if column in given}
+    if "next_poll" in given:
+        sets["next_poll"] = d.opt_ts(given["next_poll"])
+    if "snapshot" in given:
+        snapshot = given["snapshot"]
         sets["snapshot"] = None if snapshot is None else d.json(snapshot)
-    if first_poll_done is not KEEP:
-        sets["first_poll_done"] = bool(first_poll_done)
+    if "first_poll_done" in given or ok:
+        sets["first_poll_done"] = bool(given.get("first_poll_done", True))
     return sets
 
 
