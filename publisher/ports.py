@@ -387,6 +387,12 @@ class ChannelState(Protocol):
 
     def set_last_post_at(self, when: datetime | None) -> None: ...
 
+    def sender(self) -> str | None:
+        """Whom posts go out as (``name (member id)``), from the last account check."""
+        ...
+
+    def set_sender(self, sender: str | None) -> None: ...
+
 
 class Store(SourceStates, SeenItems, Outbox, History, Protocol):
     """The whole persistent state: the parts above, and the channels' state."""

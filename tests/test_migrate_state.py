@@ -455,9 +455,10 @@ def test_a_missing_or_damaged_state_file_is_one_line(
 def test_a_file_an_older_version_wrote_moves_through_an_upgraded_copy(
     tmp_path: Path, state: Path, postgres_url: str
 ) -> None:
-    with sqlite3.connect(state) as db:  # schema version 3: version 4 only added indexes
+    with sqlite3.connect(state) as db:  # schema version 3: 4 added indexes, 5 a column
         for index in ("outbox_heads", "outbox_heads_send_at", "outbox_rest"):
             db.execute(f"DROP INDEX {index}")
+        db.execute("ALTER TABLE channels DROP COLUMN sender")
         db.execute("PRAGMA user_version = 3")
     db.close()
     before = state.read_bytes()

@@ -25,7 +25,7 @@ from click.testing import CliRunner, Result
 from helpers import STANDIN_TOKEN, notes
 
 from publisher.adapters.sqlite import Store
-from publisher.adapters.standin import ViberStandIn
+from publisher.adapters.standin import SUPERADMIN_ID, ViberStandIn
 from publisher.cli import cli
 from publisher.core.config import DAYS, Window
 from publisher.core.policy import next_window_opening
@@ -104,6 +104,9 @@ def test_rate_limit_posts_two_and_status_says_when_the_next_may_go(
     human = invoke(config, "status")
     assert human.exit_code == 0
     assert "rate limit: 2 per hour reached; next at" in human.stdout
+    # whom the posts go out as: the superadmin the service found at start
+    assert doc["posting"]["sender"] == f"Stand-in Owner ({SUPERADMIN_ID})"
+    assert f"Posts go out as: Stand-in Owner ({SUPERADMIN_ID})" in human.stdout
     assert f"{_when(expected_at, first)} Europe/Berlin" in human.stdout
     # The latest posts show their message tokens; the auth token never appears.
     tokens = {str(p.message_token) for p in standin.posts}

@@ -108,6 +108,23 @@ def test_existing_version_0_file_is_migrated_and_reopen_keeps_data(db_path: Path
         assert [r.id for r in s.pending(T0)] == ids
 
 
+def test_a_version_4_file_gains_the_sender_and_keeps_its_channels(db_path: Path) -> None:
+    """The last schema step (5) adds whom a channel's posts go out as; a
+    channel's row from before reads it as not known."""
+    db_path.parent.mkdir(parents=True)
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    migrate(raw, store_module.MIGRATIONS[:4])
+    raw.execute("INSERT INTO channels (name, webhook_url) VALUES ('main', 'https://h.example/')")
+    raw.close()
+    with Store.open(db_path) as s:
+        assert s.schema_version == SCHEMA_VERSION == 5
+        assert s.channel().webhook_url() == "https://h.example/"
+        assert s.channel().sender() is None
+        s.channel().set_sender("Owner (01234567890A=)")
+    with Store.open(db_path, read_only=True) as s:
+        assert s.channel().sender() == "Owner (01234567890A=)"
+
+
 def test_each_migration_step_is_its_own_transaction() -> None:
     db = sqlite3.connect(":memory:", isolation_level=None)
 
@@ -594,6 +611,10 @@ def test_channel_state(store: Store) -> None:
     assert main.cooldown_until() == at(5)
     main.set_cooldown_until(None)
     assert main.cooldown_until() is None
+    assert main.sender() is None
+    main.set_sender("Owner (01234567890A=)")
+    assert main.sender() == "Owner (01234567890A=)"
+    assert store.channel("other").sender() is None
 
 
 def test_naive_datetimes_are_refused(store: Store) -> None:

@@ -19,6 +19,7 @@ from publisher.core.items import Item, RenderedItem, RenderedMessage
 psycopg = pytest.importorskip("psycopg")
 
 from publisher.adapters.postgres import (  # noqa: E402
+    MIGRATIONS,
     SCHEMA_VERSION,
     PostgresStore,
     migrate,
@@ -44,6 +45,18 @@ def test_a_new_database_is_migrated_once_and_reopening_keeps_the_data(postgres_u
         assert row is not None and row.status == "queued"
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT count(*) FROM schema_version").fetchone() == (1,)
+
+
+def test_a_version_1_database_gains_the_sender_and_keeps_its_channels(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True, row_factory=psycopg.rows.dict_row) as c:
+        migrate(c, MIGRATIONS[:1])
+        c.execute("INSERT INTO channels (name, webhook_url) VALUES ('main', 'https://h.example/')")
+    with PostgresStore.open(postgres_url) as s:
+        assert s.schema_version == SCHEMA_VERSION == 2
+        assert s.channel().webhook_url() == "https://h.example/"
+        assert s.channel().sender() is None
+        s.channel().set_sender("Owner (01234567890A=)")
+        assert s.channel().sender() == "Owner (01234567890A=)"
 
 
 def test_each_migration_step_is_its_own_transaction(postgres_url: str) -> None:

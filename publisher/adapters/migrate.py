@@ -235,6 +235,7 @@ TABLES: tuple[Table, ...] = (
             ("cooldown_until", "time"),
             ("webhook_url", "text"),
             ("last_post_at", "time"),
+            ("sender", "text"),
         ),
         key=("name",),
     ),

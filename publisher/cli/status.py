@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -261,6 +262,7 @@ def _channel_document(
             "stopped": state.stopped_reason(),
             "cooldown_until": _iso(state.cooldown_until(), tz),
             "last_post_at": _iso(state.last_post_at(), tz),
+            "sender": state.sender(),
         },
         "next_post": _next_post(config, view, tz, name),
         "queued": len(queued),
@@ -457,6 +459,12 @@ def _media_line(media: Mapping[str, Any]) -> Text:
 
 
 def _render_lane(lane: Mapping[str, Any], now: str, console: Console) -> None:
+    sender = lane["posting"]["sender"]
+    console.print(
+        f"[bold]Posts go out as:[/] {escape(sender)}"
+        if sender
+        else "[bold]Posts go out as:[/] not known yet (the service checks the account at start)"
+    )
     nxt = lane["next_post"]
     if nxt["state"] == "waiting":
         console.print(f"[bold]Next post:[/] {_local(nxt['at'], now)} — {nxt['reason']}")

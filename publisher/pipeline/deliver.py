@@ -283,12 +283,20 @@ class Deliverer:
         return self._sender
 
     def _check_account(self) -> None:
-        """Ask Viber now (not a remembered answer) whom posts come from."""
+        """Ask Viber now (not a remembered answer) whom posts come from, and
+        remember it for ``status``."""
         check = getattr(self.client, "superadmin", None)
         if callable(check) and hasattr(self.client, "get_account_info"):
-            self._sender = str(check(self.client.get_account_info()).id)
+            member = check(self.client.get_account_info())
+            self._sender = str(member.id)
+            shown = f"{member.name} ({member.id})" if member.name else self._sender
         else:
-            self._sender = self.client.sender()
+            self._sender = shown = self.client.sender()
+        try:
+            if self.state.sender() != shown:
+                self.state.set_sender(shown)
+        except StoreError as exc:  # status shows an older sender; posting goes on
+            self.log.warning("could not record the sender in the state file: %s", exc)
 
     def _recheck_every(self) -> timedelta:
         """How long between two checks while stopped (an outage: the probe's back-off)."""

@@ -125,8 +125,13 @@ def _v1(db: Conn) -> None:
         db.execute(statement)
 
 
+def _v2(db: Conn) -> None:
+    """SQLite's version 5: whom each channel's posts go out as."""
+    db.execute("ALTER TABLE channels ADD COLUMN sender text")
+
+
 #: Step n takes ``schema_version`` from n to n + 1. Append, never edit.
-MIGRATIONS: tuple[Callable[[Conn], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[Conn], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,5 +1,5 @@
 """A channel's state: posting stopped (and why), the cool-down after a rate
-limit, the webhook set, the last post. One row per channel name in the
+limit, the webhook set, the last post, whom posts go out as. One row per channel name in the
 ``channels`` table; a channel never written has no row and reads as all None.
 """
 
@@ -13,7 +13,7 @@ from publisher.adapters.sql.dialect import Database, Dialect
 #: The default channel's name.
 MAIN = "main"
 
-_COLUMNS = ("stopped_reason", "cooldown_until", "webhook_url", "last_post_at")
+_COLUMNS = ("stopped_reason", "cooldown_until", "webhook_url", "last_post_at", "sender")
 #: One statement per column (names from the tuple above, never from input).
 _SET = {
     column: f"INSERT INTO channels (name, {column}) VALUES (?, ?)"
@@ -74,6 +74,14 @@ class SQLChannelState:
 
     def set_last_post_at(self, when: datetime | None) -> None:
         self._set("last_post_at", self._dialect.opt_ts(when))
+
+    def sender(self) -> str | None:
+        """Whom posts go out as (``name (member id)``), from the last account check."""
+        value = self._get("sender")
+        return None if value is None else str(value)
+
+    def set_sender(self, sender: str | None) -> None:
+        self._set("sender", sender)
 
     def _get(self, column: str) -> Any:
         with self._db.read() as db:

@@ -171,8 +171,14 @@ def _v4(db: sqlite3.Connection) -> None:
     )
 
 
+def _v5(db: sqlite3.Connection) -> None:
+    """Whom each channel's posts go out as (its superadmin, from the last
+    account check), for ``status``."""
+    db.execute("ALTER TABLE channels ADD COLUMN sender TEXT")
+
+
 #: Step n takes the schema from ``user_version`` n to n + 1. Append, never edit.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
