@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from publisher.core.render.html import first_image_url, html_to_text, image_urls, looks_like_html
+from publisher.core.render.html import (
+    first_image_url,
+    html_to_body,
+    html_to_text,
+    image_urls,
+    looks_like_html,
+    nesting_depth,
+)
+from publisher.core.render.style import TextStyle
 
 
 @pytest.mark.parametrize(
@@ -201,3 +209,23 @@ def test_relative_image_without_base_is_skipped() -> None:
 def test_image_urls_in_order_without_repeats() -> None:
     markup = '<img src="/1.jpg"><p><img src="/2.jpg"></p><img src="/1.jpg">'
     assert image_urls(markup, "https://e.org/") == ["https://e.org/1.jpg", "https://e.org/2.jpg"]
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        '<p>Before</p> <![foo[ <p>after</p> <img src="https://e.org/a.jpg">',
+        "<p>Before</p><![if !supportLists]><p>after</p><![endif]>",
+        "<![bogus[ only",
+    ],
+)
+def test_markup_html_parser_rejects_is_read_not_raised(markup: str) -> None:
+    """html.parser raises on an unknown marked section (``<![foo[``); feed
+    bodies are no longer sanitised by feedparser, so the renderer reads such
+    a declaration as text and goes on (a traceback here once ended a poll)."""
+    text = html_to_text(markup)
+    assert "after" in text or "only" in text
+    body = html_to_body(markup, TextStyle())
+    assert body.text.strip()
+    assert image_urls(markup) in ([], ["https://e.org/a.jpg"])
+    assert nesting_depth(markup) >= 0

@@ -432,3 +432,13 @@ def test_body_is_never_opened_as_a_path(tmp_path: Path) -> None:
     )
     with pytest.raises(SourceError):
         parse_feed(str(target).encode(), {}, URL, "s")
+
+
+def test_a_body_html_parser_gives_up_on_keeps_its_item_and_the_pictures_before() -> None:
+    """``<![foo[`` makes html.parser raise (an unknown marked section): the
+    item is kept, posted with the pictures found before it."""
+    doc = b"""<rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>x</title>
+<description>&lt;img src="https://ex.org/a.jpg"&gt; &lt;![foo[ &lt;img src="https://ex.org/b.jpg"&gt;</description>
+</item></channel></rss>"""
+    (item,) = parse_feed(doc, {}, "https://ex.org/feed", "s", now=NOW).items
+    assert [m.url for m in item.media] == ["https://ex.org/a.jpg"]

@@ -61,8 +61,13 @@ def body_picture_urls(markup: str, base: str | None, limit: int = MAX_BODY_IMAGE
     if "<img" not in markup.lower():
         return found
     tags = _ImageTags()
-    tags.feed(markup)
-    tags.close()
+    try:
+        tags.feed(markup)
+        tags.close()
+    except (AssertionError, ValueError):
+        # html.parser gives up on a few broken declarations (``<![foo[``):
+        # the pictures before it are kept, the rest of the body is text
+        pass
     for img in tags.images:
         if len(found) >= limit:
             break

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from publisher.core.items import Item, MediaKind
-from publisher.core.render.html import MAX_DEPTH
+from publisher.core.render.html import MAX_DEPTH, parse_html
 
 if TYPE_CHECKING:
     from bs4 import BeautifulSoup
@@ -49,11 +49,11 @@ class ParsedFeed:
 
 def soup(markup: str) -> BeautifulSoup:
     # imported here: most polls find nothing new, and read no HTML
-    from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+    from bs4 import MarkupResemblesLocatorWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-        return BeautifulSoup(markup, "html.parser")
+        return parse_html(markup)
 
 
 _SPACE = re.compile(r"\s+")

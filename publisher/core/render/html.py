@@ -28,7 +28,7 @@ import html as htmllib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from publisher.core.render import markup
@@ -43,14 +43,23 @@ if TYPE_CHECKING:
     from bs4.element import NavigableString, PreformattedString, Tag
 
 
-def _parse(markup_text: str) -> BeautifulSoup:
-    """``markup_text`` parsed by ``html.parser``; the first call imports bs4
-    (and binds this module's names for its classes, which the walk uses)."""
+def parse_html(markup_text: str, parse_only: Any = None) -> BeautifulSoup:
+    """``markup_text`` parsed by ``html.parser``, whatever it holds: a
+    declaration the parser rejects (``<![foo[``, an unknown marked section)
+    is read as text, and markup it still rejects as text altogether. The
+    first call imports bs4 (and binds this module's names for its classes,
+    which the walk uses). ``parse_only``: a ``SoupStrainer``."""
     global BeautifulSoup, NavigableString, PreformattedString, Tag
     from bs4 import BeautifulSoup
     from bs4.element import NavigableString, PreformattedString, Tag
+    from bs4.exceptions import ParserRejectedMarkup
 
-    return BeautifulSoup(markup_text, "html.parser")
+    for attempt in (markup_text, markup_text.replace("<![", "&lt;![")):
+        try:
+            return BeautifulSoup(attempt, "html.parser", parse_only=parse_only)
+        except ParserRejectedMarkup:
+            continue
+    return BeautifulSoup(htmllib.escape(markup_text), "html.parser", parse_only=parse_only)
 
 
 __all__ = [
@@ -61,6 +70,7 @@ __all__ = [
     "image_urls",
     "looks_like_html",
     "nesting_depth",
+    "parse_html",
     "plain_to_body",
 ]
 
@@ -136,7 +146,7 @@ def nesting_depth(text: str) -> int:
             deepest = max(deepest, depth)
     if deepest <= MAX_DEPTH:
         return deepest
-    return _parsed_depth(_parse(text))
+    return _parsed_depth(parse_html(text))
 
 
 def _parsed_depth(root: Tag) -> int:
@@ -552,7 +562,7 @@ def html_to_body(
             return plain_to_body(_decode_entities(markup_text), style)
         markup_text = unescaped
         notes.append("plain text holding escaped HTML read as HTML")
-    soup = _parse(markup_text)
+    soup = parse_html(markup_text)
     if _parsed_depth(soup) > MAX_DEPTH:
         notes.append(f"HTML nested more than {MAX_DEPTH} levels deep: its text kept flat")
         return _finish(markup.strip_sentinels(_flat(soup)), style, notes=tuple(notes))
@@ -582,7 +592,7 @@ def html_to_text(markup_text: str) -> str:
         if unescaped is None:
             return clean_plain_text(_decode_entities(markup_text))
         markup_text = unescaped
-    soup = _parse(markup_text)
+    soup = parse_html(markup_text)
     if _parsed_depth(soup) > MAX_DEPTH:
         return _flat(soup)
     keep_newlines = "\n" in markup_text and soup.find(list(_BLOCKISH)) is None
@@ -683,7 +693,7 @@ def image_urls(markup: str, base_url: str | None = None) -> list[str]:
     ``data:`` URIs, emoji and avatar images are skipped."""
     if not markup or "<" not in markup:
         return []
-    soup = _parse(markup)
+    soup = parse_html(markup)
     found: list[str] = []
     for img in soup.find_all("img"):
         if not isinstance(img, Tag) or _is_decoration(img):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from publisher.core.render.html import html_to_text, image_urls
+from publisher.core.render.html import html_to_text, image_urls, parse_html
 
 # bs4 is imported where a page is read (most runs read none; see render.html)
 if TYPE_CHECKING:
@@ -51,12 +51,10 @@ def page_images(html: str, page_url: str) -> list[str]:
     """The pictures the page names for sharing, best first (see the module doc)."""
     if not html or "<" not in html:
         return []
-    from bs4 import BeautifulSoup, SoupStrainer
+    from bs4 import SoupStrainer
     from bs4.element import Tag
 
-    soup = BeautifulSoup(
-        html[:HEAD_BYTES], "html.parser", parse_only=SoupStrainer(["meta", "link"])
-    )
+    soup = parse_html(html[:HEAD_BYTES], parse_only=SoupStrainer(["meta", "link"]))
     og: list[str] = []
     twitter: list[str] = []
     linked: list[str] = []
@@ -100,10 +98,9 @@ def main_text_html(html: str, page_url: str, title: str = "") -> str | None:
     )
     if not extracted or not extracted.strip():
         return None
-    from bs4 import BeautifulSoup
     from bs4.element import Tag
 
-    soup = BeautifulSoup(extracted, "html.parser")
+    soup = parse_html(extracted)
     body = soup.body or soup
     first = next((c for c in body.children if isinstance(c, Tag)), None)
     if (
