@@ -217,12 +217,15 @@ def test_image_urls_in_order_without_repeats() -> None:
         '<p>Before</p> <![foo[ <p>after</p> <img src="https://e.org/a.jpg">',
         "<p>Before</p><![if !supportLists]><p>after</p><![endif]>",
         "<![bogus[ only",
+        "<p>a lone surrogate \ud800 only</p><img src='https://e.org/a.jpg'>",
     ],
 )
 def test_markup_html_parser_rejects_is_read_not_raised(markup: str) -> None:
     """html.parser raises on an unknown marked section (``<![foo[``); feed
     bodies are no longer sanitised by feedparser, so the renderer reads such
-    a declaration as text and goes on (a traceback here once ended a poll)."""
+    a declaration as text and goes on (a traceback here once ended a poll).
+    bs4 encodes short markup to UTF-8: a lone surrogate (JSON Feed text can
+    carry one) is read as U+FFFD."""
     text = html_to_text(markup)
     assert "after" in text or "only" in text
     body = html_to_body(markup, TextStyle())

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 def parse_html(markup_text: str, parse_only: Any = None) -> BeautifulSoup:
     """``markup_text`` parsed by ``html.parser``, whatever it holds: a
     declaration the parser rejects (``<![foo[``, an unknown marked section)
-    is read as text, and markup it still rejects as text altogether. The
+    is read as text, markup it still rejects as text altogether, a lone
+    surrogate as U+FFFD (bs4 encodes short markup to UTF-8). The
     first call imports bs4 (and binds this module's names for its classes,
     which the walk uses). ``parse_only``: a ``SoupStrainer``."""
     global BeautifulSoup, NavigableString, PreformattedString, Tag
@@ -54,12 +55,15 @@ def parse_html(markup_text: str, parse_only: Any = None) -> BeautifulSoup:
     from bs4.element import NavigableString, PreformattedString, Tag
     from bs4.exceptions import ParserRejectedMarkup
 
-    for attempt in (markup_text, markup_text.replace("<![", "&lt;![")):
+    text = markup_text
+    for _ in range(3):
         try:
-            return BeautifulSoup(attempt, "html.parser", parse_only=parse_only)
+            return BeautifulSoup(text, "html.parser", parse_only=parse_only)
         except ParserRejectedMarkup:
-            continue
-    return BeautifulSoup(htmllib.escape(markup_text), "html.parser", parse_only=parse_only)
+            text = text.replace("<![", "&lt;![") if "<![" in text else htmllib.escape(text)
+        except UnicodeError:  # a lone surrogate (JSON can carry one) as U+FFFD
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return BeautifulSoup("", "html.parser")
 
 
 __all__ = [
