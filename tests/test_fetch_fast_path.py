@@ -1,5 +1,5 @@
-"""The two ways a request goes (issue 14): straight to the pool of kept
-connections (httpcore, the usual way) and through ``httpx.Client`` (a test
+"""The two ways a request goes (issue 14): on the fetcher's own kept
+connections (``http.client``, the usual way) and through ``httpx.Client`` (a test
 transport or a proxy; here a real ``httpx.HTTPTransport``). Each test runs
 both against a real server on 127.0.0.1 and expects the same answers and
 the same one-line errors: redirect hops, each checked against the
@@ -78,7 +78,7 @@ def make(path: str, **options: Any) -> Fetcher:
         Fetcher(config) if path == "pool" else Fetcher(config, transport=httpx.HTTPTransport())
     )
     # the way asked for is the way taken (no proxy in the environment)
-    assert (fetcher._pool is not None) == (path == "pool")
+    assert (fetcher._connections is not None) == (path == "pool")
     return fetcher
 
 

@@ -26,6 +26,8 @@ RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></chann
 class _Feed(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     connections: ClassVar[list[object]] = []
+    #: Hang up after each answer, without saying so (no ``Connection: close``).
+    hang_up = False
 
     def setup(self) -> None:
         super().setup()
@@ -42,6 +44,7 @@ class _Feed(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(RSS)))
         self.end_headers()
         self.wfile.write(RSS)
+        self.close_connection = self.hang_up
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -49,7 +52,7 @@ class _Feed(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def feed_port() -> Iterator[int]:
-    _Feed.connections = []
+    _Feed.connections, _Feed.hang_up = [], False
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -163,3 +166,15 @@ def test_a_checked_public_answer_is_where_the_connection_goes_not_a_second_looku
     with Fetcher(FetchConfig(timeout=timedelta(seconds=2)), resolve=resolve) as fetcher, refused:
         fetcher.fetch_media(f"http://localhost:{feed_port}/feed")
     assert _Feed.connections == []
+
+
+def test_a_kept_connection_the_server_closed_is_not_used_again(feed_port: int) -> None:
+    """A server that hangs up after each answer without saying so: the next
+    poll finds the kept connection closed and opens a new one, no error."""
+    _Feed.hang_up = True
+    url = f"http://127.0.0.1:{feed_port}/feed"
+    with Fetcher(FetchConfig(allow_private=True)) as fetcher:
+        for _ in range(3):
+            time.sleep(0.05)  # the server's close has arrived
+            assert fetcher.fetch_feed(url).body == RSS
+    assert len(_Feed.connections) == 3

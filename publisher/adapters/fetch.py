@@ -1,14 +1,14 @@
 """Fetching: bytes from HTTP(S) or a local file. Fetching is not parsing.
 
-One :class:`Fetcher` holds one pool of kept connections (httpcore's, which
-httpx is built on) shared by every source and thread. Each request goes to
-that pool directly: httpx's client layers (cookies, auth and redirect
-plumbing, its request and response models) cost more CPU than the request
-itself on an unchanged (304) poll, and the fetcher does its own redirects,
-timeouts and decoding. Through a proxy (the environment's), or a test
-transport (``httpx.MockTransport``), requests go through an
-``httpx.Client`` instead; both ways give the same answers and the same
-errors, and neither keeps cookies. It
+One :class:`Fetcher` holds one pool of kept connections
+(:mod:`publisher.adapters.httpconn`, on the standard library's
+``http.client``) shared by every source and thread. Each request goes to
+that pool directly: httpx's client layers, and httpcore's pool under them,
+cost more CPU than the request itself on an unchanged (304) poll, and the
+fetcher does its own redirects, timeouts and decoding. Through a proxy (the
+environment's), or a test transport (``httpx.MockTransport``), requests go
+through an ``httpx.Client`` instead; both ways give the same answers and the
+same errors, and neither keeps cookies. It
 
 - sends a clear User-Agent, accepts gzip and deflate, and gives a whole
   fetch (connect, headers, body, every redirect hop) ``[fetch] timeout``:
@@ -33,7 +33,7 @@ loopback, private, link-local or otherwise non-public address is refused.
 For feeds the host the operator configured is trusted (they wrote it into
 ``sources.toml``), but a redirect to any *other* such host is refused.
 The connection goes to the addresses the rule looked at (see
-:meth:`_WatchedBackend.connect_tcp`): a name is not looked up a second time,
+:meth:`publisher.adapters.httpconn.Connection.open`): a name is not looked up a second time,
 so a DNS server that answers otherwise the second time (DNS rebinding) gets
 no second time. Through a proxy from the environment, the proxy looks the
 name up.
@@ -53,6 +53,7 @@ import base64
 import email.utils
 import functools
 import hashlib
+import http.client
 import ipaddress
 import re
 import socket
@@ -72,9 +73,9 @@ from typing import Protocol
 from urllib.parse import SplitResult, urljoin, urlsplit
 from urllib.request import getproxies, url2pathname
 
-import httpcore
 import httpx
 
+from publisher.adapters.httpconn import Connections, Origin, as_httpx_error
 from publisher.adapters.tls import tls_context
 from publisher.core.config import FetchConfig, format_duration, is_private_address
 from publisher.core.errors import FetchError, MediaError, PublisherError
@@ -140,9 +141,11 @@ class _Reply:
 @dataclass(frozen=True)
 class _Target:
     """A URL parsed the way httpx parses it (IDNA, percent-encoding, dot
-    segments), in the pieces httpcore takes, and the headers it implies."""
+    segments), in the pieces a request takes, and the headers it implies."""
 
-    url: httpcore.URL
+    origin: Origin
+    #: The request target: the path and query, percent-encoded.
+    path: str
     text: str
     host_header: bytes
     authorization: bytes | None
@@ -158,10 +161,11 @@ def _target(url: str) -> _Target:
     if parsed.username or parsed.password:  # as httpx: user:password@ is Basic auth
         userpass = f"{parsed.username}:{parsed.password}".encode()
         authorization = b"Basic " + base64.b64encode(userpass)
+    scheme = parsed.scheme
+    port = parsed.port or (443 if scheme == "https" else 80)
     return _Target(
-        url=httpcore.URL(
-            scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
-        ),
+        origin=(scheme, parsed.raw_host.decode("ascii"), port),
+        path=parsed.raw_path.decode("ascii"),
         text=str(parsed),
         host_header=parsed.netloc,
         authorization=authorization,
@@ -184,39 +188,6 @@ def _header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
         known = headers.get(key)
         headers[key] = value if known is None else f"{known}, {value}"
     return headers
-
-
-#: httpcore's errors, raised on the direct path, as the httpx errors httpx's
-#: transport would raise for them (the most specific that fits).
-_HTTPCORE_TO_HTTPX: dict[type[Exception], type[httpx.HTTPError]] = {
-    httpcore.TimeoutException: httpx.TimeoutException,
-    httpcore.ConnectTimeout: httpx.ConnectTimeout,
-    httpcore.ReadTimeout: httpx.ReadTimeout,
-    httpcore.WriteTimeout: httpx.WriteTimeout,
-    httpcore.PoolTimeout: httpx.PoolTimeout,
-    httpcore.NetworkError: httpx.NetworkError,
-    httpcore.ConnectError: httpx.ConnectError,
-    httpcore.ReadError: httpx.ReadError,
-    httpcore.WriteError: httpx.WriteError,
-    httpcore.ProxyError: httpx.ProxyError,
-    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
-    httpcore.ProtocolError: httpx.ProtocolError,
-    httpcore.LocalProtocolError: httpx.LocalProtocolError,
-    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
-}
-_HTTPCORE_ERRORS = tuple(_HTTPCORE_TO_HTTPX)
-
-
-def _as_httpx(exc: Exception) -> httpx.HTTPError:
-    """An httpcore error as httpx's transport turns it: the same type and
-    message, caused by the original."""
-    mapped: type[httpx.HTTPError] | None = None
-    for source, target in _HTTPCORE_TO_HTTPX.items():
-        if isinstance(exc, source) and (mapped is None or issubclass(target, mapped)):
-            mapped = target
-    error = (mapped or httpx.HTTPError)(str(exc))
-    error.__cause__ = exc
-    return error
 
 
 def _default_resolve(host: str, port: int) -> list[str]:
@@ -274,23 +245,23 @@ class Fetcher:
     ) -> None:
         self.config = config or FetchConfig()
         seconds = self.config.timeout.total_seconds()
-        # Connections are kept and reused per host: every read and write of a
-        # connection tells the watchdog whose request it serves (see
-        # _WatchedStream). Through a proxy (the environment's) httpx builds
-        # the connections itself, so there every request opens its own.
+        # Connections are kept and reused per host; each request tells the
+        # watchdog the socket it uses. Through a proxy (the environment's)
+        # httpx builds the connections itself, so there every request opens
+        # its own.
         reuse = transport is None and not getproxies()
-        self._pool: httpcore.ConnectionPool | None = None
+        self._connections: Connections | None = None
         self._client: httpx.Client | None = None
         self._exchange: Callable[[str, list[tuple[bytes, bytes]], float, _Watch], _Exchange]
         if reuse:
-            self._pool = _watched_pool()
+            self._connections = Connections(tls_context, MAX_CONNECTIONS, KEEPALIVE_SECONDS)
             #: What every request sends besides its own headers (as httpx.Client would).
             self._common_headers = [
                 (b"Accept-Encoding", ACCEPT_ENCODING.encode("ascii")),
                 (b"Connection", b"keep-alive"),
                 (b"User-Agent", self.config.user_agent.encode()),
             ]
-            self._exchange = self._via_pool
+            self._exchange = self._via_connections
         else:
             self._client = httpx.Client(
                 timeout=httpx.Timeout(seconds),
@@ -322,8 +293,8 @@ class Fetcher:
     # -- lifecycle
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
+        if self._connections is not None:
+            self._connections.close()
         if self._client is not None:
             self._client.close()
         self._watchdog.close()
@@ -492,9 +463,6 @@ class Fetcher:
                         raise self._status_error(current, status, reply.headers, fail)
                     body = self._read_capped(reply, current, fail, deadline)
                     return _Answer(status, body, reply.headers, current, permanent)
-            except _HTTPCORE_ERRORS as exc:  # the direct path: as httpx would say it
-                error = _as_httpx(exc)
-                raise self._request_error(error, watch, deadline, current, fail) from error
             except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
                 raise self._request_error(exc, watch, deadline, current, fail) from exc
             except OSError as exc:  # the watchdog shut the socket under a TLS read
@@ -514,39 +482,62 @@ class Fetcher:
         return _translate(exc, url, self.config.timeout, fail)
 
     @contextmanager
-    def _via_pool(
+    def _via_connections(
         self, url: str, headers: list[tuple[bytes, bytes]], deadline: float, watch: _Watch
     ) -> Iterator[_Reply]:
-        """One request straight to the pool of kept connections (``reuse``);
-        httpcore's errors propagate (``_get`` turns them as httpx would)."""
-        assert self._pool is not None
+        """One request on a kept connection (``reuse``), opened to the
+        addresses the private-address rule checked; errors raised as the
+        httpx errors they stand for (``_get`` turns them into one line). A
+        kept connection the server had already closed is replaced once."""
+        assert self._connections is not None
         target = _target(url)
         sent = [(b"Host", target.host_header), *headers, *self._common_headers]
         if target.authorization is not None:
             sent.append((b"Authorization", target.authorization))
-        seconds = max(0.001, deadline - time.monotonic())
-        request = httpcore.Request(
-            b"GET",
-            target.url,
-            headers=sent,
-            extensions={
-                "timeout": {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
-            },
-        )
-        response = self._pool.handle_request(request)
+        for attempt in (1, 2):
+            conn = self._connections.take(target.origin)
+            kept = conn.sock is not None
+            phase = "connect"
+            try:
+                seconds = max(0.001, deadline - time.monotonic())
+                if kept:
+                    watch.claim_socket(conn.sock)
+                    conn.sock.settimeout(seconds)
+                else:
+                    conn.open(watch.addresses, seconds, watch.claim_socket)
+                phase = "write"
+                conn.putrequest("GET", target.path, skip_host=True, skip_accept_encoding=True)
+                for name, value in sent:
+                    conn.putheader(name, value)
+                conn.endheaders()
+                phase = "read"
+                response = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                gone = isinstance(
+                    exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError
+                )
+                if kept and gone and attempt == 1 and not watch.expired:
+                    continue  # it was closed as it was taken: once more, on a new one
+                raise as_httpx_error(exc, phase) from exc
+            break
         try:
-            answer_headers = _header_dict(response.headers)
+            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.getheaders()]
+            answer_headers = _header_dict(raw)
             yield _Reply(
                 status=response.status,
                 headers=answer_headers,
                 url=target.text,
-                raws=response.iter_stream(),
+                raws=_body_chunks(response),
                 coding=answer_headers.get("content-encoding", ""),
             )
         finally:
-            # Once closed, its connection is back in the pool, no longer this request's.
+            # Once back in the pool, its connection is no longer this request's.
             watch.release_sockets()
-            response.close()
+            if response.isclosed() and not response.will_close:
+                self._connections.give(conn)
+            else:  # not read to its end (an error, a redirect) or closing
+                conn.close()
 
     @contextmanager
     def _via_client(
@@ -800,10 +791,6 @@ class Fetcher:
         )
 
 
-#: The request (its :class:`_Watch`) the current thread is making.
-_current = threading.local()
-
-
 class _Watch:
     """One request's deadline and the sockets it uses (see :class:`_Watchdog`)."""
 
@@ -833,11 +820,14 @@ class _Watch:
             self._done = True
 
     def claim(self, stream: object) -> None:
-        """Note the socket of ``stream`` as this request's (shut it if already late)."""
+        """Note the socket of httpcore's ``stream`` as this request's."""
         get_extra_info = getattr(stream, "get_extra_info", None)
         sock = get_extra_info("socket") if callable(get_extra_info) else None
-        if not isinstance(sock, socket.socket):
-            return
+        if isinstance(sock, socket.socket):
+            self.claim_socket(sock)
+
+    def claim_socket(self, sock: socket.socket) -> None:
+        """Note ``sock`` as this request's (shut it if already late)."""
         with self._lock:
             if self._done or any(s is sock for s in self._sockets):
                 return
@@ -855,120 +845,13 @@ class _Watch:
             _shut(sock)
 
     def __enter__(self) -> _Watch:
-        _current.watch = self
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _current.watch = None
         self._owner.release(self)
         with self._lock:
             self._done = True
             self._sockets.clear()
-
-
-class _WatchedStream(httpcore.NetworkStream):
-    """A connection's stream that, on every read and write, tells the
-    request being made on this thread (its :class:`_Watch`) which socket it
-    uses: a connection reused from the pool is watched like a new one."""
-
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
-        self._stream = stream
-        #: The request that claimed it last: its next reads and writes need
-        #: not claim it again (the watchdog shuts all of a late request's
-        #: sockets at once).
-        self._claimed_by: _Watch | None = None
-
-    def _claim(self) -> None:
-        watch: _Watch | None = getattr(_current, "watch", None)
-        if watch is not None and watch is not self._claimed_by:
-            watch.claim(self._stream)
-            self._claimed_by = watch
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        self._claim()
-        return self._stream.read(max_bytes, timeout)
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._claim()
-        self._stream.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        self._claim()
-        return _WatchedStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> object:
-        return self._stream.get_extra_info(info)
-
-
-class _WatchedBackend(httpcore.NetworkBackend):
-    """httpcore's own sockets, each stream a :class:`_WatchedStream`."""
-
-    def __init__(self) -> None:
-        self._backend = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        """A connection for the request made on this thread: to the addresses
-        its host name was checked at, in order (a name is not looked up a
-        second time, which a DNS server answering otherwise could turn to a
-        private address); TLS still names and verifies ``host``."""
-        watch: _Watch | None = getattr(_current, "watch", None)
-        addresses = watch.addresses if watch is not None else None
-        if not addresses:
-            stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
-            return _WatchedStream(stream)
-        end = None if timeout is None else time.monotonic() + timeout
-        for n, address in enumerate(addresses, start=1):
-            left = None if end is None else max(0.001, end - time.monotonic())
-            try:
-                stream = self._backend.connect_tcp(
-                    address, port, left, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout):
-                if n == len(addresses):
-                    raise
-                continue
-            return _WatchedStream(stream)
-        raise httpcore.ConnectError(f"{host} has no address")  # not reached: addresses
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        return _WatchedStream(self._backend.connect_unix_socket(path, timeout, socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
-
-
-def _watched_pool() -> httpcore.ConnectionPool:
-    """The pool of kept connections, each watched (see :class:`_WatchedStream`):
-    at most :data:`MAX_CONNECTIONS`, an idle one closed after
-    :data:`KEEPALIVE_SECONDS`."""
-    # One TLS context (loading the CA certificates is most of a fetcher's start).
-    return httpcore.ConnectionPool(
-        ssl_context=tls_context(),
-        max_connections=MAX_CONNECTIONS,
-        max_keepalive_connections=MAX_CONNECTIONS,
-        keepalive_expiry=KEEPALIVE_SECONDS,
-        network_backend=_WatchedBackend(),
-    )
 
 
 def _shut(sock: socket.socket) -> None:
@@ -986,10 +869,10 @@ class _Watchdog:
 
     httpx's timeouts bound each connect, read and write, never a whole
     request: a server sending one byte a second never trips them. Each
-    request registers its deadline here and the sockets it uses: a
-    connection's every read and write names its socket to the request made
-    on that thread (:class:`_WatchedStream`; for a test transport, httpcore's
-    ``trace`` extension notes the sockets a request opens). One thread shuts
+    request registers its deadline here and the sockets it uses: the socket
+    of the kept connection it takes or opens (:meth:`_Watch.claim_socket`;
+    through ``httpx.Client``, httpcore's ``trace`` extension notes the
+    sockets a request opens). One thread shuts
     those sockets when the deadline passes, the blocked read returns, and the
     fetcher reports the timeout. Once a response is closed its connection
     goes back to the pool and is no longer the request's to shut.
@@ -1293,3 +1176,19 @@ def sniff_type(data: bytes) -> str | None:
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "video/webm"
     return None
+
+
+def _body_chunks(response: http.client.HTTPResponse) -> Iterator[bytes]:
+    """A response's body as it came over the wire, a chunk at a time; errors
+    as the httpx errors they stand for."""
+    while True:
+        try:
+            chunk = response.read1(65536)
+            if not chunk:
+                # read1 leaves a body read to its length open; read closes it
+                # (and so frees the connection for the next request)
+                response.read()
+                return
+        except (OSError, http.client.HTTPException) as exc:
+            raise as_httpx_error(exc, "read") from exc
+        yield chunk
