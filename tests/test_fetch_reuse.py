@@ -18,7 +18,7 @@ import pytest
 
 from publisher.adapters.fetch import Fetcher
 from publisher.core.config import FetchConfig
-from publisher.core.errors import MediaError
+from publisher.core.errors import FetchError, MediaError
 
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
 
@@ -178,3 +178,15 @@ def test_a_kept_connection_the_server_closed_is_not_used_again(feed_port: int) -
             time.sleep(0.05)  # the server's close has arrived
             assert fetcher.fetch_feed(url).body == RSS
     assert len(_Feed.connections) == 3
+
+
+def test_a_validator_that_cannot_be_sent_is_one_line(feed_port: int) -> None:
+    """An ETag kept from somewhere with a line break in it: http.client will
+    not send it; the poll fails with one line."""
+    url = f"http://127.0.0.1:{feed_port}/feed"
+    with (
+        Fetcher(FetchConfig(allow_private=True)) as fetcher,
+        pytest.raises(FetchError, match=r"127\.0\.0\.1.*Invalid header value") as info,
+    ):
+        fetcher.fetch_feed(url, etag='"v1"\r\nX-Evil: 1')
+    assert "\n" not in str(info.value)

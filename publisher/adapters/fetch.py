@@ -512,7 +512,8 @@ class Fetcher:
                 conn.endheaders()
                 phase = "read"
                 response = conn.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
+            # ValueError: a header value http.client refuses to send
+            except (OSError, http.client.HTTPException, ValueError) as exc:
                 conn.close()
                 gone = isinstance(
                     exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError
