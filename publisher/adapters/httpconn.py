@@ -118,28 +118,28 @@ class Connections:
         return Connection(origin, self._tls() if origin[0] == "https" else None)
 
     def give(self, conn: Connection) -> None:
-        """``conn`` back, its answer read to the end, for the next request."""
+        """``conn`` back, its answer read to the end, for the next request
+        (closed instead when ``keep`` are idle already)."""
         now = conn.idle_since = time.monotonic()
-        stale: list[Connection] = []
+        closing: list[Connection] = []
         with self._lock:
             if now - self._swept >= self._expiry:  # connections no one asked for again
-                for origin in list(self._idle):
-                    kept = [c for c in self._idle[origin] if now - c.idle_since < self._expiry]
-                    stale += [c for c in self._idle[origin] if c not in kept]
-                    if kept:
-                        self._idle[origin] = kept
+                for origin, conns in list(self._idle.items()):
+                    fresh = [c for c in conns if now - c.idle_since < self._expiry]
+                    closing += [c for c in conns if now - c.idle_since >= self._expiry]
+                    if fresh:
+                        self._idle[origin] = fresh
                     else:
                         del self._idle[origin]
-                self._count -= len(stale)
+                self._count -= len(closing)
                 self._swept = now
             if self._count < self._keep:
                 self._idle.setdefault(conn.origin, []).append(conn)
                 self._count += 1
-                conn = None  # type: ignore[assignment]
-        for old in stale:
+            else:
+                closing.append(conn)
+        for old in closing:
             old.close()
-        if conn is not None:
-            conn.close()
 
     def close(self) -> None:
         with self._lock:
