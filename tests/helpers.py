@@ -10,16 +10,19 @@ import importlib.util
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 from publisher.adapters.standin import ViberStandIn
 
@@ -300,3 +303,56 @@ def _solo() -> Any:
     from publisher.adapters.soloreplica import SoloReplica
 
     return SoloReplica()
+
+
+#: The feed :class:`CountingFeed` serves.
+COUNTED_RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
+
+
+class CountingFeed(BaseHTTPRequestHandler):
+    """A feed (ETag ``"v1"``, 304 when it comes back) that counts the
+    connections made to it."""
+
+    protocol_version = "HTTP/1.1"
+    connections: ClassVar[list[object]] = []
+    #: Hang up after each answer, without saying so (no ``Connection: close``).
+    hang_up = False
+
+    def setup(self) -> None:
+        super().setup()
+        self.connections.append(self.client_address)
+
+    def do_GET(self) -> None:
+        if self.headers.get("If-None-Match") == '"v1"':
+            self.send_response(304)
+            self.send_header("ETag", '"v1"')
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("ETag", '"v1"')
+        self.send_header("Content-Length", str(len(COUNTED_RSS)))
+        self.end_headers()
+        self.wfile.write(COUNTED_RSS)
+        self.close_connection = self.hang_up
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def counting_feed_server(tls: tuple[Path, Path] | None = None) -> Iterator[int]:
+    """:class:`CountingFeed` on 127.0.0.1 (its counts reset), with TLS from
+    ``(certificate, key)`` if given; yields the port."""
+    CountingFeed.connections, CountingFeed.hang_up = [], False
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CountingFeed)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -7,61 +7,25 @@ remembered addresses as to fresh ones."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
 
 import pytest
+from helpers import COUNTED_RSS, CountingFeed, counting_feed_server
 
 from publisher.adapters.fetch import Fetcher
 from publisher.core.config import FetchConfig
 from publisher.core.errors import FetchError, MediaError
 
-RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
-
-
-class _Feed(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    connections: ClassVar[list[object]] = []
-    #: Hang up after each answer, without saying so (no ``Connection: close``).
-    hang_up = False
-
-    def setup(self) -> None:
-        super().setup()
-        self.connections.append(self.client_address)
-
-    def do_GET(self) -> None:
-        if self.headers.get("If-None-Match") == '"v1"':
-            self.send_response(304)
-            self.send_header("ETag", '"v1"')
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("ETag", '"v1"')
-        self.send_header("Content-Length", str(len(RSS)))
-        self.end_headers()
-        self.wfile.write(RSS)
-        self.close_connection = self.hang_up
-
-    def log_message(self, *args: Any) -> None:
-        pass
+RSS = COUNTED_RSS
+_Feed = CountingFeed
 
 
 @pytest.fixture
 def feed_port() -> Iterator[int]:
-    _Feed.connections, _Feed.hang_up = [], False
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
+    with counting_feed_server() as port:
+        yield port
 
 
 @pytest.fixture

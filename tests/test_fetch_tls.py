@@ -6,13 +6,11 @@ kept TLS connection serves the next poll."""
 from __future__ import annotations
 
 import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
+from helpers import COUNTED_RSS, CountingFeed, counting_feed_server
 
 from publisher.adapters import fetch
 from publisher.adapters.fetch import Fetcher
@@ -20,47 +18,14 @@ from publisher.core.config import FetchConfig
 from publisher.core.errors import FetchError
 
 TLS = Path(__file__).parent / "data" / "tls"
-RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
-
-
-class _Feed(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    connections: ClassVar[list[object]] = []
-
-    def setup(self) -> None:
-        super().setup()
-        self.connections.append(self.client_address)
-
-    def do_GET(self) -> None:
-        if self.headers.get("If-None-Match") == '"v1"':
-            self.send_response(304)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("ETag", '"v1"')
-        self.send_header("Content-Length", str(len(RSS)))
-        self.end_headers()
-        self.wfile.write(RSS)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+RSS = COUNTED_RSS
+_Feed = CountingFeed
 
 
 @pytest.fixture
 def tls_port() -> Iterator[int]:
-    _Feed.connections = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(TLS / "localhost.crt", TLS / "localhost.key")
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with counting_feed_server(tls=(TLS / "localhost.crt", TLS / "localhost.key")) as port:
+        yield port
 
 
 def _trusting(monkeypatch: pytest.MonkeyPatch) -> None:
