@@ -68,6 +68,7 @@ ROWS: list[tuple[BaseException, Action, bool, bool, bool, bool]] = [
     (_fetch_error(), HOLD, True, True, False, True),
     (errors.MediaError("?"), HOLD, True, True, False, True),
     (errors.StoreError("?"), HOLD, True, True, False, True),
+    (errors.StateNotCreatedYet("?"), HOLD, True, True, False, True),
     (errors.TransitionError("?"), HOLD, True, True, False, True),
     (RuntimeError("boom"), HOLD, True, True, False, True),
     (KeyboardInterrupt(), HOLD, True, True, False, True),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,6 +150,19 @@ def test_status_before_anything_ran_says_so_and_creates_nothing(tmp_path: Path) 
     doc = json.loads(invoke(config, "status", "--json").stdout)
     assert doc["ran"] is False
     assert not (tmp_path / "state").exists()
+
+
+def test_status_while_the_service_creates_its_state_says_so(tmp_path: Path) -> None:
+    """The file exists but its first set-up has not committed (a service is
+    starting): nothing to read yet, not an error."""
+    config = write_config(tmp_path, "local", "")
+    (tmp_path / "state").mkdir()
+    sqlite3.connect(tmp_path / "state" / "publisher.sqlite3").close()  # version 0, no tables
+    result = invoke(config, "status")
+    assert result.exit_code == 0, result.output
+    assert "nothing has run yet: the service is creating its state" in result.stdout
+    doc = json.loads(invoke(config, "status", "--json").stdout)
+    assert doc["ran"] is False
 
 
 def test_item_story_tells_seen_queued_posted_and_filtered(

@@ -127,6 +127,7 @@ def test_a_version_4_file_gains_the_sender_and_keeps_its_channels(db_path: Path)
 
 def test_each_migration_step_is_its_own_transaction() -> None:
     db = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(db, store_module.MIGRATIONS[:1])
 
     def step_two(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE extra (x)")
@@ -138,6 +139,22 @@ def test_each_migration_step_is_its_own_transaction() -> None:
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "outbox" in names
     assert "extra" not in names
+
+
+def test_a_new_file_is_set_up_in_one_transaction() -> None:
+    """A reader (``status`` while the service starts) finds a new state
+    empty or whole: every step of a new file commits together."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+
+    def step_two(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE extra (x)")
+        raise RuntimeError("step two breaks")
+
+    with pytest.raises(RuntimeError):
+        migrate(db, (store_module.MIGRATIONS[0], step_two))
+    assert user_version(db) == 0
+    assert db.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    assert migrate(db) == SCHEMA_VERSION
 
 
 def test_newer_schema_is_refused(db_path: Path) -> None:

@@ -25,7 +25,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import click
@@ -38,7 +38,7 @@ from publisher.adapters.itemcounts import ITEM_STATES
 from publisher.adapters.mediasize import folder_size, human_bytes
 from publisher.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, State, pass_state
 from publisher.core.config import Config, SourceConfig
-from publisher.core.errors import StoreError
+from publisher.core.errors import StateNotCreatedYet, StoreError
 from publisher.core.policy import explain
 from publisher.core.records import OutboxRow, SourceState
 from publisher.core.redact import redact_urls
@@ -588,15 +588,20 @@ def status(
     from publisher.compose import open_store, state_exists
 
     path = config.storage.path
-    if not state_exists(config):
-        message = f"{NOTHING_YET}: no state file at {path} (`viber-publisher run` creates it)"
+
+    def nothing_yet(message: str) -> NoReturn:
         if as_json:
             click.echo(json.dumps({"format": FORMAT, "ran": False, "message": message}))
         else:
             click.echo(message)
         sys.exit(EXIT_OK)
+
+    if not state_exists(config):
+        nothing_yet(f"{NOTHING_YET}: no state file at {path} (`viber-publisher run` creates it)")
     try:
         store = open_store(config, read_only=True)
+    except StateNotCreatedYet:
+        nothing_yet(f"{NOTHING_YET}: the service is creating its state at {path}")
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILURE)

@@ -182,5 +182,10 @@ class StoreError(PublisherError):
     """The database cannot be used (missing, newer schema, unknown post...)."""
 
 
+class StateNotCreatedYet(StoreError):
+    """The state exists but holds nothing yet: a service is creating it (its
+    first set-up has not committed), so there is nothing to read."""
+
+
 class TransitionError(StoreError):
     """An outbox row is not in a status the requested change starts from."""

@@ -4,7 +4,7 @@ version its own way: SQLite in ``PRAGMA user_version``, PostgreSQL in a
 
 from __future__ import annotations
 
-from publisher.core.errors import StoreError
+from publisher.core.errors import StateNotCreatedYet, StoreError
 
 
 def refuse_newer(version: int, target: int) -> None:
@@ -16,8 +16,14 @@ def refuse_newer(version: int, target: int) -> None:
         )
 
 
-def check_current(where: str, version: int, current: int) -> None:
-    """A state opened read-only (never migrated) must be at this program's version."""
+def check_current(where: str, version: int, current: int, empty: bool = False) -> None:
+    """A state opened read-only (never migrated) must be at this program's
+    version; ``empty``: it holds no table at all (a service is creating it)."""
+    if version == 0 and empty:
+        raise StateNotCreatedYet(
+            f"{where}: the state holds nothing yet (a service is creating it); "
+            "try again in a moment"
+        )
     if version != current:
         older = version < current
         raise StoreError(

@@ -176,7 +176,8 @@ class Database:
             conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
             conn.execute("PRAGMA foreign_keys = ON")
             if read_only:
-                check_current(name, user_version(conn), SCHEMA_VERSION)
+                empty = conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None
+                check_current(name, user_version(conn), SCHEMA_VERSION, empty)
             else:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")

@@ -190,7 +190,9 @@ def migrate(
     db: sqlite3.Connection,
     migrations: Sequence[Callable[[sqlite3.Connection], None]] = MIGRATIONS,
 ) -> int:
-    """Bring the schema up to ``len(migrations)``, one transaction a step.
+    """Bring the schema up to ``len(migrations)``, one transaction a step; a
+    new file (version 0) in one transaction for all of them, so a reader
+    (``status``) finds it empty or whole, never half set up.
 
     ``db`` must be in autocommit mode (``isolation_level=None``). Returns the
     version reached; raises StoreError if the file is newer than this program.
@@ -203,8 +205,10 @@ def migrate(
         try:
             current = user_version(db)  # another process may have migrated meanwhile
             if current == version:
-                migrations[version](db)
-                db.execute(f"PRAGMA user_version = {version + 1:d}")
+                last = target if version == 0 else version + 1
+                for step in migrations[version:last]:
+                    step(db)
+                db.execute(f"PRAGMA user_version = {last:d}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
