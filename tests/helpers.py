@@ -350,7 +350,8 @@ def counting_feed_server(tls: tuple[Path, Path] | None = None) -> Iterator[int]:
         context.load_cert_chain(*tls)
         server.socket = context.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # a short poll: shutdown() waits for it (0.5 s by default, in every test)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         yield int(server.server_address[1])
     finally:

@@ -64,7 +64,8 @@ def site() -> Iterator[str]:
     _Handler.routes, _Handler.connections, _Handler.seen = {}, [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # a short poll: shutdown() waits for it (0.5 s by default, in every test)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
