@@ -257,6 +257,28 @@ def test_a_server_hanging_up_is_one_line(hanging_up: str, path: str) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.fixture
+def cut_short() -> Iterator[str]:
+    """Says 1,000 bytes, sends 10, hangs up."""
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n<rss>....")
+
+    yield from _raw_server(answer)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_body_cut_short_is_not_taken_for_the_whole(cut_short: str, path: str) -> None:
+    with (
+        make(path, allow_private=True) as fetcher,
+        pytest.raises(FetchError, match="closed the connection or sent a broken answer") as info,
+    ):
+        fetcher.fetch_feed(cut_short)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_connection_refused_is_one_line(path: str) -> None:
     with socket.socket() as sock:

@@ -713,6 +713,8 @@ class Fetcher:
                     raise fail(too_big)
                 chunks.append(chunk)
             chunk = decoder.flush()
+            if time.monotonic() > deadline:  # the watchdog ended it: it is not whole
+                raise self._too_slow(url, fail)
         except _TooBig:
             raise fail(too_big) from None
         except zlib.error as exc:
@@ -1186,6 +1188,8 @@ def _body_chunks(response: http.client.HTTPResponse) -> Iterator[bytes]:
         try:
             chunk = response.read1(65536)
             if not chunk:
+                if response.length:  # the connection ended before Content-Length did
+                    raise http.client.IncompleteRead(b"", response.length)
                 # read1 leaves a body read to its length open; read closes it
                 # (and so frees the connection for the next request)
                 response.read()
